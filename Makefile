@@ -1,0 +1,29 @@
+# Makefile for the payout extension (PGXS)
+
+EXTENSION = payout
+MODULE_big = payout
+OBJS = \
+	src/payout.o \
+	src/status.o \
+	src/transition.o \
+	src/transition_cache.o
+PGFILEDESC = "payout - payout status workflow enforced in the database"
+
+DATA = payout--1.0.sql $(wildcard payout--*--*.sql)
+
+# security runs first and creates the extension itself, as do the others:
+# no --load-extension here.
+REGRESS = security types classify transition graph trigger_misuse dml
+REGRESS_OPTS = --inputdir=. --outputdir=.
+
+ISOLATION = graph_invalidation
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso --load-extension=payout
+
+TAP_TESTS = 1
+PROVE_TESTS = $(wildcard test/t/*.pl)
+
+EXTRA_CLEAN = output_iso tmp_check
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

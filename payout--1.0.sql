@@ -1,0 +1,412 @@
+/* payout--1.0.sql: payout status workflow, version 1.0 */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION payout" to load this file. \quit
+
+-- The schema is a member of the extension: an existing schema of that name
+-- makes CREATE EXTENSION fail instead of being silently reused.
+CREATE SCHEMA payout;
+COMMENT ON SCHEMA payout IS 'payout status workflow: types, classification, transition graph and trigger';
+GRANT USAGE ON SCHEMA payout TO PUBLIC;
+
+------------------------------------------------------------------------------
+-- Types.  The C code knows these labels by position; never reorder them.
+------------------------------------------------------------------------------
+
+CREATE TYPE payout.status AS ENUM (
+	'CREATE_FAILED',
+	'CREATED',
+	'READY',
+	'TERMINATED',
+	'EXPIRED',
+	'INVOKING',
+	'INVOKE_FAILED',
+	'PROCESSING',
+	'PENDING',
+	'PROCESSED',
+	'PARTIALLY_PROCESSED',
+	'PROCESS_FAILED',
+	'CANCELLING',
+	'CANCELLED',
+	'CANCEL_FAILED',
+	'REVOKING',
+	'REVOKED',
+	'REVOKE_FAILED'
+);
+COMMENT ON TYPE payout.status IS 'stage of a payout; see payout.is_final(payout.status) and payout.description(payout.status)';
+
+CREATE TYPE payout.resolution AS ENUM (
+	'OK',
+	'CONNECTION_ERROR',
+	'PROVIDER_INTERNAL_ERROR',
+	'CONNECTION_TIMEOUT_ERROR',
+	'GENERAL_ERROR',
+	'UNKNOWN',
+	'INVALID_DETAILS',
+	'INVALID_REQUEST',
+	'REQUEST_ERROR',
+	'INVALID_AMOUNT',
+	'INVALID_METHOD',
+	'INVALID_CREDENTIALS',
+	'FORBIDDEN_IP',
+	'SIGNATURE_ERROR',
+	'DUPLICATED_ID',
+	'INSUFFICIENT_FUNDS',
+	'ANTIFRAUD_ERROR',
+	'DECLINED_ERROR',
+	'RECIPIENT_NOT_FOUND',
+	'INVALID_RECIPIENT',
+	'LIMIT_VIOLATION',
+	'INTERNAL_ERROR',
+	'ACCESS_ERROR',
+	'ACCESS_DENIED',
+	'GENERAL_FATAL_ERROR',
+	'OPERATION_EXPIRED',
+	'PROCESSING_ERROR'
+);
+COMMENT ON TYPE payout.resolution IS 'outcome of a call to the payment provider; see payout.resolution_group(payout.resolution)';
+
+CREATE TYPE payout.resolution_group AS ENUM (
+	'OK',
+	'ERROR',
+	'FATAL_ERROR'
+);
+COMMENT ON TYPE payout.resolution_group IS 'OK: success; ERROR: not final, needs moderation; FATAL_ERROR: final';
+
+------------------------------------------------------------------------------
+-- Classification.  These read labels from pg_enum, so strictly they are
+-- STABLE; they are declared IMMUTABLE because the extension's labels never
+-- change meaning, which lets them appear in index expressions and
+-- partial-index predicates.
+------------------------------------------------------------------------------
+
+CREATE FUNCTION payout.is_final(payout.status)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'payout_is_final_status'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION payout.is_final(payout.status) IS 'true if a payout in this status can never change status again';
+
+CREATE FUNCTION payout.is_final(payout.resolution)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'payout_is_final_resolution'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION payout.is_final(payout.resolution) IS 'true for the FATAL_ERROR group: the payout ends';
+
+CREATE FUNCTION payout.resolution_group(payout.resolution)
+RETURNS payout.resolution_group
+AS 'MODULE_PATHNAME', 'payout_resolution_group'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION payout.resolution_group(payout.resolution) IS 'OK, ERROR or FATAL_ERROR';
+
+CREATE FUNCTION payout.requires_moderation(payout.resolution)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'payout_requires_moderation'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION payout.requires_moderation(payout.resolution) IS 'true for the ERROR group: a moderator must decide, the processor must not process';
+
+CREATE FUNCTION payout.description(payout.status)
+RETURNS text
+AS 'MODULE_PATHNAME', 'payout_description_status'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION payout.description(payout.status) IS 'what the status means';
+
+CREATE FUNCTION payout.description(payout.resolution)
+RETURNS text
+AS 'MODULE_PATHNAME', 'payout_description_resolution'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION payout.description(payout.resolution) IS 'what the resolution means';
+
+------------------------------------------------------------------------------
+-- The transition graph.
+--
+-- payout.transition is the live graph that the trigger enforces.  The
+-- shipped graph is kept apart in payout.default_transition, so that a dump
+-- holds only what the DBA changed: the rows of payout.transition that are
+-- not defaults, and, in payout.transition_removed, the defaults the DBA
+-- deleted (kept up to date by triggers).  CREATE EXTENSION on restore seeds
+-- the defaults again; restoring payout.transition_removed then deletes the
+-- removed ones.  Both directions of a customized graph survive.
+------------------------------------------------------------------------------
+
+CREATE TABLE payout.default_transition (
+	from_status payout.status,
+	to_status payout.status NOT NULL,
+	CONSTRAINT default_transition_key UNIQUE NULLS NOT DISTINCT (from_status, to_status)
+);
+COMMENT ON TABLE payout.default_transition IS 'the transition graph as shipped; read-only';
+
+INSERT INTO payout.default_transition (from_status, to_status) VALUES
+	(NULL, 'CREATED'),
+	(NULL, 'CREATE_FAILED'),
+	('CREATED', 'READY'),
+	('CREATED', 'TERMINATED'),
+	('CREATED', 'EXPIRED'),
+	('READY', 'INVOKING'),
+	('READY', 'TERMINATED'),
+	('READY', 'EXPIRED'),
+	('INVOKING', 'PROCESSING'),
+	('INVOKING', 'PENDING'),
+	('INVOKING', 'INVOKE_FAILED'),
+	('PROCESSING', 'PENDING'),
+	('PROCESSING', 'PROCESSED'),
+	('PROCESSING', 'PARTIALLY_PROCESSED'),
+	('PROCESSING', 'PROCESS_FAILED'),
+	('PROCESSING', 'CANCELLING'),
+	('PENDING', 'PROCESSING'),
+	('PENDING', 'PROCESSED'),
+	('PENDING', 'PARTIALLY_PROCESSED'),
+	('PENDING', 'PROCESS_FAILED'),
+	('PENDING', 'CANCELLING'),
+	('PENDING', 'EXPIRED'),
+	('PROCESSED', 'REVOKING'),
+	('PARTIALLY_PROCESSED', 'REVOKING'),
+	('CANCELLING', 'CANCELLED'),
+	('CANCELLING', 'CANCEL_FAILED'),
+	('REVOKING', 'REVOKED'),
+	('REVOKING', 'REVOKE_FAILED');
+
+CREATE TABLE payout.transition (
+	from_status payout.status,
+	to_status payout.status NOT NULL,
+	CONSTRAINT transition_key UNIQUE NULLS NOT DISTINCT (from_status, to_status),
+	CONSTRAINT transition_no_self_edge
+		CHECK (from_status IS DISTINCT FROM to_status),
+	CONSTRAINT transition_not_from_final
+		CHECK (from_status IS NULL OR NOT payout.is_final(from_status))
+);
+COMMENT ON TABLE payout.transition IS 'allowed status changes: one row per edge; from_status NULL lists the statuses a new payout may start in';
+
+INSERT INTO payout.transition (from_status, to_status)
+SELECT from_status, to_status FROM payout.default_transition;
+
+CREATE TABLE payout.transition_removed (
+	from_status payout.status,
+	to_status payout.status NOT NULL,
+	CONSTRAINT transition_removed_key UNIQUE NULLS NOT DISTINCT (from_status, to_status)
+);
+COMMENT ON TABLE payout.transition_removed IS 'default edges deleted from payout.transition; maintained by triggers, kept in dumps';
+
+-- What pg_dump keeps: the added edges and the removed defaults.
+SELECT pg_catalog.pg_extension_config_dump('payout.transition',
+	'WHERE NOT EXISTS (SELECT FROM payout.default_transition d'
+	' WHERE d.from_status IS NOT DISTINCT FROM transition.from_status'
+	' AND d.to_status OPERATOR(pg_catalog.=) transition.to_status)');
+SELECT pg_catalog.pg_extension_config_dump('payout.transition_removed', '');
+
+GRANT SELECT ON payout.default_transition, payout.transition,
+	payout.transition_removed TO PUBLIC;
+
+-- Keeps payout.transition_removed in step with edits of payout.transition.
+-- SECURITY DEFINER so that a role the DBA lets edit the graph need not be
+-- granted the bookkeeping table too.
+CREATE FUNCTION payout.track_removed_defaults()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF TG_OP = 'TRUNCATE' THEN
+		INSERT INTO payout.transition_removed (from_status, to_status)
+		SELECT d.from_status, d.to_status FROM payout.default_transition d
+		ON CONFLICT DO NOTHING;
+		RETURN NULL;
+	END IF;
+
+	IF TG_OP IN ('UPDATE', 'DELETE') AND EXISTS (
+		SELECT FROM payout.default_transition d
+		WHERE d.from_status IS NOT DISTINCT FROM OLD.from_status
+		  AND d.to_status OPERATOR(pg_catalog.=) OLD.to_status)
+	THEN
+		INSERT INTO payout.transition_removed (from_status, to_status)
+		VALUES (OLD.from_status, OLD.to_status)
+		ON CONFLICT DO NOTHING;
+	END IF;
+
+	IF TG_OP IN ('INSERT', 'UPDATE') THEN
+		DELETE FROM payout.transition_removed r
+		WHERE r.from_status IS NOT DISTINCT FROM NEW.from_status
+		  AND r.to_status OPERATOR(pg_catalog.=) NEW.to_status;
+	END IF;
+
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION payout.track_removed_defaults() IS 'trigger: records which default edges were removed from payout.transition';
+
+CREATE TRIGGER track_removed_defaults
+	AFTER INSERT OR UPDATE OR DELETE ON payout.transition
+	FOR EACH ROW EXECUTE FUNCTION payout.track_removed_defaults();
+CREATE TRIGGER track_removed_defaults_truncate
+	AFTER TRUNCATE ON payout.transition
+	FOR EACH STATEMENT EXECUTE FUNCTION payout.track_removed_defaults();
+
+-- Restoring a dump loads payout.transition_removed after CREATE EXTENSION
+-- has seeded the defaults: take the removed ones out again.
+CREATE FUNCTION payout.apply_removed_default()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM payout.transition t
+	WHERE t.from_status IS NOT DISTINCT FROM NEW.from_status
+	  AND t.to_status OPERATOR(pg_catalog.=) NEW.to_status;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION payout.apply_removed_default() IS 'trigger: deletes from payout.transition an edge recorded as removed (used when a dump is restored)';
+
+CREATE TRIGGER apply_removed_default
+	AFTER INSERT ON payout.transition_removed
+	FOR EACH ROW EXECUTE FUNCTION payout.apply_removed_default();
+
+-- Every backend keeps a copy of the graph; this tells them to drop it.
+CREATE FUNCTION payout.transition_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'payout_transition_changed'
+LANGUAGE C;
+COMMENT ON FUNCTION payout.transition_changed() IS 'trigger: invalidates every backend''s cached copy of payout.transition';
+
+CREATE TRIGGER transition_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON payout.transition
+	FOR EACH STATEMENT EXECUTE FUNCTION payout.transition_changed();
+
+------------------------------------------------------------------------------
+-- Graph queries, answered from the per-backend cache.  STABLE: they read
+-- payout.transition.
+------------------------------------------------------------------------------
+
+CREATE FUNCTION payout.can_transition("from" payout.status, "to" payout.status)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'payout_can_transition'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payout.can_transition(payout.status, payout.status) IS 'true if the graph allows the change; "from" NULL asks about a new payout';
+
+CREATE FUNCTION payout.next_statuses(payout.status)
+RETURNS payout.status[]
+AS 'MODULE_PATHNAME', 'payout_next_statuses'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payout.next_statuses(payout.status) IS 'statuses reachable in one step, in enum order; for NULL, the statuses a new payout may start in';
+
+------------------------------------------------------------------------------
+-- The trigger and the helpers that attach it.
+------------------------------------------------------------------------------
+
+CREATE FUNCTION payout.enforce_transition()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'payout_enforce_transition'
+LANGUAGE C;
+COMMENT ON FUNCTION payout.enforce_transition() IS 'BEFORE INSERT OR UPDATE FOR EACH ROW trigger: rejects status changes that payout.transition does not allow; arguments: status column, resolution column';
+
+-- attach and detach run with the caller's rights: CREATE TRIGGER and DROP
+-- TRIGGER check that the caller may change the table, so they stay
+-- executable by PUBLIC (a table owner attaches to their own table only).
+CREATE FUNCTION payout.attach(tbl regclass,
+							  status_column name DEFAULT 'status',
+							  resolution_column name DEFAULT 'resolution')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	relkind "char";
+	coltype oid;
+	args text;
+BEGIN
+	IF tbl IS NULL OR status_column IS NULL THEN
+		RAISE EXCEPTION 'table and status column must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+
+	SELECT c.relkind INTO relkind FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+	IF relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION '"%" is not a table', tbl
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = 'The payout trigger can only be attached to tables and partitioned tables.';
+	END IF;
+
+	IF EXISTS (SELECT FROM pg_trigger t
+			   WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+				 AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce'
+				 AND t.tgparentid OPERATOR(pg_catalog.=) 0) THEN
+		RAISE EXCEPTION 'table "%" already has the payout trigger', tbl
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Call payout.detach() first to change its columns.';
+	END IF;
+
+	-- The same checks the trigger makes at its first row, made now so that
+	-- a mistake shows at attach time.
+	SELECT a.atttypid INTO coltype FROM pg_attribute a
+	WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+	  AND a.attname OPERATOR(pg_catalog.=) status_column
+	  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'column "%" of relation "%" does not exist', status_column, tbl
+			USING ERRCODE = 'undefined_column';
+	END IF;
+	IF coltype IS DISTINCT FROM 'payout.status'::regtype
+	   AND (SELECT t.typbasetype FROM pg_type t WHERE t.oid OPERATOR(pg_catalog.=) coltype)
+		   IS DISTINCT FROM 'payout.status'::regtype THEN
+		RAISE EXCEPTION 'column "%" of relation "%" must be of type payout.status', status_column, tbl
+			USING ERRCODE = 'datatype_mismatch',
+				  DETAIL = format('It is of type %s.', coltype::regtype);
+	END IF;
+	args := format('%L', status_column);
+
+	IF resolution_column IS NOT NULL THEN
+		SELECT a.atttypid INTO coltype FROM pg_attribute a
+		WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+		  AND a.attname OPERATOR(pg_catalog.=) resolution_column
+		  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+		IF NOT FOUND THEN
+			-- The default name is optional: such a table has no resolution.
+			IF resolution_column OPERATOR(pg_catalog.<>) 'resolution' THEN
+				RAISE EXCEPTION 'column "%" of relation "%" does not exist', resolution_column, tbl
+					USING ERRCODE = 'undefined_column';
+			END IF;
+		ELSE
+			IF coltype IS DISTINCT FROM 'payout.resolution'::regtype
+			   AND (SELECT t.typbasetype FROM pg_type t WHERE t.oid OPERATOR(pg_catalog.=) coltype)
+				   IS DISTINCT FROM 'payout.resolution'::regtype THEN
+				RAISE EXCEPTION 'column "%" of relation "%" must be of type payout.resolution', resolution_column, tbl
+					USING ERRCODE = 'datatype_mismatch',
+						  DETAIL = format('It is of type %s.', coltype::regtype);
+			END IF;
+			args := args || format(', %L', resolution_column);
+		END IF;
+	END IF;
+
+	-- The name sorts after most trigger names, so that the trigger fires
+	-- after the table's other BEFORE triggers and checks the row that will
+	-- really be stored.
+	EXECUTE format('CREATE TRIGGER zz_payout_enforce'
+				   ' BEFORE INSERT OR UPDATE ON %s'
+				   ' FOR EACH ROW EXECUTE FUNCTION payout.enforce_transition(%s)',
+				   tbl, args);
+END
+$$;
+COMMENT ON FUNCTION payout.attach(regclass, name, name) IS 'creates trigger zz_payout_enforce on the table';
+
+CREATE FUNCTION payout.detach(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF tbl IS NULL THEN
+		RAISE EXCEPTION 'table must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF NOT EXISTS (SELECT FROM pg_trigger t
+				   WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+					 AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce'
+					 AND t.tgparentid OPERATOR(pg_catalog.=) 0) THEN
+		RAISE EXCEPTION 'table "%" has no payout trigger', tbl
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	EXECUTE format('DROP TRIGGER zz_payout_enforce ON %s', tbl);
+END
+$$;
+COMMENT ON FUNCTION payout.detach(regclass) IS 'drops the trigger that payout.attach created';

@@ -1,0 +1,19 @@
+/*-------------------------------------------------------------------------
+ *
+ * payout.h
+ *	  Module entry point of the payout extension.
+ *
+ * src/payout.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PAYOUT_H
+#define PAYOUT_H
+
+/* Name of the schema that CREATE EXTENSION payout creates. */
+#define PAYOUT_SCHEMA "payout"
+
+/* PostgreSQL 15's fmgr.h does not declare it. */
+extern void _PG_init(void);
+
+#endif							/* PAYOUT_H */

@@ -1,0 +1,393 @@
+/*-------------------------------------------------------------------------
+ *
+ * status.c
+ *	  Label tables of the payout enum types and the functions that
+ *	  classify their values.
+ *
+ * The tables below are the source of truth for what each status and
+ * resolution means: whether it is final, which group a resolution belongs
+ * to, and its description.  They follow the order of the labels in the
+ * CREATE TYPE statements of the install script, which the build of the enum
+ * map checks label by label.
+ *
+ * Enum values reach C as OIDs of pg_enum rows, and those OIDs differ from
+ * one database to the next (and change across dump and restore).  So
+ * nothing here keeps an OID that it did not look up: each backend maps the
+ * labels it knows to this database's OIDs once, through the syscache, and
+ * drops the map whenever pg_enum changes.
+ *
+ * The classification functions are declared IMMUTABLE.  Strictly, they
+ * read pg_enum, so they could be STABLE; we declare them IMMUTABLE because
+ * the extension's labels never change meaning, and that lets DBAs use them
+ * in index expressions and partial-index predicates.
+ *
+ * src/status.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_enum.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "payout.h"
+#include "status.h"
+
+typedef struct StatusInfo
+{
+	const char *label;
+	bool		final;
+	const char *description;
+} StatusInfo;
+
+typedef struct ResolutionInfo
+{
+	const char *label;
+	PayoutResolutionGroup group;
+	const char *description;
+} ResolutionInfo;
+
+static const StatusInfo statuses[PAYOUT_NUM_STATUSES] = {
+	{"CREATE_FAILED", true, "Payout was not created (used in the payout request section)."},
+	{"CREATED", false, "Payout was successfully created."},
+	{"READY", false, "Payout is ready to be processed: it waits for a processing command (autoprocess is TRUE) or for manual processing (autoprocess is FALSE)."},
+	{"TERMINATED", true, "User refused to enter additional information and finished the payout."},
+	{"EXPIRED", true, "Payout operation has expired."},
+	{"INVOKING", false, "Payout is being registered by the payment provider."},
+	{"INVOKE_FAILED", true, "Failed to register the payout on the payment provider's side."},
+	{"PROCESSING", false, "Payout is being processed by the payment provider."},
+	{"PENDING", false, "Payout was created by the payment provider and is waiting for a resolution."},
+	{"PROCESSED", false, "Payout was successfully processed."},
+	{"PARTIALLY_PROCESSED", false, "Payout was successfully processed for part of the amount."},
+	{"PROCESS_FAILED", true, "Payment provider could not process the transaction."},
+	{"CANCELLING", false, "Payout is being cancelled."},
+	{"CANCELLED", true, "Payout was cancelled."},
+	{"CANCEL_FAILED", true, "Payout cancellation failed."},
+	{"REVOKING", false, "Payout is being revoked."},
+	{"REVOKED", true, "Payout was revoked."},
+	{"REVOKE_FAILED", true, "Payout revocation failed."},
+};
+
+static const ResolutionInfo resolutions[PAYOUT_NUM_RESOLUTIONS] = {
+	{"OK", PAYOUT_GROUP_OK, "Request completed successfully."},
+	{"CONNECTION_ERROR", PAYOUT_GROUP_ERROR, "Transport-level error (no HTTP 200), for example an invalid SSL certificate or an HTTP 5xx, 4xx or 3xx answer."},
+	{"PROVIDER_INTERNAL_ERROR", PAYOUT_GROUP_ERROR, "Error on the payment provider's side, for example 500 Internal Server Error."},
+	{"CONNECTION_TIMEOUT_ERROR", PAYOUT_GROUP_ERROR, "Request time limit exceeded."},
+	{"GENERAL_ERROR", PAYOUT_GROUP_ERROR, "General non-critical error."},
+	{"UNKNOWN", PAYOUT_GROUP_ERROR, "Any other resolution missing in the mapping."},
+	{"INVALID_DETAILS", PAYOUT_GROUP_FATAL_ERROR, "Invalid payout details."},
+	{"INVALID_REQUEST", PAYOUT_GROUP_FATAL_ERROR, "The protocol may have changed or the integration is outdated."},
+	{"REQUEST_ERROR", PAYOUT_GROUP_FATAL_ERROR, "The payment provider failed to process the request: invalid data was passed."},
+	{"INVALID_AMOUNT", PAYOUT_GROUP_FATAL_ERROR, "Invalid payout amount: amount format or route limits violation."},
+	{"INVALID_METHOD", PAYOUT_GROUP_FATAL_ERROR, "Invalid payout method."},
+	{"INVALID_CREDENTIALS", PAYOUT_GROUP_FATAL_ERROR, "Invalid authentication data."},
+	{"FORBIDDEN_IP", PAYOUT_GROUP_FATAL_ERROR, "Forbidden IP: the gateway's IP addresses may be missing from the provider's whitelist."},
+	{"SIGNATURE_ERROR", PAYOUT_GROUP_FATAL_ERROR, "Signature verification error: the key may have changed or be outdated."},
+	{"DUPLICATED_ID", PAYOUT_GROUP_FATAL_ERROR, "Operation ID already exists."},
+	{"INSUFFICIENT_FUNDS", PAYOUT_GROUP_FATAL_ERROR, "Insufficient funds for the payout."},
+	{"ANTIFRAUD_ERROR", PAYOUT_GROUP_FATAL_ERROR, "Payout did not pass the fraud check."},
+	{"DECLINED_ERROR", PAYOUT_GROUP_FATAL_ERROR, "Operation rejected by the provider for an unknown reason."},
+	{"RECIPIENT_NOT_FOUND", PAYOUT_GROUP_FATAL_ERROR, "Payout recipient not found."},
+	{"INVALID_RECIPIENT", PAYOUT_GROUP_FATAL_ERROR, "Payout recipient is invalid or inaccessible."},
+	{"LIMIT_VIOLATION", PAYOUT_GROUP_FATAL_ERROR, "Payout limits violation."},
+	{"INTERNAL_ERROR", PAYOUT_GROUP_FATAL_ERROR, "System error: internal error of the payment gateway."},
+	{"ACCESS_ERROR", PAYOUT_GROUP_FATAL_ERROR, "Not enough permissions to perform the operation: check the configuration at the payment provider."},
+	{"ACCESS_DENIED", PAYOUT_GROUP_FATAL_ERROR, "User is not authorized to perform these actions."},
+	{"GENERAL_FATAL_ERROR", PAYOUT_GROUP_FATAL_ERROR, "Critical error: further processing of the operation is meaningless."},
+	{"OPERATION_EXPIRED", PAYOUT_GROUP_FATAL_ERROR, "Operation has expired."},
+	{"PROCESSING_ERROR", PAYOUT_GROUP_FATAL_ERROR, "Processing error."},
+};
+
+static const char *const group_labels[] = {"OK", "ERROR", "FATAL_ERROR"};
+
+#define PAYOUT_NUM_GROUPS lengthof(group_labels)
+#define PAYOUT_MAX_LABELS PAYOUT_NUM_RESOLUTIONS
+
+/*
+ * One enum type's map from label index to this database's pg_enum OID.
+ */
+typedef struct PayoutEnumMap
+{
+	const char *typname;		/* type name in schema payout */
+	int			nlabels;
+	bool		valid;
+	Oid			typid;
+	Oid			oids[PAYOUT_MAX_LABELS];
+} PayoutEnumMap;
+
+static PayoutEnumMap enum_maps[] = {
+	[PAYOUT_ENUM_STATUS] = {"status", PAYOUT_NUM_STATUSES},
+	[PAYOUT_ENUM_RESOLUTION] = {"resolution", PAYOUT_NUM_RESOLUTIONS},
+	[PAYOUT_ENUM_RESOLUTION_GROUP] = {"resolution_group", PAYOUT_NUM_GROUPS},
+};
+
+/* Bumped by every pg_enum invalidation; see LoadEnumMap. */
+static uint64 enum_invalidations = 0;
+
+static const char *EnumLabel(PayoutEnumKind kind, int index);
+static void LoadEnumMap(PayoutEnumKind kind);
+static void EnumInvalidationCallback(Datum arg, int cacheid, uint32 hashvalue);
+
+/*
+ * EnumLabel
+ *		The label at position index of an enum type, from the tables above.
+ */
+static const char *
+EnumLabel(PayoutEnumKind kind, int index)
+{
+	switch (kind)
+	{
+		case PAYOUT_ENUM_STATUS:
+			return statuses[index].label;
+		case PAYOUT_ENUM_RESOLUTION:
+			return resolutions[index].label;
+		case PAYOUT_ENUM_RESOLUTION_GROUP:
+			return group_labels[index];
+	}
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * EnumInvalidationCallback
+ *		Forget every enum map when pg_enum changes.
+ *
+ * It may run inside any catalog access, including while a map is being
+ * built, so it only sets flags: no catalog access, no allocation, no error.
+ * pg_enum changes only when an enum type is created, altered or dropped,
+ * which is rare, so forgetting all three maps costs nothing worth saving.
+ */
+static void
+EnumInvalidationCallback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	int			i;
+
+	enum_invalidations++;
+	for (i = 0; i < lengthof(enum_maps); i++)
+		enum_maps[i].valid = false;
+}
+
+/*
+ * PayoutRegisterEnumCallbacks
+ *		Called once per backend from _PG_init.
+ */
+void
+PayoutRegisterEnumCallbacks(void)
+{
+	CacheRegisterSyscacheCallback(ENUMOID, EnumInvalidationCallback, (Datum) 0);
+}
+
+/*
+ * LoadEnumMap
+ *		Look up this database's OID of every label of one enum type.
+ *
+ * The type is found by its name in schema payout, never through the
+ * search_path.  Lookups go through the syscache, which may process
+ * invalidation messages; if one for pg_enum arrives while we build, the
+ * callback bumps enum_invalidations and the map we store is marked stale,
+ * so the next caller builds it again (the "born stale" case of inval.c).
+ * An error half-way leaves the old map invalid, never half-filled.
+ */
+static void
+LoadEnumMap(PayoutEnumKind kind)
+{
+	PayoutEnumMap *map = &enum_maps[kind];
+	uint64		generation = enum_invalidations;
+	Oid			oids[PAYOUT_MAX_LABELS];
+	Oid			nspid;
+	Oid			typid;
+	int			i;
+
+	nspid = get_namespace_oid(PAYOUT_SCHEMA, false);
+	typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+							CStringGetDatum(map->typname),
+							ObjectIdGetDatum(nspid));
+	if (!OidIsValid(typid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("type \"%s.%s\" does not exist",
+						PAYOUT_SCHEMA, map->typname),
+				 errhint("Reinstall the extension with DROP EXTENSION payout and CREATE EXTENSION payout.")));
+
+	for (i = 0; i < map->nlabels; i++)
+	{
+		const char *label = EnumLabel(kind, i);
+
+		oids[i] = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid,
+								  ObjectIdGetDatum(typid),
+								  CStringGetDatum(label));
+		if (!OidIsValid(oids[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("type \"%s.%s\" has no label \"%s\"",
+							PAYOUT_SCHEMA, map->typname, label),
+					 errdetail("The labels of the extension's enum types must not be renamed or removed."),
+					 errhint("Reinstall the extension with DROP EXTENSION payout and CREATE EXTENSION payout.")));
+	}
+
+	memcpy(map->oids, oids, sizeof(Oid) * map->nlabels);
+	map->typid = typid;
+	map->valid = (generation == enum_invalidations);
+}
+
+/*
+ * PayoutEnumTypeOid
+ *		This database's OID of one of the extension's enum types.
+ */
+Oid
+PayoutEnumTypeOid(PayoutEnumKind kind)
+{
+	if (!enum_maps[kind].valid)
+		LoadEnumMap(kind);
+	return enum_maps[kind].typid;
+}
+
+/*
+ * PayoutEnumIndex
+ *		Position of an enum value (a pg_enum OID) among the labels C knows.
+ *
+ * This is on the trigger's per-row path, so it must not allocate: a scan of
+ * at most 27 OIDs in a static array.  A value whose label C does not know
+ * (a label a DBA added with ALTER TYPE ... ADD VALUE) is an error: the
+ * extension cannot tell whether it is final, so it must not guess.
+ */
+int
+PayoutEnumIndex(PayoutEnumKind kind, Oid value)
+{
+	PayoutEnumMap *map = &enum_maps[kind];
+	int			i;
+
+	if (!map->valid)
+		LoadEnumMap(kind);
+
+	for (i = 0; i < map->nlabels; i++)
+	{
+		if (map->oids[i] == value)
+			return i;
+	}
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unsupported label \"%s\" of type \"%s.%s\"",
+					DatumGetCString(DirectFunctionCall1(enum_out,
+														ObjectIdGetDatum(value))),
+					PAYOUT_SCHEMA, map->typname),
+			 errdetail("The extension only knows the labels it created."),
+			 errhint("Remove labels added with ALTER TYPE ... ADD VALUE.")));
+	return -1;					/* keep compiler quiet */
+}
+
+/*
+ * PayoutEnumOid
+ *		This database's OID of the label at a position.
+ */
+Oid
+PayoutEnumOid(PayoutEnumKind kind, int index)
+{
+	PayoutEnumMap *map = &enum_maps[kind];
+
+	Assert(index >= 0 && index < map->nlabels);
+	if (!map->valid)
+		LoadEnumMap(kind);
+	return map->oids[index];
+}
+
+const char *
+PayoutStatusLabel(int status)
+{
+	Assert(status >= 0 && status < PAYOUT_NUM_STATUSES);
+	return statuses[status].label;
+}
+
+bool
+PayoutStatusIsFinal(int status)
+{
+	Assert(status >= 0 && status < PAYOUT_NUM_STATUSES);
+	return statuses[status].final;
+}
+
+/*
+ * payout.is_final(payout.status): true for the statuses the payout cannot
+ * leave.
+ */
+PG_FUNCTION_INFO_V1(payout_is_final_status);
+Datum
+payout_is_final_status(PG_FUNCTION_ARGS)
+{
+	int			status = PayoutEnumIndex(PAYOUT_ENUM_STATUS, PG_GETARG_OID(0));
+
+	PG_RETURN_BOOL(statuses[status].final);
+}
+
+/*
+ * payout.is_final(payout.resolution): true for the FATAL_ERROR group, whose
+ * resolutions end the payout.
+ */
+PG_FUNCTION_INFO_V1(payout_is_final_resolution);
+Datum
+payout_is_final_resolution(PG_FUNCTION_ARGS)
+{
+	int			resolution = PayoutEnumIndex(PAYOUT_ENUM_RESOLUTION,
+											 PG_GETARG_OID(0));
+
+	PG_RETURN_BOOL(resolutions[resolution].group == PAYOUT_GROUP_FATAL_ERROR);
+}
+
+/*
+ * payout.resolution_group(payout.resolution)
+ */
+PG_FUNCTION_INFO_V1(payout_resolution_group);
+Datum
+payout_resolution_group(PG_FUNCTION_ARGS)
+{
+	int			resolution = PayoutEnumIndex(PAYOUT_ENUM_RESOLUTION,
+											 PG_GETARG_OID(0));
+
+	PG_RETURN_OID(PayoutEnumOid(PAYOUT_ENUM_RESOLUTION_GROUP,
+								resolutions[resolution].group));
+}
+
+/*
+ * payout.requires_moderation(payout.resolution): true for the ERROR group.
+ * Such a resolution is not final: a moderator decides how the payout goes
+ * on, and until then the processor must not touch it.
+ */
+PG_FUNCTION_INFO_V1(payout_requires_moderation);
+Datum
+payout_requires_moderation(PG_FUNCTION_ARGS)
+{
+	int			resolution = PayoutEnumIndex(PAYOUT_ENUM_RESOLUTION,
+											 PG_GETARG_OID(0));
+
+	PG_RETURN_BOOL(resolutions[resolution].group == PAYOUT_GROUP_ERROR);
+}
+
+/*
+ * payout.description(payout.status)
+ */
+PG_FUNCTION_INFO_V1(payout_description_status);
+Datum
+payout_description_status(PG_FUNCTION_ARGS)
+{
+	int			status = PayoutEnumIndex(PAYOUT_ENUM_STATUS, PG_GETARG_OID(0));
+
+	PG_RETURN_TEXT_P(cstring_to_text(statuses[status].description));
+}
+
+/*
+ * payout.description(payout.resolution)
+ */
+PG_FUNCTION_INFO_V1(payout_description_resolution);
+Datum
+payout_description_resolution(PG_FUNCTION_ARGS)
+{
+	int			resolution = PayoutEnumIndex(PAYOUT_ENUM_RESOLUTION,
+											 PG_GETARG_OID(0));
+
+	PG_RETURN_TEXT_P(cstring_to_text(resolutions[resolution].description));
+}
