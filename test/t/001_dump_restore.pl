@@ -1,0 +1,277 @@
+# 001_dump_restore.pl: a customized transition graph survives pg_dump and
+# restore in both directions.
+#
+# The install script seeds payout.transition with the shipped defaults and
+# marks it for dumping with a filter that keeps only rows which are not
+# defaults; payout.transition_removed, kept up to date by triggers, records
+# the defaults a DBA deleted and is dumped whole.  On restore, CREATE
+# EXTENSION seeds the defaults again, the dumped rows add the DBA's edges,
+# and loading payout.transition_removed deletes the removed defaults.  A
+# dump that also held the defaults would fail with duplicate keys; a filter
+# that only skipped defaults would silently bring deleted edges back.
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $tempdir = PostgreSQL::Test::Utils::tempdir;
+
+# The graph as one line per edge, "-" standing for NULL (a new payout),
+# sorted in enum order.
+my $graph_query = q{
+	SELECT coalesce(from_status::text, '-') || ' ' || to_status::text
+	FROM payout.transition
+	ORDER BY from_status NULLS FIRST, to_status};
+my $removed_query = q{
+	SELECT coalesce(from_status::text, '-') || ' ' || to_status::text
+	FROM payout.transition_removed
+	ORDER BY from_status NULLS FIRST, to_status};
+my $default_query = q{
+	SELECT coalesce(from_status::text, '-') || ' ' || to_status::text
+	FROM payout.default_transition
+	ORDER BY from_status NULLS FIRST, to_status};
+my $rows_query = q{SELECT id, status FROM payouts ORDER BY id};
+
+# try_sql($node, $db, $sql): "ok" if the statement succeeds, else the
+# SQLSTATE it failed with.
+sub try_sql
+{
+	my ($node, $db, $sql) = @_;
+	my ($stdout, $stderr);
+	my $ret = $node->psql(
+		$db, "\\set VERBOSITY sqlstate\n$sql",
+		stdout => \$stdout,
+		stderr => \$stderr);
+	return 'ok' if $ret == 0;
+	return $1 if $stderr =~ /ERROR:\s+([0-9A-Z]{5})/;
+	return "failed: $stderr";
+}
+
+# restore_ok($node, $db, $cmd, $name): create $db on $node, run $cmd (an
+# array) against it, and check that it succeeded without printing anything
+# on stderr: duplicate keys or any other failed statement would show there.
+sub restore_ok
+{
+	my ($node, $db, $cmd, $name) = @_;
+	$node->safe_psql('postgres', qq{CREATE DATABASE "$db"});
+	$node->command_checks_all([ @$cmd, '-d', $node->connstr($db) ],
+		0, [], [qr/\A\z/], $name);
+	return;
+}
+
+# dumped_rows($script, $table): the data rows of $table's COPY block in a
+# plain-format dump, sorted.
+sub dumped_rows
+{
+	my ($script, $table) = @_;
+	my ($block) = $script =~ /^COPY \Q$table\E \([^)]*\) FROM stdin;\n(.*?)^\\\.$/ms;
+	return undef unless defined $block;
+	return join("\n", sort split /\n/, $block);
+}
+
+# check_restored($node, $db, $what): the restored database has the source's
+# graph, removals and rows, and its trigger follows that graph.
+my ($src_graph, $src_removed, $src_rows);
+
+sub check_restored
+{
+	my ($node, $db, $what) = @_;
+
+	is($node->safe_psql($db, $graph_query),
+		$src_graph, "$what: payout.transition equals the source's");
+	is($node->safe_psql($db, $removed_query),
+		$src_removed, "$what: payout.transition_removed equals the source's");
+	is($node->safe_psql($db, $rows_query),
+		$src_rows, "$what: the payouts rows equal the source's");
+	is( $node->safe_psql(
+			$db, q{SELECT count(*) FROM pg_trigger
+			WHERE tgrelid = 'payouts'::regclass AND tgname = 'zz_payout_enforce'}),
+		'1',
+		"$what: the trigger is attached to the restored table");
+
+	# Row 1 is CREATED, row 2 READY, row 3 PROCESSED (see the source).
+	is(try_sql($node, $db, q{UPDATE payouts SET status = 'TERMINATED' WHERE id = 1}),
+		'ok', "$what: a default edge (CREATED -> TERMINATED) is allowed");
+	is(try_sql($node, $db, q{UPDATE payouts SET status = 'PROCESSING' WHERE id = 2}),
+		'23514', "$what: an edge that never existed (READY -> PROCESSING) is rejected");
+	is(try_sql($node, $db, q{UPDATE payouts SET status = 'REVOKING' WHERE id = 3}),
+		'23514', "$what: a removed default edge (PROCESSED -> REVOKING) is rejected");
+	is(try_sql($node, $db, q{UPDATE payouts SET status = 'CANCELLING' WHERE id = 2}),
+		'ok', "$what: an added edge (READY -> CANCELLING) is allowed");
+	is(try_sql($node, $db, q{INSERT INTO payouts (id, status) VALUES (4, 'READY')}),
+		'ok', "$what: an added initial edge (new -> READY) is allowed");
+	is( try_sql(
+			$node, $db,
+			q{INSERT INTO payouts (id, status) VALUES (5, 'CREATE_FAILED')}),
+		'23514',
+		"$what: a removed initial edge (new -> CREATE_FAILED) is rejected");
+	is($node->safe_psql($db, $rows_query),
+		"1|TERMINATED\n2|CANCELLING\n3|PROCESSED\n4|READY",
+		"$what: only the allowed changes were stored");
+	return;
+}
+
+my $node = PostgreSQL::Test::Cluster->new('source');
+$node->init;
+$node->start;
+
+#
+# A graph customized in both directions.
+#
+$node->safe_psql('postgres', 'CREATE DATABASE src');
+$node->safe_psql(
+	'src', q{
+	CREATE EXTENSION payout;
+
+	-- added: an edge and an initial status
+	INSERT INTO payout.transition (from_status, to_status)
+	VALUES ('READY', 'CANCELLING'), (NULL, 'READY');
+	-- removed: a default edge and a default initial status
+	DELETE FROM payout.transition
+	WHERE from_status = 'PROCESSED' AND to_status = 'REVOKING';
+	DELETE FROM payout.transition
+	WHERE from_status IS NULL AND to_status = 'CREATE_FAILED';
+
+	CREATE TABLE payouts (
+		id integer PRIMARY KEY,
+		status payout.status NOT NULL,
+		resolution payout.resolution
+	);
+	SELECT payout.attach('payouts');
+	INSERT INTO payouts (id, status) VALUES (1, 'CREATED'), (2, 'READY'), (3, 'CREATED');
+	UPDATE payouts SET status = 'READY' WHERE id = 3;
+	UPDATE payouts SET status = 'INVOKING' WHERE id = 3;
+	UPDATE payouts SET status = 'PROCESSING' WHERE id = 3;
+	UPDATE payouts SET status = 'PROCESSED' WHERE id = 3;
+});
+
+$src_graph = $node->safe_psql('src', $graph_query);
+$src_removed = $node->safe_psql('src', $removed_query);
+$src_rows = $node->safe_psql('src', $rows_query);
+
+my $defaults = $node->safe_psql('src', $default_query);
+my @expected_graph = grep {
+	$_ ne 'PROCESSED REVOKING' && $_ ne '- CREATE_FAILED'
+} split /\n/, $defaults;
+push @expected_graph, 'READY CANCELLING', '- READY';
+is( join("\n", sort @expected_graph),
+	join("\n", sort split /\n/, $src_graph),
+	'source: the graph is the defaults plus the added and minus the removed edges');
+is( $src_removed,
+	"- CREATE_FAILED\nPROCESSED REVOKING",
+	'source: payout.transition_removed lists the two removed defaults');
+is($src_rows, "1|CREATED\n2|READY\n3|PROCESSED", 'source: the payouts rows');
+is(try_sql($node, 'src', q{UPDATE payouts SET status = 'REVOKING' WHERE id = 3}),
+	'23514', 'source: the removed edge PROCESSED -> REVOKING is rejected');
+
+#
+# What the dump holds: only the changes, never the seeded defaults.
+#
+$node->command_ok(
+	[ 'pg_dump', '-Fp', '-f', "$tempdir/src.sql", '-d', $node->connstr('src') ],
+	'pg_dump -Fp of the customized graph');
+my $script = slurp_file("$tempdir/src.sql");
+is(dumped_rows($script, 'payout.transition'),
+	"READY\tCANCELLING\n\\N\tREADY",
+	'plain dump: payout.transition holds the added edges only');
+is(dumped_rows($script, 'payout.transition_removed'),
+	"PROCESSED\tREVOKING\n\\N\tCREATE_FAILED",
+	'plain dump: payout.transition_removed holds the removed defaults');
+is(dumped_rows($script, 'payout.default_transition'),
+	undef, 'plain dump: payout.default_transition has no data in the dump');
+
+#
+# pg_dump -Fc, pg_restore into a fresh database on the same node.
+#
+$node->command_ok(
+	[ 'pg_dump', '-Fc', '-f', "$tempdir/src.dump", '-d', $node->connstr('src') ],
+	'pg_dump -Fc of the customized graph');
+restore_ok($node, 'restored', [ 'pg_restore', "$tempdir/src.dump" ],
+	'pg_restore into a fresh database on the same node');
+check_restored($node, 'restored', 'pg_restore, same node');
+
+#
+# The same archive on a second, fresh node.
+#
+my $node2 = PostgreSQL::Test::Cluster->new('target');
+$node2->init;
+$node2->start;
+restore_ok($node2, 'restored', [ 'pg_restore', "$tempdir/src.dump" ],
+	'pg_restore into a fresh database on a second node');
+check_restored($node2, 'restored', 'pg_restore, second node');
+
+#
+# The plain-format dump, restored with psql.
+#
+restore_ok(
+	$node2, 'restored_plain',
+	[ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', "$tempdir/src.sql" ],
+	'psql restores the plain-format dump into a fresh database');
+check_restored($node2, 'restored_plain', 'plain dump restored with psql');
+
+#
+# An unmodified graph: nothing of it is dumped, and it comes back as the
+# defaults, with no duplicate keys.
+#
+$node->safe_psql('postgres', 'CREATE DATABASE pristine');
+$node->safe_psql('pristine', 'CREATE EXTENSION payout');
+is($node->safe_psql('pristine', $graph_query),
+	$defaults, 'pristine: a new install has the default graph');
+$node->command_ok(
+	[
+		'pg_dump', '-Fc', '-f', "$tempdir/pristine.dump",
+		'-d', $node->connstr('pristine')
+	],
+	'pg_dump -Fc of an unmodified graph');
+$node->command_ok(
+	[
+		'pg_dump', '-Fp', '-f', "$tempdir/pristine.sql",
+		'-d', $node->connstr('pristine')
+	],
+	'pg_dump -Fp of an unmodified graph');
+$script = slurp_file("$tempdir/pristine.sql");
+is(dumped_rows($script, 'payout.transition'),
+	'', 'pristine plain dump: no rows of payout.transition');
+is(dumped_rows($script, 'payout.transition_removed'),
+	'', 'pristine plain dump: no rows of payout.transition_removed');
+
+foreach my $case ([ $node, 'same node' ], [ $node2, 'second node' ])
+{
+	my ($target, $where) = @$case;
+	restore_ok($target, 'pristine_restored',
+		[ 'pg_restore', "$tempdir/pristine.dump" ],
+		"pg_restore of an unmodified graph, $where");
+	is($target->safe_psql('pristine_restored', $graph_query),
+		$defaults,
+		"pristine restored, $where: payout.transition equals the defaults");
+	is( $target->safe_psql(
+			'pristine_restored', q{
+			SELECT count(*) FROM (
+				(SELECT * FROM payout.transition
+				 EXCEPT SELECT * FROM payout.default_transition)
+				UNION ALL
+				(SELECT * FROM payout.default_transition
+				 EXCEPT SELECT * FROM payout.transition)) d}),
+		'0',
+		"pristine restored, $where: payout.transition equals payout.default_transition");
+	is($target->safe_psql('pristine_restored', $removed_query),
+		'',
+		"pristine restored, $where: payout.transition_removed is empty");
+}
+
+restore_ok(
+	$node2, 'pristine_plain',
+	[ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', "$tempdir/pristine.sql" ],
+	'psql restores the plain dump of an unmodified graph');
+is($node2->safe_psql('pristine_plain', $graph_query),
+	$defaults, 'pristine plain restore: payout.transition equals the defaults');
+is($node2->safe_psql('pristine_plain', $removed_query),
+	'', 'pristine plain restore: payout.transition_removed is empty');
+
+$node->stop;
+$node2->stop;
+
+done_testing();
