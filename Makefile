@@ -4,6 +4,7 @@ EXTENSION = payout
 MODULE_big = payout
 OBJS = \
 	src/payout.o \
+	src/provider.o \
 	src/status.o \
 	src/transition.o \
 	src/transition_cache.o
@@ -13,10 +14,11 @@ DATA = payout--1.0.sql $(wildcard payout--*--*.sql)
 
 # security runs first and creates the extension itself, as do the others:
 # no --load-extension here.
-REGRESS = security types classify transition graph trigger_misuse dml
+REGRESS = security types classify transition graph trigger_misuse dml \
+	resolution provider claim_expire
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
-ISOLATION = graph_invalidation
+ISOLATION = graph_invalidation claim notify
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso --load-extension=payout
 
 TAP_TESTS = 1

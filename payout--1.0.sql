@@ -104,6 +104,21 @@ AS 'MODULE_PATHNAME', 'payout_requires_moderation'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION payout.requires_moderation(payout.resolution) IS 'true for the ERROR group: a moderator must decide, the processor must not process';
 
+-- Not strict, so that it can stand alone in a WHERE clause or a partial
+-- index predicate: NULL resolution means no hold.
+CREATE FUNCTION payout.requires_moderation(payout.status, payout.resolution)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'payout_requires_moderation_payout'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payout.requires_moderation(payout.status, payout.resolution) IS 'true if the payout is held for moderation: ERROR-group resolution, status not final';
+
+-- Not strict: NULL stands for a new row.
+CREATE FUNCTION payout.failure_status(payout.status)
+RETURNS payout.status
+AS 'MODULE_PATHNAME', 'payout_failure_status'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payout.failure_status(payout.status) IS 'the final status a payout at this stage goes to when it fails (NULL: a new payout); NULL where it cannot fail';
+
 CREATE FUNCTION payout.description(payout.status)
 RETURNS text
 AS 'MODULE_PATHNAME', 'payout_description_status'
@@ -262,16 +277,43 @@ CREATE TRIGGER apply_removed_default
 	AFTER INSERT ON payout.transition_removed
 	FOR EACH ROW EXECUTE FUNCTION payout.apply_removed_default();
 
--- Every backend keeps a copy of the graph; this tells them to drop it.
-CREATE FUNCTION payout.transition_changed()
+-- Every backend keeps a copy of the graph (and of payout.provider_code);
+-- this tells them to drop it.
+CREATE FUNCTION payout.invalidate_cache()
 RETURNS trigger
-AS 'MODULE_PATHNAME', 'payout_transition_changed'
+AS 'MODULE_PATHNAME', 'payout_invalidate_cache'
 LANGUAGE C;
-COMMENT ON FUNCTION payout.transition_changed() IS 'trigger: invalidates every backend''s cached copy of payout.transition';
+COMMENT ON FUNCTION payout.invalidate_cache() IS 'statement trigger: invalidates every backend''s cached copy of the table it is attached to';
 
-CREATE TRIGGER transition_changed
+CREATE TRIGGER invalidate_cache
 	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON payout.transition
-	FOR EACH STATEMENT EXECUTE FUNCTION payout.transition_changed();
+	FOR EACH STATEMENT EXECUTE FUNCTION payout.invalidate_cache();
+
+------------------------------------------------------------------------------
+-- Classification of provider answers.
+------------------------------------------------------------------------------
+
+CREATE TABLE payout.provider_code (
+	provider text NOT NULL,
+	code text NOT NULL,
+	resolution payout.resolution NOT NULL,
+	CONSTRAINT provider_code_pkey PRIMARY KEY (provider, code)
+);
+COMMENT ON TABLE payout.provider_code IS 'maps a payment provider''s answer codes to resolutions; read by payout.classify()';
+SELECT pg_catalog.pg_extension_config_dump('payout.provider_code', '');
+GRANT SELECT ON payout.provider_code TO PUBLIC;
+
+CREATE TRIGGER invalidate_cache
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON payout.provider_code
+	FOR EACH STATEMENT EXECUTE FUNCTION payout.invalidate_cache();
+
+CREATE FUNCTION payout.classify(provider text, code text,
+								http_status integer DEFAULT NULL,
+								timed_out boolean DEFAULT false)
+RETURNS payout.resolution
+AS 'MODULE_PATHNAME', 'payout_classify'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payout.classify(text, text, integer, boolean) IS 'resolution of a provider answer: mapped code, else timeout, HTTP 500, other non-2xx (0: no answer), else UNKNOWN';
 
 ------------------------------------------------------------------------------
 -- Graph queries, answered from the per-backend cache.  STABLE: they read
@@ -300,12 +342,15 @@ AS 'MODULE_PATHNAME', 'payout_enforce_transition'
 LANGUAGE C;
 COMMENT ON FUNCTION payout.enforce_transition() IS 'BEFORE INSERT OR UPDATE FOR EACH ROW trigger: rejects status changes that payout.transition does not allow; arguments: status column, resolution column';
 
--- attach and detach run with the caller's rights: CREATE TRIGGER and DROP
--- TRIGGER check that the caller may change the table, so they stay
--- executable by PUBLIC (a table owner attaches to their own table only).
+-- attach, detach, attachment, claim and expire run with the caller's
+-- rights: CREATE TRIGGER, DROP TRIGGER and UPDATE check that the caller may
+-- change the table, so they stay executable by PUBLIC (a table owner
+-- attaches to their own table only; a processor claims from the tables it
+-- may update).
 CREATE FUNCTION payout.attach(tbl regclass,
 							  status_column name DEFAULT 'status',
-							  resolution_column name DEFAULT 'resolution')
+							  resolution_column name DEFAULT 'resolution',
+							  notify boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -315,8 +360,8 @@ DECLARE
 	coltype oid;
 	args text;
 BEGIN
-	IF tbl IS NULL OR status_column IS NULL THEN
-		RAISE EXCEPTION 'table and status column must not be null'
+	IF tbl IS NULL OR status_column IS NULL OR notify IS NULL THEN
+		RAISE EXCEPTION 'table, status column and notify must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 
@@ -366,16 +411,19 @@ BEGIN
 				RAISE EXCEPTION 'column "%" of relation "%" does not exist', resolution_column, tbl
 					USING ERRCODE = 'undefined_column';
 			END IF;
-		ELSE
-			IF coltype IS DISTINCT FROM 'payout.resolution'::regtype
-			   AND (SELECT t.typbasetype FROM pg_type t WHERE t.oid OPERATOR(pg_catalog.=) coltype)
-				   IS DISTINCT FROM 'payout.resolution'::regtype THEN
-				RAISE EXCEPTION 'column "%" of relation "%" must be of type payout.resolution', resolution_column, tbl
-					USING ERRCODE = 'datatype_mismatch',
-						  DETAIL = format('It is of type %s.', coltype::regtype);
-			END IF;
-			args := args || format(', %L', resolution_column);
+			resolution_column := NULL;
+		ELSIF coltype IS DISTINCT FROM 'payout.resolution'::regtype
+			  AND (SELECT t.typbasetype FROM pg_type t WHERE t.oid OPERATOR(pg_catalog.=) coltype)
+				  IS DISTINCT FROM 'payout.resolution'::regtype THEN
+			RAISE EXCEPTION 'column "%" of relation "%" must be of type payout.resolution', resolution_column, tbl
+				USING ERRCODE = 'datatype_mismatch',
+					  DETAIL = format('It is of type %s.', coltype::regtype);
 		END IF;
+	END IF;
+	-- An empty resolution column name says "none".
+	args := args || format(', %L', coalesce(resolution_column, ''));
+	IF notify THEN
+		args := args || ', ''notify''';
 	END IF;
 
 	-- The name sorts after most trigger names, so that the trigger fires
@@ -387,7 +435,7 @@ BEGIN
 				   tbl, args);
 END
 $$;
-COMMENT ON FUNCTION payout.attach(regclass, name, name) IS 'creates trigger zz_payout_enforce on the table';
+COMMENT ON FUNCTION payout.attach(regclass, name, name, boolean) IS 'creates trigger zz_payout_enforce on the table; notify: NOTIFY payout_ready when a payout becomes READY or is released';
 
 CREATE FUNCTION payout.detach(tbl regclass)
 RETURNS void
@@ -410,3 +458,186 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION payout.detach(regclass) IS 'drops the trigger that payout.attach created';
+
+CREATE FUNCTION payout.attachment(tbl regclass,
+								  OUT status_column name,
+								  OUT resolution_column name,
+								  OUT notify boolean)
+RETURNS record
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	nargs integer;
+	raw bytea;
+	args text[] := '{}';
+	pos integer;
+BEGIN
+	SELECT t.tgnargs, t.tgargs INTO nargs, raw FROM pg_trigger t
+	WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+	  AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce';
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table "%" has no payout trigger', tbl
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Attach it with payout.attach().';
+	END IF;
+
+	-- tgargs holds the arguments, each ended by a zero byte.
+	FOR i IN 1 .. nargs LOOP
+		pos := position('\x00'::bytea IN raw);
+		args := args || convert_from(substring(raw FROM 1 FOR pos OPERATOR(pg_catalog.-) 1),
+									 current_setting('server_encoding'));
+		raw := substring(raw FROM pos OPERATOR(pg_catalog.+) 1);
+	END LOOP;
+
+	status_column := coalesce(args[1], 'status');
+	IF nargs OPERATOR(pg_catalog.>=) 2 THEN
+		resolution_column := nullif(args[2], '');
+	ELSIF EXISTS (SELECT FROM pg_attribute a
+				  WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+					AND a.attname OPERATOR(pg_catalog.=) 'resolution'
+					AND NOT a.attisdropped) THEN
+		resolution_column := 'resolution';
+	END IF;
+	notify := coalesce('notify' OPERATOR(pg_catalog.=) ANY (args[3:]), false);
+END
+$$;
+COMMENT ON FUNCTION payout.attachment(regclass) IS 'how the payout trigger is attached to the table: its status and resolution columns and options';
+
+-- The primary key of table tbl as a column list, each column qualified by
+-- alias when one is given, and as one text expression.
+CREATE FUNCTION payout.primary_key(tbl regclass, alias text,
+								   OUT columns text, OUT key_text text)
+RETURNS record
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n integer;
+BEGIN
+	SELECT string_agg(CASE WHEN alias IS NULL THEN ''
+						   ELSE quote_ident(alias) OPERATOR(pg_catalog.||) '.' END
+					  OPERATOR(pg_catalog.||) quote_ident(a.attname),
+					  ', ' ORDER BY k.ord),
+		   count(*)
+	INTO columns, n
+	FROM pg_index i
+		 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+		 JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+							AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+	WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary;
+
+	IF n OPERATOR(pg_catalog.=) 0 THEN
+		RAISE EXCEPTION 'table "%" has no primary key', tbl
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'Payouts are identified by their primary key.';
+	END IF;
+	key_text := CASE WHEN n OPERATOR(pg_catalog.=) 1
+					 THEN columns OPERATOR(pg_catalog.||) '::text'
+					 ELSE 'ROW(' OPERATOR(pg_catalog.||) columns OPERATOR(pg_catalog.||) ')::text' END;
+END
+$$;
+COMMENT ON FUNCTION payout.primary_key(regclass, text) IS 'the table''s primary key columns (qualified by alias) and a text expression of the key';
+
+CREATE FUNCTION payout.claim(tbl regclass, batch integer)
+RETURNS SETOF text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	att record;
+	pk record;
+	tpk record;
+	cpk record;
+	not_held text := '';
+BEGIN
+	IF tbl IS NULL THEN
+		RAISE EXCEPTION 'table must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF batch IS NULL OR batch OPERATOR(pg_catalog.<) 1 THEN
+		RAISE EXCEPTION 'batch must be a positive number of payouts, not %', coalesce(batch::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	att := payout.attachment(tbl);
+	pk := payout.primary_key(tbl, NULL);
+	tpk := payout.primary_key(tbl, 't');
+	cpk := payout.primary_key(tbl, 'c');
+	IF att.resolution_column IS NOT NULL THEN
+		not_held := format(' AND NOT payout.requires_moderation(%I, %I)',
+						   att.status_column, att.resolution_column);
+	END IF;
+
+	-- SKIP LOCKED: concurrent claims each take other rows, never the same.
+	-- A row that changed after the subquery saw it is checked again
+	-- against the subquery's conditions when it is locked.
+	RETURN QUERY EXECUTE format(
+		'UPDATE %1$s t SET %2$I = ''INVOKING'''
+		' FROM (SELECT %3$s FROM %1$s'
+		' WHERE %2$I = ''READY''%4$s'
+		' ORDER BY %3$s LIMIT $1 FOR UPDATE SKIP LOCKED) c'
+		' WHERE (%5$s) = (%6$s)'
+		' RETURNING %7$s',
+		tbl, att.status_column, pk.columns, not_held,
+		tpk.columns, cpk.columns, tpk.key_text)
+		USING batch;
+END
+$$;
+COMMENT ON FUNCTION payout.claim(regclass, integer) IS 'moves up to batch READY payouts that are not held to INVOKING and returns their keys; concurrent callers never get the same payout';
+
+CREATE FUNCTION payout.expire(tbl regclass, older_than interval,
+							  since_column name DEFAULT 'created_at')
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	att record;
+	coltype regtype;
+	not_held text := '';
+	n bigint;
+BEGIN
+	IF tbl IS NULL OR since_column IS NULL THEN
+		RAISE EXCEPTION 'table and since column must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF older_than IS NULL OR older_than OPERATOR(pg_catalog.<) '0'::interval THEN
+		RAISE EXCEPTION 'older_than must be a positive interval, not %', coalesce(older_than::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	att := payout.attachment(tbl);
+	SELECT a.atttypid INTO coltype FROM pg_attribute a
+	WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+	  AND a.attname OPERATOR(pg_catalog.=) since_column
+	  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'column "%" of relation "%" does not exist', since_column, tbl
+			USING ERRCODE = 'undefined_column';
+	END IF;
+	IF coltype NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+		RAISE EXCEPTION 'column "%" of relation "%" must be a timestamp or a date', since_column, tbl
+			USING ERRCODE = 'datatype_mismatch',
+				  DETAIL = format('It is of type %s.', coltype);
+	END IF;
+	IF att.resolution_column IS NOT NULL THEN
+		not_held := format(' AND NOT payout.requires_moderation(%I, %I)',
+						   att.status_column, att.resolution_column);
+	END IF;
+
+	-- Through the trigger like any other change; a row that moved on while
+	-- we waited for its lock is checked again and left alone.
+	EXECUTE format(
+		'UPDATE %1$s SET %2$I = ''EXPIRED'''
+		' WHERE %2$I IN (''CREATED'', ''READY'', ''PENDING'')%3$s'
+		' AND %4$I < now() - $1',
+		tbl, att.status_column, not_held, since_column)
+		USING older_than;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION payout.expire(regclass, interval, name) IS 'moves CREATED, READY and PENDING payouts older than older_than (by since_column) that are not held to EXPIRED; returns how many';

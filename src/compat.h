@@ -23,4 +23,9 @@
 #define PAYOUT_MODULE_MAGIC PG_MODULE_MAGIC
 #endif
 
+/* MarkGUCPrefixReserved replaced EmitWarningsOnPlaceholders in 15. */
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
 #endif							/* PAYOUT_COMPAT_H */

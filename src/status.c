@@ -312,6 +312,53 @@ PayoutStatusIsFinal(int status)
 }
 
 /*
+ * PayoutFailureStatus
+ *		The final status a payout goes to when it fails at the stage of
+ *		"status" (PAYOUT_INITIAL: a new row), or PAYOUT_NO_STATUS where
+ *		there is none: a final status, or a processed payout, which cannot
+ *		fail any more (its revocation can).
+ *
+ * Every pair here is an edge of the default graph.
+ */
+int
+PayoutFailureStatus(int status)
+{
+	switch (status)
+	{
+		case PAYOUT_INITIAL:
+			return PAYOUT_STATUS_CREATE_FAILED;
+		case PAYOUT_STATUS_CREATED:
+		case PAYOUT_STATUS_READY:
+			return PAYOUT_STATUS_TERMINATED;
+		case PAYOUT_STATUS_INVOKING:
+			return PAYOUT_STATUS_INVOKE_FAILED;
+		case PAYOUT_STATUS_PROCESSING:
+		case PAYOUT_STATUS_PENDING:
+			return PAYOUT_STATUS_PROCESS_FAILED;
+		case PAYOUT_STATUS_CANCELLING:
+			return PAYOUT_STATUS_CANCEL_FAILED;
+		case PAYOUT_STATUS_REVOKING:
+			return PAYOUT_STATUS_REVOKE_FAILED;
+		default:
+			return PAYOUT_NO_STATUS;
+	}
+}
+
+const char *
+PayoutResolutionLabel(int resolution)
+{
+	Assert(resolution >= 0 && resolution < PAYOUT_NUM_RESOLUTIONS);
+	return resolutions[resolution].label;
+}
+
+PayoutResolutionGroup
+PayoutResolutionGroupOf(int resolution)
+{
+	Assert(resolution >= 0 && resolution < PAYOUT_NUM_RESOLUTIONS);
+	return resolutions[resolution].group;
+}
+
+/*
  * payout.is_final(payout.status): true for the statuses the payout cannot
  * leave.
  */
@@ -365,6 +412,49 @@ payout_requires_moderation(PG_FUNCTION_ARGS)
 											 PG_GETARG_OID(0));
 
 	PG_RETURN_BOOL(resolutions[resolution].group == PAYOUT_GROUP_ERROR);
+}
+
+/*
+ * payout.requires_moderation(payout.status, payout.resolution): whether a
+ * payout is held for moderation: its resolution is in the ERROR group and
+ * its status is not final.  Not strict, so that it can stand in a
+ * partial-index predicate and a WHERE clause without IS TRUE: no
+ * resolution means no hold, and a missing status is not final.
+ */
+PG_FUNCTION_INFO_V1(payout_requires_moderation_payout);
+Datum
+payout_requires_moderation_payout(PG_FUNCTION_ARGS)
+{
+	int			resolution;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+	resolution = PayoutEnumIndex(PAYOUT_ENUM_RESOLUTION, PG_GETARG_OID(1));
+	if (resolutions[resolution].group != PAYOUT_GROUP_ERROR)
+		PG_RETURN_BOOL(false);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(!statuses[PayoutEnumIndex(PAYOUT_ENUM_STATUS,
+											 PG_GETARG_OID(0))].final);
+}
+
+/*
+ * payout.failure_status(payout.status): where a payout goes when it fails
+ * at this stage; NULL stands for a new row.  Not strict for that reason.
+ */
+PG_FUNCTION_INFO_V1(payout_failure_status);
+Datum
+payout_failure_status(PG_FUNCTION_ARGS)
+{
+	int			status;
+	int			failure;
+
+	status = PG_ARGISNULL(0) ? PAYOUT_INITIAL :
+		PayoutEnumIndex(PAYOUT_ENUM_STATUS, PG_GETARG_OID(0));
+	failure = PayoutFailureStatus(status);
+	if (failure == PAYOUT_NO_STATUS)
+		PG_RETURN_NULL();
+	PG_RETURN_OID(PayoutEnumOid(PAYOUT_ENUM_STATUS, failure));
 }
 
 /*

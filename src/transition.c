@@ -6,13 +6,26 @@
  * payout.enforce_transition() is attached BEFORE INSERT OR UPDATE FOR EACH
  * ROW to a table with a payout.status column.  A new row must start in a
  * status the graph allows for new rows; an UPDATE that changes the status
- * must follow an edge of the graph.  An UPDATE that leaves the status alone
- * returns at once, after reading one column from each version of the row.
+ * must follow an edge of the graph.  An UPDATE that leaves the status (and
+ * the resolution) alone returns at once, after reading those columns from
+ * each version of the row.
  *
- * Trigger arguments: the status column (default "status") and the
- * resolution column (default "resolution").  A table without a column
- * named "resolution" simply has no resolution; a resolution column named
- * explicitly must exist.
+ * When the table has a resolution column, the resolution workflow applies
+ * as well, each rule reported under its own constraint name:
+ *	- a final payout changes neither status nor resolution;
+ *	- a payout whose resolution is in the ERROR group and whose status is
+ *	  not final is held for moderation: only a moderator may change it (the
+ *	  change that sets the ERROR resolution is free; the hold starts after);
+ *	- a FATAL_ERROR resolution is final, so the row must be in a final
+ *	  status with it;
+ *	- PROCESSED and PARTIALLY_PROCESSED need an OK resolution, or none.
+ *
+ * Trigger arguments, all optional: the status column (default "status"),
+ * the resolution column (default "resolution"; an empty string for none),
+ * then options: "notify" sends a notification on channel payout_ready when
+ * a payout becomes READY or is released from moderation.  A table without a
+ * column named "resolution" simply has no resolution; a resolution column
+ * named explicitly must exist.
  *
  * Everything that depends only on the table (column numbers and types) is
  * worked out at the first row of each statement and kept in fn_extra,
@@ -28,16 +41,21 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "commands/async.h"
 #include "commands/trigger.h"
+#include "miscadmin.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "port/pg_bitutils.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/elog.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 
+#include "payout.h"
 #include "status.h"
 #include "transition_cache.h"
 
@@ -48,6 +66,15 @@
 #define CONSTRAINT_INITIAL			"payout_initial_status"
 #define CONSTRAINT_TRANSITION		"payout_status_transition"
 #define CONSTRAINT_NOT_NULL			"payout_status_not_null"
+#define CONSTRAINT_FINAL			"payout_final_resolution"
+#define CONSTRAINT_HOLD				"payout_moderation_hold"
+#define CONSTRAINT_FATAL			"payout_fatal_resolution"
+#define CONSTRAINT_PROCESSED		"payout_processed_resolution"
+
+#define NOTIFY_CHANNEL				"payout_ready"
+
+/* No resolution, in a resolution index. */
+#define NO_RESOLUTION				(-1)
 
 /* What the trigger knows about its table for the current statement. */
 typedef struct EnforceState
@@ -55,6 +82,7 @@ typedef struct EnforceState
 	Oid			relid;
 	AttrNumber	status_attnum;
 	AttrNumber	resolution_attnum;	/* InvalidAttrNumber: no resolution */
+	bool		notify;			/* option "notify" */
 } EnforceState;
 
 static void CheckTriggerEvent(FunctionCallInfo fcinfo);
@@ -66,6 +94,21 @@ static char *DescribeStatuses(uint32 statuses);
 static void ReportIllegalTransition(Relation rel, HeapTuple tuple,
 									AttrNumber attnum, int from, int to);
 static void ReportNullStatus(Relation rel, HeapTuple tuple, AttrNumber attnum);
+static int	GetResolution(HeapTuple tuple, TupleDesc tupdesc, AttrNumber attnum);
+static bool IsModerator(void);
+static void ReportHold(Relation rel, EnforceState *state, HeapTuple tuple,
+					   int status, int resolution);
+static void CheckResolutionRules(Relation rel, EnforceState *state,
+								 HeapTuple tuple, int from, int oldres,
+								 int to, int newres);
+static void AppendKeyJson(StringInfo buf, Relation rel, HeapTuple tuple);
+static void NotifyReady(Relation rel, HeapTuple tuple, int status);
+
+/* Whether a payout with this status and resolution is held. */
+#define IsHeld(status, resolution) \
+	((resolution) != NO_RESOLUTION && \
+	 PayoutResolutionGroupOf(resolution) == PAYOUT_GROUP_ERROR && \
+	 ((status) == PAYOUT_INITIAL || !PayoutStatusIsFinal(status)))
 
 /*
  * CheckTriggerEvent
@@ -154,17 +197,10 @@ GetEnforceState(FunctionCallInfo fcinfo)
 	Trigger    *trigger = trigdata->tg_trigger;
 	Relation	rel = trigdata->tg_relation;
 	EnforceState *state = (EnforceState *) fcinfo->flinfo->fn_extra;
+	int			i;
 
 	if (state != NULL && state->relid == RelationGetRelid(rel))
 		return state;
-
-	if (trigger->tgnargs > 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" on table \"%s\" has %d arguments, but payout.enforce_transition takes at most 2",
-						trigger->tgname, RelationGetRelationName(rel),
-						trigger->tgnargs),
-				 errhint("The arguments are the status column and the resolution column.")));
 
 	if (state == NULL)
 		state = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(EnforceState));
@@ -173,14 +209,31 @@ GetEnforceState(FunctionCallInfo fcinfo)
 		FindEnumColumn(rel,
 					   trigger->tgnargs >= 1 ? trigger->tgargs[0] : DEFAULT_STATUS_COLUMN,
 					   PAYOUT_ENUM_STATUS, false);
-	state->resolution_attnum =
-		FindEnumColumn(rel,
-					   trigger->tgnargs >= 2 ? trigger->tgargs[1] : DEFAULT_RESOLUTION_COLUMN,
-					   PAYOUT_ENUM_RESOLUTION, trigger->tgnargs < 2);
+	if (trigger->tgnargs >= 2 && trigger->tgargs[1][0] == '\0')
+		state->resolution_attnum = InvalidAttrNumber;
+	else
+		state->resolution_attnum =
+			FindEnumColumn(rel,
+						   trigger->tgnargs >= 2 ? trigger->tgargs[1] : DEFAULT_RESOLUTION_COLUMN,
+						   PAYOUT_ENUM_RESOLUTION, trigger->tgnargs < 2);
+
+	state->notify = false;
+	for (i = 2; i < trigger->tgnargs; i++)
+	{
+		if (strcmp(trigger->tgargs[i], "notify") == 0)
+			state->notify = true;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("trigger \"%s\" on table \"%s\" has an unknown option \"%s\"",
+							trigger->tgname, RelationGetRelationName(rel),
+							trigger->tgargs[i]),
+					 errhint("The arguments are the status column, the resolution column, then options: \"notify\".")));
+	}
 	state->relid = RelationGetRelid(rel);
 	fcinfo->flinfo->fn_extra = state;
 
-	PayoutAcceptGraphChanges();
+	PayoutAcceptChanges(NULL);
 
 	return state;
 }
@@ -298,6 +351,193 @@ ReportNullStatus(Relation rel, HeapTuple tuple, AttrNumber attnum)
 }
 
 /*
+ * GetResolution
+ *		The resolution index of a row, or NO_RESOLUTION.
+ */
+static int
+GetResolution(HeapTuple tuple, TupleDesc tupdesc, AttrNumber attnum)
+{
+	Datum		value;
+	bool		isnull;
+
+	if (attnum == InvalidAttrNumber)
+		return NO_RESOLUTION;
+	value = heap_getattr(tuple, attnum, tupdesc, &isnull);
+	if (isnull)
+		return NO_RESOLUTION;
+	return PayoutEnumIndex(PAYOUT_ENUM_RESOLUTION, DatumGetObjectId(value));
+}
+
+/*
+ * IsModerator
+ *		Whether the current user may change a payout held for moderation:
+ *		a superuser, or a member of the role named by payout.moderator_role
+ *		(with its privileges, so a NOINHERIT member must SET ROLE first).
+ */
+static bool
+IsModerator(void)
+{
+	Oid			roleid;
+
+	if (superuser())
+		return true;
+	if (payout_moderator_role == NULL || payout_moderator_role[0] == '\0')
+		return false;
+	roleid = get_role_oid(payout_moderator_role, true);
+	return OidIsValid(roleid) && has_privs_of_role(GetUserId(), roleid);
+}
+
+/*
+ * ReportHold
+ *		Raise the error for a change of a held payout by a non-moderator.
+ */
+static void
+ReportHold(Relation rel, EnforceState *state, HeapTuple tuple,
+		   int status, int resolution)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("payout is held for moderation"),
+			 errdetail("%s has resolution \"%s\" in status \"%s\"; only a moderator may change it.",
+					   DescribeRow(rel, tuple), PayoutResolutionLabel(resolution),
+					   status == PAYOUT_INITIAL ? "NULL" : PayoutStatusLabel(status)),
+			 errhint("Moderators are the members of role \"%s\" (setting payout.moderator_role). They release a payout with an OK resolution, or end it with a FATAL_ERROR resolution and a final status.",
+					 payout_moderator_role ? payout_moderator_role : ""),
+			 errtablecol(rel, state->resolution_attnum),
+			 err_generic_string(PG_DIAG_CONSTRAINT_NAME, CONSTRAINT_HOLD)));
+}
+
+/*
+ * CheckResolutionRules
+ *		The rules about the resolution, for a row going from (from, oldres)
+ *		to (to, newres) whose status change, if any, the graph allows.
+ *		tuple names the row in messages.
+ */
+static void
+CheckResolutionRules(Relation rel, EnforceState *state, HeapTuple tuple,
+					 int from, int oldres, int to, int newres)
+{
+	/* A final payout: the graph stops status changes, this the rest. */
+	if (from != PAYOUT_INITIAL && PayoutStatusIsFinal(from) && oldres != newres)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("resolution of a payout in final status \"%s\" cannot change",
+						PayoutStatusLabel(from)),
+				 errdetail("%s has resolution %s.", DescribeRow(rel, tuple),
+						   oldres == NO_RESOLUTION ? "NULL" :
+						   psprintf("\"%s\"", PayoutResolutionLabel(oldres))),
+				 errtablecol(rel, state->resolution_attnum),
+				 err_generic_string(PG_DIAG_CONSTRAINT_NAME, CONSTRAINT_FINAL)));
+
+	if (newres != NO_RESOLUTION &&
+		PayoutResolutionGroupOf(newres) == PAYOUT_GROUP_FATAL_ERROR &&
+		!PayoutStatusIsFinal(to))
+	{
+		int			failure = PayoutFailureStatus(from);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("fatal resolution \"%s\" requires a final status",
+						PayoutResolutionLabel(newres)),
+				 errdetail("%s would be in status \"%s\", which is not final.",
+						   DescribeRow(rel, tuple), PayoutStatusLabel(to)),
+				 failure != PAYOUT_NO_STATUS ?
+				 errhint("Set the status to \"%s\" in the same statement.",
+						 PayoutStatusLabel(failure)) :
+				 errhint("A payout in status \"%s\" cannot fail; see payout.failure_status().",
+						 PayoutStatusLabel(from)),
+				 errtablecol(rel, state->resolution_attnum),
+				 err_generic_string(PG_DIAG_CONSTRAINT_NAME, CONSTRAINT_FATAL)));
+	}
+
+	if (from != to && newres != NO_RESOLUTION &&
+		newres != PAYOUT_RESOLUTION_OK &&
+		(to == PAYOUT_STATUS_PROCESSED || to == PAYOUT_STATUS_PARTIALLY_PROCESSED))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("payout status \"%s\" requires resolution \"OK\"",
+						PayoutStatusLabel(to)),
+				 errdetail("%s would have resolution \"%s\".",
+						   DescribeRow(rel, tuple), PayoutResolutionLabel(newres)),
+				 errhint("Set the resolution to OK, or to NULL, in the same statement."),
+				 errtablecol(rel, state->resolution_attnum),
+				 err_generic_string(PG_DIAG_CONSTRAINT_NAME, CONSTRAINT_PROCESSED)));
+}
+
+/*
+ * AppendKeyJson
+ *		Append the row's primary key as JSON: a string for a one-column
+ *		key, an array of strings for a composite one, null without one.
+ */
+static void
+AppendKeyJson(StringInfo buf, Relation rel, HeapTuple tuple)
+{
+	Oid			indexoid = RelationGetPrimaryKeyIndex(rel);
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	Relation	index;
+	int			nkeys;
+	int			i;
+
+	if (!OidIsValid(indexoid))
+	{
+		appendStringInfoString(buf, "null");
+		return;
+	}
+
+	index = index_open(indexoid, AccessShareLock);
+	nkeys = IndexRelationGetNumberOfKeyAttributes(index);
+	if (nkeys > 1)
+		appendStringInfoChar(buf, '[');
+	for (i = 0; i < nkeys; i++)
+	{
+		AttrNumber	attnum = index->rd_index->indkey.values[i];
+		bool		isnull;
+		Datum		value = heap_getattr(tuple, attnum, tupdesc, &isnull);
+		Oid			typoutput;
+		bool		typisvarlena;
+
+		if (i > 0)
+			appendStringInfoString(buf, ", ");
+		if (isnull)
+		{
+			appendStringInfoString(buf, "null");
+			continue;
+		}
+		getTypeOutputInfo(TupleDescAttr(tupdesc, attnum - 1)->atttypid,
+						  &typoutput, &typisvarlena);
+		escape_json(buf, OidOutputFunctionCall(typoutput, value));
+	}
+	if (nkeys > 1)
+		appendStringInfoChar(buf, ']');
+	index_close(index, AccessShareLock);
+}
+
+/*
+ * NotifyReady
+ *		Tell listening processors that a payout has work for them.  NOTIFY
+ *		is transactional: it is delivered at commit, and dropped if the
+ *		statement or the transaction fails.
+ */
+static void
+NotifyReady(Relation rel, HeapTuple tuple, int status)
+{
+	StringInfoData payload;
+
+	initStringInfo(&payload);
+	appendStringInfoString(&payload, "{\"table\": ");
+	escape_json(&payload,
+				quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+										   RelationGetRelationName(rel)));
+	appendStringInfoString(&payload, ", \"key\": ");
+	AppendKeyJson(&payload, rel, tuple);
+	appendStringInfoString(&payload, ", \"status\": ");
+	escape_json(&payload, PayoutStatusLabel(status));
+	appendStringInfoChar(&payload, '}');
+
+	Async_Notify(NOTIFY_CHANNEL, payload.data);
+}
+
+/*
  * payout.enforce_transition(): BEFORE INSERT OR UPDATE FOR EACH ROW trigger.
  */
 PG_FUNCTION_INFO_V1(payout_enforce_transition);
@@ -306,37 +546,60 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata;
 	EnforceState *state;
+	Relation	rel;
 	TupleDesc	tupdesc;
+	HeapTuple	oldtuple = NULL;
 	HeapTuple	newtuple;
 	Datum		newvalue;
 	bool		newnull;
 	int			from;
 	int			to;
+	int			oldres = NO_RESOLUTION;
+	int			newres;
 
 	CheckTriggerEvent(fcinfo);
 	trigdata = (TriggerData *) fcinfo->context;
 	state = GetEnforceState(fcinfo);
-	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	rel = trigdata->tg_relation;
+	tupdesc = RelationGetDescr(rel);
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 	{
 		newtuple = trigdata->tg_trigtuple;
 		from = PAYOUT_INITIAL;
+		newvalue = heap_getattr(newtuple, state->status_attnum, tupdesc, &newnull);
 	}
 	else
 	{
-		HeapTuple	oldtuple = trigdata->tg_trigtuple;
 		Datum		oldvalue;
 		bool		oldnull;
 
+		oldtuple = trigdata->tg_trigtuple;
 		newtuple = trigdata->tg_newtuple;
 		oldvalue = heap_getattr(oldtuple, state->status_attnum, tupdesc, &oldnull);
 		newvalue = heap_getattr(newtuple, state->status_attnum, tupdesc, &newnull);
 
-		/* The common case: the status is left alone (or set to itself). */
+		/*
+		 * The common case: the status is left alone (or set to itself), and
+		 * so is the resolution.
+		 */
 		if (!oldnull && !newnull &&
 			DatumGetObjectId(oldvalue) == DatumGetObjectId(newvalue))
-			return PointerGetDatum(newtuple);
+		{
+			Datum		oldres_value;
+			Datum		newres_value;
+			bool		oldres_null;
+			bool		newres_null;
+
+			if (state->resolution_attnum == InvalidAttrNumber)
+				return PointerGetDatum(newtuple);
+			oldres_value = heap_getattr(oldtuple, state->resolution_attnum, tupdesc, &oldres_null);
+			newres_value = heap_getattr(newtuple, state->resolution_attnum, tupdesc, &newres_null);
+			if (oldres_null ? newres_null :
+				(!newres_null &&
+				 DatumGetObjectId(oldres_value) == DatumGetObjectId(newres_value)))
+				return PointerGetDatum(newtuple);
+		}
 
 		/*
 		 * A row stored before the trigger was attached may have no status;
@@ -344,18 +607,30 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 		 */
 		from = oldnull ? PAYOUT_INITIAL :
 			PayoutEnumIndex(PAYOUT_ENUM_STATUS, DatumGetObjectId(oldvalue));
+		oldres = GetResolution(oldtuple, tupdesc, state->resolution_attnum);
 	}
 
-	newvalue = heap_getattr(newtuple, state->status_attnum, tupdesc, &newnull);
 	if (newnull)
-		ReportNullStatus(trigdata->tg_relation, newtuple, state->status_attnum);
+		ReportNullStatus(rel, newtuple, state->status_attnum);
 	to = PayoutEnumIndex(PAYOUT_ENUM_STATUS, DatumGetObjectId(newvalue));
+	newres = GetResolution(newtuple, tupdesc, state->resolution_attnum);
 
-	if (!PayoutCanTransition(from, to))
-		ReportIllegalTransition(trigdata->tg_relation,
-								TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ?
-								newtuple : trigdata->tg_trigtuple,
+	/* A held payout is not even judged, unless a moderator changes it. */
+	if (oldtuple != NULL && IsHeld(from, oldres) && !IsModerator())
+		ReportHold(rel, state, oldtuple, from, oldres);
+
+	if (from != to && !PayoutCanTransition(from, to))
+		ReportIllegalTransition(rel, oldtuple ? oldtuple : newtuple,
 								state->status_attnum, from, to);
+
+	if (state->resolution_attnum != InvalidAttrNumber)
+		CheckResolutionRules(rel, state, oldtuple ? oldtuple : newtuple,
+							 from, oldres, to, newres);
+
+	if (state->notify && !PayoutStatusIsFinal(to) &&
+		((to == PAYOUT_STATUS_READY && from != to) ||
+		 (oldtuple != NULL && IsHeld(from, oldres) && !IsHeld(to, newres))))
+		NotifyReady(rel, newtuple, to);
 
 	return PointerGetDatum(newtuple);
 }

@@ -10,7 +10,7 @@
  * static memory: checking an edge is a bit test, with no allocation.
  *
  * Plain DML on a user table sends no invalidation, so payout.transition
- * carries a statement trigger, payout.transition_changed(), that sends a
+ * carries a statement trigger, payout.invalidate_cache(), that sends a
  * relcache invalidation for the table.  Our own backend sees it at the next
  * command boundary, other backends after commit, and nobody on rollback.
  * A relcache callback then marks the graph stale.  This is the scheme
@@ -18,7 +18,7 @@
  *
  * Other backends process invalidations when a transaction starts or when
  * they take a new lock; a backend that is inside a transaction and already
- * holds its locks would not look.  PayoutAcceptGraphChanges lets the callers
+ * holds its locks would not look.  PayoutAcceptChanges makes the callers
  * look once per statement, so a committed edit applies to every session
  * from its next statement.
  *
@@ -62,7 +62,6 @@ static uint64 graph_invalidations = 0;
 
 static void GraphInvalidationCallback(Datum arg, Oid relid);
 static void LoadGraph(void);
-static void AcceptGraphChangesOnce(FmgrInfo *flinfo);
 
 /*
  * GraphInvalidationCallback
@@ -95,20 +94,6 @@ void
 PayoutRegisterGraphCallbacks(void)
 {
 	CacheRegisterRelcacheCallback(GraphInvalidationCallback, (Datum) 0);
-}
-
-/*
- * PayoutAcceptGraphChanges
- *		Process pending invalidations, so that graph edits other sessions
- *		have committed are seen.
- *
- * Callers do this once per statement (at the first call of the statement
- * at their call site), never per row.  It is cheap when nothing is pending.
- */
-void
-PayoutAcceptGraphChanges(void)
-{
-	AcceptInvalidationMessages();
 }
 
 /*
@@ -186,40 +171,24 @@ PayoutNextStatuses(int from)
 }
 
 /*
- * payout.transition_changed(): statement trigger on payout.transition that
- * tells every backend to drop its copy of the graph.
+ * payout.invalidate_cache(): statement trigger on payout.transition and
+ * payout.provider_code that tells every backend to drop its copy of the
+ * table.  Plain DML sends no invalidation of its own.
  */
-PG_FUNCTION_INFO_V1(payout_transition_changed);
+PG_FUNCTION_INFO_V1(payout_invalidate_cache);
 Datum
-payout_transition_changed(PG_FUNCTION_ARGS)
+payout_invalidate_cache(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function \"payout.transition_changed\" was not called by the trigger manager")));
+				 errmsg("function \"payout.invalidate_cache\" was not called by the trigger manager")));
 
 	CacheInvalidateRelcache(trigdata->tg_relation);
 
 	return PointerGetDatum(NULL);
-}
-
-/*
- * AcceptGraphChangesOnce
- *		PayoutAcceptGraphChanges at the first call of a query at this call
- *		site; fn_extra records that it was done.
- */
-static void
-AcceptGraphChangesOnce(FmgrInfo *flinfo)
-{
-	if (flinfo == NULL || flinfo->fn_extra == NULL)
-	{
-		PayoutAcceptGraphChanges();
-		if (flinfo != NULL)
-			flinfo->fn_extra = MemoryContextAllocZero(flinfo->fn_mcxt,
-													  sizeof(bool));
-	}
 }
 
 /*
@@ -242,7 +211,7 @@ payout_can_transition(PG_FUNCTION_ARGS)
 		PayoutEnumIndex(PAYOUT_ENUM_STATUS, PG_GETARG_OID(0));
 	to = PayoutEnumIndex(PAYOUT_ENUM_STATUS, PG_GETARG_OID(1));
 
-	AcceptGraphChangesOnce(fcinfo->flinfo);
+	PayoutAcceptChanges(fcinfo->flinfo);
 	PG_RETURN_BOOL(PayoutCanTransition(from, to));
 }
 
@@ -265,7 +234,7 @@ payout_next_statuses(PG_FUNCTION_ARGS)
 	from = PG_ARGISNULL(0) ? PAYOUT_INITIAL :
 		PayoutEnumIndex(PAYOUT_ENUM_STATUS, PG_GETARG_OID(0));
 
-	AcceptGraphChangesOnce(fcinfo->flinfo);
+	PayoutAcceptChanges(fcinfo->flinfo);
 	next = PayoutNextStatuses(from);
 	for (to = 0; to < PAYOUT_NUM_STATUSES; to++)
 	{

@@ -13,7 +13,6 @@
 #include "fmgr.h"
 
 extern void PayoutRegisterGraphCallbacks(void);
-extern void PayoutAcceptGraphChanges(void);
 extern uint32 PayoutNextStatuses(int from);
 
 /*
