@@ -3,6 +3,7 @@
 EXTENSION = payout
 MODULE_big = payout
 OBJS = \
+	src/history.o \
 	src/payout.o \
 	src/provider.o \
 	src/status.o \

@@ -180,6 +180,25 @@ INSERT INTO payout.default_transition (from_status, to_status) VALUES
 	('REVOKING', 'REVOKED'),
 	('REVOKING', 'REVOKE_FAILED');
 
+-- The shipped graph never changes: the dump filter of payout.transition
+-- relies on it being the same in every installation of this version.
+CREATE FUNCTION payout.reject_change()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION 'table "%.%" is read-only', TG_TABLE_SCHEMA, TG_TABLE_NAME
+		USING ERRCODE = 'insufficient_privilege',
+			  HINT = 'Edit the graph in payout.transition.';
+END
+$$;
+COMMENT ON FUNCTION payout.reject_change() IS 'trigger: keeps payout.default_transition as shipped';
+
+CREATE TRIGGER reject_change
+	BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON payout.default_transition
+	FOR EACH STATEMENT EXECUTE FUNCTION payout.reject_change();
+
 CREATE TABLE payout.transition (
 	from_status payout.status,
 	to_status payout.status NOT NULL,
@@ -187,7 +206,11 @@ CREATE TABLE payout.transition (
 	CONSTRAINT transition_no_self_edge
 		CHECK (from_status IS DISTINCT FROM to_status),
 	CONSTRAINT transition_not_from_final
-		CHECK (from_status IS NULL OR NOT payout.is_final(from_status))
+		CHECK (from_status IS NULL OR NOT payout.is_final(from_status)),
+	-- is_final() rejects labels the extension does not know (added with
+	-- ALTER TYPE ... ADD VALUE), which would break every check.
+	CONSTRAINT transition_known_status
+		CHECK (payout.is_final(to_status) IS NOT NULL)
 );
 COMMENT ON TABLE payout.transition IS 'allowed status changes: one row per edge; from_status NULL lists the statuses a new payout may start in';
 
@@ -221,6 +244,13 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	-- An UPDATE that keeps the edge changes nothing to record.
+	IF TG_OP = 'UPDATE'
+	   AND OLD.from_status IS NOT DISTINCT FROM NEW.from_status
+	   AND OLD.to_status OPERATOR(pg_catalog.=) NEW.to_status THEN
+		RETURN NULL;
+	END IF;
+
 	IF TG_OP = 'TRUNCATE' THEN
 		INSERT INTO payout.transition_removed (from_status, to_status)
 		SELECT d.from_status, d.to_status FROM payout.default_transition d
@@ -249,6 +279,11 @@ END
 $$;
 COMMENT ON FUNCTION payout.track_removed_defaults() IS 'trigger: records which default edges were removed from payout.transition';
 
+-- PostgreSQL checks EXECUTE on a trigger function only when a trigger is
+-- created, and this one runs as the extension's owner: nobody else may
+-- attach it to a table of their own.
+REVOKE ALL ON FUNCTION payout.track_removed_defaults() FROM PUBLIC;
+
 CREATE TRIGGER track_removed_defaults
 	AFTER INSERT OR UPDATE OR DELETE ON payout.transition
 	FOR EACH ROW EXECUTE FUNCTION payout.track_removed_defaults();
@@ -265,6 +300,17 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	IF NOT EXISTS (
+		SELECT FROM payout.default_transition d
+		WHERE d.from_status IS NOT DISTINCT FROM NEW.from_status
+		  AND d.to_status OPERATOR(pg_catalog.=) NEW.to_status)
+	THEN
+		RAISE EXCEPTION 'only default edges can be recorded as removed'
+			USING ERRCODE = 'check_violation',
+				  DETAIL = format('(%s, %s) is not in payout.default_transition.',
+								  coalesce(NEW.from_status::text, 'NULL'), NEW.to_status),
+				  HINT = 'To remove an edge, delete it from payout.transition.';
+	END IF;
 	DELETE FROM payout.transition t
 	WHERE t.from_status IS NOT DISTINCT FROM NEW.from_status
 	  AND t.to_status OPERATOR(pg_catalog.=) NEW.to_status;
@@ -272,6 +318,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION payout.apply_removed_default() IS 'trigger: deletes from payout.transition an edge recorded as removed (used when a dump is restored)';
+
+REVOKE ALL ON FUNCTION payout.apply_removed_default() FROM PUBLIC;
 
 CREATE TRIGGER apply_removed_default
 	AFTER INSERT ON payout.transition_removed
@@ -342,6 +390,167 @@ AS 'MODULE_PATHNAME', 'payout_enforce_transition'
 LANGUAGE C;
 COMMENT ON FUNCTION payout.enforce_transition() IS 'BEFORE INSERT OR UPDATE FOR EACH ROW trigger: rejects status changes that payout.transition does not allow; arguments: status column, resolution column';
 
+------------------------------------------------------------------------------
+-- Audit history.
+------------------------------------------------------------------------------
+
+CREATE SEQUENCE payout.history_id_seq;
+
+CREATE TABLE payout.history (
+	id bigint NOT NULL DEFAULT pg_catalog.nextval('payout.history_id_seq'::pg_catalog.regclass),
+	tbl regclass NOT NULL,
+	key text NOT NULL,
+	old_status payout.status,
+	new_status payout.status,
+	old_resolution payout.resolution,
+	new_resolution payout.resolution,
+	xact_time timestamptz NOT NULL,
+	clock_time timestamptz NOT NULL,
+	user_name name NOT NULL,
+	session_user_name name NOT NULL,
+	application_name text,
+	xid xid8 NOT NULL,
+	CONSTRAINT history_pkey PRIMARY KEY (id)
+);
+ALTER SEQUENCE payout.history_id_seq OWNED BY payout.history.id;
+COMMENT ON TABLE payout.history IS 'one row per status or resolution change (INSERT included) of every table attached with history; append-only';
+COMMENT ON COLUMN payout.history.key IS 'the row''s primary key: its value as text, or a row literal for a composite key';
+COMMENT ON COLUMN payout.history.xact_time IS 'start of the transaction that made the change (now())';
+COMMENT ON COLUMN payout.history.clock_time IS 'when the change was recorded (clock_timestamp())';
+COMMENT ON COLUMN payout.history.user_name IS 'current_user of the change';
+COMMENT ON COLUMN payout.history.session_user_name IS 'session_user of the change';
+COMMENT ON COLUMN payout.history.xid IS 'top-level transaction id (pg_current_xact_id())';
+
+-- One payout's timeline, and time ranges (history is appended in time
+-- order, which is what BRIN needs).
+CREATE INDEX history_tbl_key_idx ON payout.history (tbl, key, id);
+CREATE INDEX history_clock_time_idx ON payout.history USING brin (clock_time);
+
+SELECT pg_catalog.pg_extension_config_dump('payout.history', '');
+SELECT pg_catalog.pg_extension_config_dump('payout.history_id_seq', '');
+
+-- No privileges for PUBLIC: the trigger writes as the table's owner, and a
+-- DBA grants SELECT to whoever audits.
+
+CREATE FUNCTION payout.record_history()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'payout_record_history'
+LANGUAGE C;
+COMMENT ON FUNCTION payout.record_history() IS 'AFTER INSERT OR UPDATE FOR EACH ROW trigger: appends status and resolution changes to payout.history; arguments: status column, resolution column';
+
+CREATE FUNCTION payout.timeline(tbl regclass, key text)
+RETURNS SETOF payout.history
+LANGUAGE sql
+STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT h.* FROM payout.history h
+	WHERE h.tbl OPERATOR(pg_catalog.=) $1 AND h.key OPERATOR(pg_catalog.=) $2
+	ORDER BY h.id
+$$;
+COMMENT ON FUNCTION payout.timeline(regclass, text) IS 'one payout''s recorded changes, oldest first';
+
+CREATE FUNCTION payout.transition_counts(tbl regclass,
+										 since timestamptz DEFAULT '-infinity',
+										 until timestamptz DEFAULT 'infinity')
+RETURNS TABLE (from_status payout.status, to_status payout.status,
+			   payouts bigint, changes bigint)
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT h.old_status, h.new_status, count(DISTINCT h.key), count(*)
+	FROM payout.history h
+	WHERE h.tbl OPERATOR(pg_catalog.=) $1
+	  AND h.clock_time OPERATOR(pg_catalog.>=) $2
+	  AND h.clock_time OPERATOR(pg_catalog.<) $3
+	  AND h.old_status IS DISTINCT FROM h.new_status
+	GROUP BY h.old_status, h.new_status
+	ORDER BY h.old_status NULLS FIRST, h.new_status
+$$;
+COMMENT ON FUNCTION payout.transition_counts(regclass, timestamptz, timestamptz) IS 'how many payouts took each edge (from NULL: created) in [since, until), from payout.history';
+
+------------------------------------------------------------------------------
+-- The graph as a picture.
+------------------------------------------------------------------------------
+
+CREATE FUNCTION payout.graph_mermaid()
+RETURNS text
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT 'stateDiagram-v2' || E'\n'
+		   || string_agg('    ' || line || E'\n', '' ORDER BY part, a NULLS FIRST, b)
+	FROM (
+		SELECT 1 AS part, t.from_status AS a, t.to_status AS b,
+			   coalesce(t.from_status::text, '[*]') || ' --> ' || t.to_status::text AS line
+		FROM payout.transition t
+		UNION ALL
+		SELECT DISTINCT 2, t.to_status, NULL::payout.status, t.to_status::text || ' --> [*]'
+		FROM payout.transition t
+		WHERE payout.is_final(t.to_status)
+	) AS lines
+$$;
+COMMENT ON FUNCTION payout.graph_mermaid() IS 'the live transition graph as a Mermaid stateDiagram-v2: [*] --> initial statuses, final statuses --> [*]';
+
+CREATE FUNCTION payout.graph_dot()
+RETURNS text
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT 'digraph payout {' || E'\n'
+		   || E'    rankdir=LR;\n    node [shape=box, style=rounded];\n    start [shape=point];\n'
+		   || string_agg('    ' || line || E'\n', '' ORDER BY part, a NULLS FIRST, b)
+		   || '}' || E'\n'
+	FROM (
+		SELECT 1 AS part, s AS a, NULL::payout.status AS b,
+			   s::text || CASE WHEN payout.is_final(s) THEN ' [peripheries=2];' ELSE ';' END AS line
+		FROM unnest(enum_range(NULL::payout.status)) AS s
+		WHERE s IN (SELECT t.to_status FROM payout.transition t)
+		   OR s IN (SELECT t.from_status FROM payout.transition t)
+		UNION ALL
+		SELECT 2, t.from_status, t.to_status,
+			   coalesce(t.from_status::text, 'start') || ' -> ' || t.to_status::text || ';'
+		FROM payout.transition t
+	) AS lines
+$$;
+COMMENT ON FUNCTION payout.graph_dot() IS 'the live transition graph in Graphviz DOT: final statuses drawn with a double border, new payouts from the start point';
+
+-- A table's name for messages, unqualified and unquoted, as PostgreSQL's
+-- own messages print it between double quotes.
+CREATE FUNCTION payout.relname(tbl regclass)
+RETURNS name
+LANGUAGE sql
+STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT c.relname FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1
+$$;
+COMMENT ON FUNCTION payout.relname(regclass) IS 'the table''s name, for messages';
+
+-- The type of a column, seen through any number of domains.
+CREATE FUNCTION payout.base_type(tbl regclass, col name)
+RETURNS regtype
+LANGUAGE sql
+STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE t(oid, basetype) AS (
+		SELECT ty.oid, ty.typbasetype
+		FROM pg_attribute a JOIN pg_type ty ON ty.oid OPERATOR(pg_catalog.=) a.atttypid
+		WHERE a.attrelid OPERATOR(pg_catalog.=) $1
+		  AND a.attname OPERATOR(pg_catalog.=) $2
+		  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+		UNION ALL
+		SELECT ty.oid, ty.typbasetype
+		FROM t JOIN pg_type ty ON ty.oid OPERATOR(pg_catalog.=) t.basetype
+	)
+	SELECT t.oid::regtype FROM t WHERE t.basetype OPERATOR(pg_catalog.=) 0
+$$;
+COMMENT ON FUNCTION payout.base_type(regclass, name) IS 'the type of a column, through domains; NULL if there is no such column';
+
 -- attach, detach, attachment, claim and expire run with the caller's
 -- rights: CREATE TRIGGER, DROP TRIGGER and UPDATE check that the caller may
 -- change the table, so they stay executable by PUBLIC (a table owner
@@ -350,74 +559,71 @@ COMMENT ON FUNCTION payout.enforce_transition() IS 'BEFORE INSERT OR UPDATE FOR 
 CREATE FUNCTION payout.attach(tbl regclass,
 							  status_column name DEFAULT 'status',
 							  resolution_column name DEFAULT 'resolution',
-							  notify boolean DEFAULT false)
+							  notify boolean DEFAULT false,
+							  history boolean DEFAULT true)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	relkind "char";
-	coltype oid;
+	relname name;
+	coltype regtype;
 	args text;
+	changed text;
+	parent_trigger oid;
 BEGIN
-	IF tbl IS NULL OR status_column IS NULL OR notify IS NULL THEN
-		RAISE EXCEPTION 'table, status column and notify must not be null'
+	IF tbl IS NULL OR status_column IS NULL OR notify IS NULL OR history IS NULL THEN
+		RAISE EXCEPTION 'table, status column, notify and history must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 
-	SELECT c.relkind INTO relkind FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+	SELECT c.relkind, c.relname INTO relkind, relname
+	FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
 	IF relkind NOT IN ('r', 'p') THEN
-		RAISE EXCEPTION '"%" is not a table', tbl
+		RAISE EXCEPTION '"%" is not a table', relname
 			USING ERRCODE = 'wrong_object_type',
 				  DETAIL = 'The payout trigger can only be attached to tables and partitioned tables.';
 	END IF;
 
-	IF EXISTS (SELECT FROM pg_trigger t
-			   WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
-				 AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce'
-				 AND t.tgparentid OPERATOR(pg_catalog.=) 0) THEN
-		RAISE EXCEPTION 'table "%" already has the payout trigger', tbl
+	SELECT t.tgparentid INTO parent_trigger FROM pg_trigger t
+	WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+	  AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce';
+	IF FOUND THEN
+		RAISE EXCEPTION 'table "%" already has the payout trigger', relname
 			USING ERRCODE = 'duplicate_object',
-				  HINT = 'Call payout.detach() first to change its columns.';
+				  HINT = CASE WHEN parent_trigger OPERATOR(pg_catalog.=) 0
+							  THEN 'Call payout.detach() first to change its columns.'
+							  ELSE 'It is inherited from the partitioned table the partition belongs to.' END;
 	END IF;
 
 	-- The same checks the trigger makes at its first row, made now so that
 	-- a mistake shows at attach time.
-	SELECT a.atttypid INTO coltype FROM pg_attribute a
-	WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
-	  AND a.attname OPERATOR(pg_catalog.=) status_column
-	  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'column "%" of relation "%" does not exist', status_column, tbl
+	coltype := payout.base_type(tbl, status_column);
+	IF coltype IS NULL THEN
+		RAISE EXCEPTION 'column "%" of relation "%" does not exist', status_column, relname
 			USING ERRCODE = 'undefined_column';
 	END IF;
-	IF coltype IS DISTINCT FROM 'payout.status'::regtype
-	   AND (SELECT t.typbasetype FROM pg_type t WHERE t.oid OPERATOR(pg_catalog.=) coltype)
-		   IS DISTINCT FROM 'payout.status'::regtype THEN
-		RAISE EXCEPTION 'column "%" of relation "%" must be of type payout.status', status_column, tbl
+	IF coltype OPERATOR(pg_catalog.<>) 'payout.status'::regtype THEN
+		RAISE EXCEPTION 'column "%" of relation "%" must be of type payout.status', status_column, relname
 			USING ERRCODE = 'datatype_mismatch',
-				  DETAIL = format('It is of type %s.', coltype::regtype);
+				  DETAIL = format('It is of type %s.', coltype);
 	END IF;
 	args := format('%L', status_column);
 
 	IF resolution_column IS NOT NULL THEN
-		SELECT a.atttypid INTO coltype FROM pg_attribute a
-		WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
-		  AND a.attname OPERATOR(pg_catalog.=) resolution_column
-		  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
-		IF NOT FOUND THEN
+		coltype := payout.base_type(tbl, resolution_column);
+		IF coltype IS NULL THEN
 			-- The default name is optional: such a table has no resolution.
 			IF resolution_column OPERATOR(pg_catalog.<>) 'resolution' THEN
-				RAISE EXCEPTION 'column "%" of relation "%" does not exist', resolution_column, tbl
+				RAISE EXCEPTION 'column "%" of relation "%" does not exist', resolution_column, relname
 					USING ERRCODE = 'undefined_column';
 			END IF;
 			resolution_column := NULL;
-		ELSIF coltype IS DISTINCT FROM 'payout.resolution'::regtype
-			  AND (SELECT t.typbasetype FROM pg_type t WHERE t.oid OPERATOR(pg_catalog.=) coltype)
-				  IS DISTINCT FROM 'payout.resolution'::regtype THEN
-			RAISE EXCEPTION 'column "%" of relation "%" must be of type payout.resolution', resolution_column, tbl
+		ELSIF coltype OPERATOR(pg_catalog.<>) 'payout.resolution'::regtype THEN
+			RAISE EXCEPTION 'column "%" of relation "%" must be of type payout.resolution', resolution_column, relname
 				USING ERRCODE = 'datatype_mismatch',
-					  DETAIL = format('It is of type %s.', coltype::regtype);
+					  DETAIL = format('It is of type %s.', coltype);
 		END IF;
 	END IF;
 	-- An empty resolution column name says "none".
@@ -433,36 +639,79 @@ BEGIN
 				   ' BEFORE INSERT OR UPDATE ON %s'
 				   ' FOR EACH ROW EXECUTE FUNCTION payout.enforce_transition(%s)',
 				   tbl, args);
+
+	IF history THEN
+		IF NOT EXISTS (SELECT FROM pg_index i
+					   WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary) THEN
+			RAISE EXCEPTION 'table "%" has no primary key', relname
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'History records each payout by its primary key.',
+					  HINT = 'Add a primary key, or attach with history => false.';
+		END IF;
+		args := format('%L, %L', status_column, coalesce(resolution_column, ''));
+		changed := format('OLD.%1$I IS DISTINCT FROM NEW.%1$I', status_column);
+		IF resolution_column IS NOT NULL THEN
+			changed := changed || format(' OR OLD.%1$I IS DISTINCT FROM NEW.%1$I', resolution_column);
+		END IF;
+		-- AFTER triggers, so that only rows really stored are recorded; the
+		-- WHEN clause keeps updates of other columns from queuing events.
+		EXECUTE format('CREATE TRIGGER zz_payout_history'
+					   ' AFTER INSERT ON %s'
+					   ' FOR EACH ROW EXECUTE FUNCTION payout.record_history(%s)',
+					   tbl, args);
+		EXECUTE format('CREATE TRIGGER zz_payout_history_update'
+					   ' AFTER UPDATE ON %s'
+					   ' FOR EACH ROW WHEN (%s)'
+					   ' EXECUTE FUNCTION payout.record_history(%s)',
+					   tbl, changed, args);
+	END IF;
 END
 $$;
-COMMENT ON FUNCTION payout.attach(regclass, name, name, boolean) IS 'creates trigger zz_payout_enforce on the table; notify: NOTIFY payout_ready when a payout becomes READY or is released';
+COMMENT ON FUNCTION payout.attach(regclass, name, name, boolean, boolean) IS 'creates trigger zz_payout_enforce on the table (and, with history, zz_payout_history and zz_payout_history_update); notify: NOTIFY payout_ready when a payout becomes READY or is released';
 
 CREATE FUNCTION payout.detach(tbl regclass)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	trigger_name name;
+	parent_trigger oid;
 BEGIN
 	IF tbl IS NULL THEN
 		RAISE EXCEPTION 'table must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF NOT EXISTS (SELECT FROM pg_trigger t
-				   WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
-					 AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce'
-					 AND t.tgparentid OPERATOR(pg_catalog.=) 0) THEN
-		RAISE EXCEPTION 'table "%" has no payout trigger', tbl
+	SELECT t.tgparentid INTO parent_trigger FROM pg_trigger t
+	WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+	  AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce';
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table "%" has no payout trigger', payout.relname(tbl)
 			USING ERRCODE = 'undefined_object';
 	END IF;
+	IF parent_trigger OPERATOR(pg_catalog.<>) 0 THEN
+		RAISE EXCEPTION 'the payout trigger of partition "%" is inherited', payout.relname(tbl)
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Detach it from the partitioned table.';
+	END IF;
 	EXECUTE format('DROP TRIGGER zz_payout_enforce ON %s', tbl);
+	FOR trigger_name IN
+		SELECT t.tgname FROM pg_trigger t
+		WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+		  AND t.tgname IN ('zz_payout_history', 'zz_payout_history_update')
+		  AND t.tgparentid OPERATOR(pg_catalog.=) 0
+	LOOP
+		EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, tbl);
+	END LOOP;
 END
 $$;
-COMMENT ON FUNCTION payout.detach(regclass) IS 'drops the trigger that payout.attach created';
+COMMENT ON FUNCTION payout.detach(regclass) IS 'drops the triggers that payout.attach created; the table''s history stays';
 
 CREATE FUNCTION payout.attachment(tbl regclass,
 								  OUT status_column name,
 								  OUT resolution_column name,
-								  OUT notify boolean)
+								  OUT notify boolean,
+								  OUT history boolean)
 RETURNS record
 LANGUAGE plpgsql
 STABLE
@@ -478,7 +727,7 @@ BEGIN
 	WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
 	  AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce';
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'table "%" has no payout trigger', tbl
+		RAISE EXCEPTION 'table "%" has no payout trigger', payout.relname(tbl)
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Attach it with payout.attach().';
 	END IF;
@@ -501,6 +750,9 @@ BEGIN
 		resolution_column := 'resolution';
 	END IF;
 	notify := coalesce('notify' OPERATOR(pg_catalog.=) ANY (args[3:]), false);
+	history := EXISTS (SELECT FROM pg_trigger t
+					   WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+						 AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_history');
 END
 $$;
 COMMENT ON FUNCTION payout.attachment(regclass) IS 'how the payout trigger is attached to the table: its status and resolution columns and options';
@@ -530,7 +782,7 @@ BEGIN
 	WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary;
 
 	IF n OPERATOR(pg_catalog.=) 0 THEN
-		RAISE EXCEPTION 'table "%" has no primary key', tbl
+		RAISE EXCEPTION 'table "%" has no primary key', payout.relname(tbl)
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  DETAIL = 'Payouts are identified by their primary key.';
 	END IF;
@@ -615,11 +867,11 @@ BEGIN
 	  AND a.attname OPERATOR(pg_catalog.=) since_column
 	  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'column "%" of relation "%" does not exist', since_column, tbl
+		RAISE EXCEPTION 'column "%" of relation "%" does not exist', since_column, payout.relname(tbl)
 			USING ERRCODE = 'undefined_column';
 	END IF;
 	IF coltype NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
-		RAISE EXCEPTION 'column "%" of relation "%" must be a timestamp or a date', since_column, tbl
+		RAISE EXCEPTION 'column "%" of relation "%" must be a timestamp or a date', since_column, payout.relname(tbl)
 			USING ERRCODE = 'datatype_mismatch',
 				  DETAIL = format('It is of type %s.', coltype);
 	END IF;

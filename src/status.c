@@ -277,8 +277,8 @@ PayoutEnumIndex(PayoutEnumKind kind, Oid value)
 					DatumGetCString(DirectFunctionCall1(enum_out,
 														ObjectIdGetDatum(value))),
 					PAYOUT_SCHEMA, map->typname),
-			 errdetail("The extension only knows the labels it created."),
-			 errhint("Remove labels added with ALTER TYPE ... ADD VALUE.")));
+			 errdetail("The extension only knows the labels it created; labels added with ALTER TYPE ... ADD VALUE are not supported."),
+			 errhint("Do not store such a label in a payout table or in payout.transition.")));
 	return -1;					/* keep compiler quiet */
 }
 
@@ -297,6 +297,10 @@ PayoutEnumOid(PayoutEnumKind kind, int index)
 	return map->oids[index];
 }
 
+/*
+ * PayoutStatusLabel
+ *		The label of a status index.
+ */
 const char *
 PayoutStatusLabel(int status)
 {
@@ -304,6 +308,10 @@ PayoutStatusLabel(int status)
 	return statuses[status].label;
 }
 
+/*
+ * PayoutStatusIsFinal
+ *		Whether a status index is final (the seed marks nine).
+ */
 bool
 PayoutStatusIsFinal(int status)
 {
@@ -344,6 +352,10 @@ PayoutFailureStatus(int status)
 	}
 }
 
+/*
+ * PayoutResolutionLabel
+ *		The label of a resolution index.
+ */
 const char *
 PayoutResolutionLabel(int resolution)
 {
@@ -351,6 +363,10 @@ PayoutResolutionLabel(int resolution)
 	return resolutions[resolution].label;
 }
 
+/*
+ * PayoutResolutionGroupOf
+ *		The group of a resolution index.
+ */
 PayoutResolutionGroup
 PayoutResolutionGroupOf(int resolution)
 {

@@ -27,6 +27,20 @@
  * column named "resolution" simply has no resolution; a resolution column
  * named explicitly must exist.
  *
+ * A BEFORE INSERT trigger fires before PostgreSQL knows whether the row
+ * will really be inserted, and two kinds of INSERT are not new payouts:
+ *	- INSERT ... ON CONFLICT DO UPDATE of an existing payout, which becomes
+ *	  an UPDATE that the trigger judges as such.  A proposed row that would
+ *	  be illegal as a new payout is let through when a row with its primary
+ *	  key already exists; that row is locked (FOR KEY SHARE) so that it
+ *	  cannot vanish before the conflict is found.  A plain INSERT of such a
+ *	  row then fails on the primary key instead.
+ *	- the INSERT half of an UPDATE that moves a row to another partition,
+ *	  which comes right after the BEFORE UPDATE trigger on the old partition
+ *	  judged the change.  The trigger remembers the last row it let through
+ *	  on a partition and lets that same row (same key, same status and
+ *	  resolution, same command) into the new partition.
+ *
  * Everything that depends only on the table (column numbers and types) is
  * worked out at the first row of each statement and kept in fn_extra,
  * which lives as long as the statement: the executor gives each trigger of
@@ -39,24 +53,36 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/nbtree.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "commands/async.h"
+#include "catalog/pg_am.h"
 #include "commands/trigger.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "port/pg_bitutils.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/elog.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/snapmgr.h"
 
 #include "payout.h"
 #include "status.h"
+#include "transition.h"
 #include "transition_cache.h"
 
 #define DEFAULT_STATUS_COLUMN		"status"
@@ -76,6 +102,23 @@
 /* No resolution, in a resolution index. */
 #define NO_RESOLUTION				(-1)
 
+/*
+ * The last row the UPDATE path let through on a partition: the candidate
+ * of a cross-partition move.  Kept in its own context, reset per row.
+ */
+typedef struct MovedRow
+{
+	LocalTransactionId lxid;
+	CommandId	cid;
+	Oid			relid;
+	Oid			status;
+	Oid			resolution;		/* InvalidOid: none */
+	HeapTuple	tuple;
+} MovedRow;
+
+static MemoryContext moved_context = NULL;
+static MovedRow moved_row = {InvalidLocalTransactionId};
+
 /* What the trigger knows about its table for the current statement. */
 typedef struct EnforceState
 {
@@ -87,8 +130,6 @@ typedef struct EnforceState
 
 static void CheckTriggerEvent(FunctionCallInfo fcinfo);
 static EnforceState *GetEnforceState(FunctionCallInfo fcinfo);
-static AttrNumber FindEnumColumn(Relation rel, const char *colname,
-								 PayoutEnumKind kind, bool missing_ok);
 static char *DescribeRow(Relation rel, HeapTuple tuple);
 static char *DescribeStatuses(uint32 statuses);
 static void ReportIllegalTransition(Relation rel, HeapTuple tuple,
@@ -101,7 +142,15 @@ static void ReportHold(Relation rel, EnforceState *state, HeapTuple tuple,
 static void CheckResolutionRules(Relation rel, EnforceState *state,
 								 HeapTuple tuple, int from, int oldres,
 								 int to, int newres);
-static void AppendKeyJson(StringInfo buf, Relation rel, HeapTuple tuple);
+static void AppendRecordValue(StringInfo buf, const char *value);
+static void RememberMovableRow(Relation rel, HeapTuple tuple, Oid status,
+							   Oid resolution);
+static bool IsMovedRow(Relation rel, HeapTuple tuple, Oid status,
+					   Oid resolution);
+static bool LockExistingRow(Relation rel, HeapTuple tuple);
+static Oid	GetResolutionOid(HeapTuple tuple, TupleDesc tupdesc,
+							 AttrNumber attnum);
+static bool InsertIsLegal(EnforceState *state, int to, int newres);
 static void NotifyReady(Relation rel, HeapTuple tuple, int status);
 
 /* Whether a payout with this status and resolution is held. */
@@ -146,12 +195,12 @@ CheckTriggerEvent(FunctionCallInfo fcinfo)
 }
 
 /*
- * FindEnumColumn
+ * PayoutFindEnumColumn
  *		Attribute number of a column that must be of one of our enum types
  *		(or a domain over it).
  */
-static AttrNumber
-FindEnumColumn(Relation rel, const char *colname, PayoutEnumKind kind,
+AttrNumber
+PayoutFindEnumColumn(Relation rel, const char *colname, PayoutEnumKind kind,
 			   bool missing_ok)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
@@ -206,14 +255,14 @@ GetEnforceState(FunctionCallInfo fcinfo)
 		state = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(EnforceState));
 
 	state->status_attnum =
-		FindEnumColumn(rel,
+		PayoutFindEnumColumn(rel,
 					   trigger->tgnargs >= 1 ? trigger->tgargs[0] : DEFAULT_STATUS_COLUMN,
 					   PAYOUT_ENUM_STATUS, false);
 	if (trigger->tgnargs >= 2 && trigger->tgargs[1][0] == '\0')
 		state->resolution_attnum = InvalidAttrNumber;
 	else
 		state->resolution_attnum =
-			FindEnumColumn(rel,
+			PayoutFindEnumColumn(rel,
 						   trigger->tgnargs >= 2 ? trigger->tgargs[1] : DEFAULT_RESOLUTION_COLUMN,
 						   PAYOUT_ENUM_RESOLUTION, trigger->tgnargs < 2);
 
@@ -465,29 +514,58 @@ CheckResolutionRules(Relation rel, EnforceState *state, HeapTuple tuple,
 }
 
 /*
- * AppendKeyJson
- *		Append the row's primary key as JSON: a string for a one-column
- *		key, an array of strings for a composite one, null without one.
+ * AppendRecordValue
+ *		Append one field the way record_out does: quoted when it is empty or
+ *		holds a quote, a backslash, a parenthesis, a comma or white space.
  */
 static void
-AppendKeyJson(StringInfo buf, Relation rel, HeapTuple tuple)
+AppendRecordValue(StringInfo buf, const char *value)
+{
+	const char *p;
+	bool		quote = (value[0] == '\0');
+
+	for (p = value; *p && !quote; p++)
+		quote = (*p == '"' || *p == '\\' || *p == '(' || *p == ')' ||
+				 *p == ',' || isspace((unsigned char) *p));
+	if (!quote)
+	{
+		appendStringInfoString(buf, value);
+		return;
+	}
+	appendStringInfoChar(buf, '"');
+	for (p = value; *p; p++)
+	{
+		if (*p == '"' || *p == '\\')
+			appendStringInfoChar(buf, *p);
+		appendStringInfoChar(buf, *p);
+	}
+	appendStringInfoChar(buf, '"');
+}
+
+/*
+ * PayoutRowKey
+ *		The row's primary key as text, or NULL for a table without one.
+ *
+ * A one-column key is its value's text; a composite key is a row literal,
+ * as ROW(a, b)::text writes it.  payout.claim() returns keys the same way,
+ * so a key from either can be looked up in payout.history.
+ */
+char *
+PayoutRowKey(Relation rel, HeapTuple tuple)
 {
 	Oid			indexoid = RelationGetPrimaryKeyIndex(rel);
 	TupleDesc	tupdesc = RelationGetDescr(rel);
+	StringInfoData buf;
 	Relation	index;
 	int			nkeys;
 	int			i;
 
 	if (!OidIsValid(indexoid))
-	{
-		appendStringInfoString(buf, "null");
-		return;
-	}
+		return NULL;
 
+	initStringInfo(&buf);
 	index = index_open(indexoid, AccessShareLock);
 	nkeys = IndexRelationGetNumberOfKeyAttributes(index);
-	if (nkeys > 1)
-		appendStringInfoChar(buf, '[');
 	for (i = 0; i < nkeys; i++)
 	{
 		AttrNumber	attnum = index->rd_index->indkey.values[i];
@@ -495,21 +573,26 @@ AppendKeyJson(StringInfo buf, Relation rel, HeapTuple tuple)
 		Datum		value = heap_getattr(tuple, attnum, tupdesc, &isnull);
 		Oid			typoutput;
 		bool		typisvarlena;
+		char	   *text;
 
-		if (i > 0)
-			appendStringInfoString(buf, ", ");
 		if (isnull)
-		{
-			appendStringInfoString(buf, "null");
-			continue;
-		}
+			continue;			/* a primary key has none; keep it safe */
 		getTypeOutputInfo(TupleDescAttr(tupdesc, attnum - 1)->atttypid,
 						  &typoutput, &typisvarlena);
-		escape_json(buf, OidOutputFunctionCall(typoutput, value));
+		text = OidOutputFunctionCall(typoutput, value);
+		if (nkeys == 1)
+			appendStringInfoString(&buf, text);
+		else
+		{
+			appendStringInfoChar(&buf, i == 0 ? '(' : ',');
+			AppendRecordValue(&buf, text);
+		}
 	}
 	if (nkeys > 1)
-		appendStringInfoChar(buf, ']');
+		appendStringInfoChar(&buf, ')');
 	index_close(index, AccessShareLock);
+
+	return buf.data;
 }
 
 /*
@@ -522,6 +605,7 @@ static void
 NotifyReady(Relation rel, HeapTuple tuple, int status)
 {
 	StringInfoData payload;
+	char	   *key;
 
 	initStringInfo(&payload);
 	appendStringInfoString(&payload, "{\"table\": ");
@@ -529,12 +613,195 @@ NotifyReady(Relation rel, HeapTuple tuple, int status)
 				quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 										   RelationGetRelationName(rel)));
 	appendStringInfoString(&payload, ", \"key\": ");
-	AppendKeyJson(&payload, rel, tuple);
+	key = PayoutRowKey(rel, tuple);
+	if (key)
+		escape_json(&payload, key);
+	else
+		appendStringInfoString(&payload, "null");
 	appendStringInfoString(&payload, ", \"status\": ");
 	escape_json(&payload, PayoutStatusLabel(status));
 	appendStringInfoChar(&payload, '}');
 
 	Async_Notify(NOTIFY_CHANNEL, payload.data);
+}
+
+/*
+ * InsertIsLegal
+ *		Whether a new payout in this status and resolution breaks no rule;
+ *		the same rules as the checks that raise the errors, without them.
+ */
+static bool
+InsertIsLegal(EnforceState *state, int to, int newres)
+{
+	if (!PayoutCanTransition(PAYOUT_INITIAL, to))
+		return false;
+	if (state->resolution_attnum == InvalidAttrNumber || newres == NO_RESOLUTION)
+		return true;
+	if (PayoutResolutionGroupOf(newres) == PAYOUT_GROUP_FATAL_ERROR &&
+		!PayoutStatusIsFinal(to))
+		return false;
+	if (newres != PAYOUT_RESOLUTION_OK &&
+		(to == PAYOUT_STATUS_PROCESSED || to == PAYOUT_STATUS_PARTIALLY_PROCESSED))
+		return false;
+	return true;
+}
+
+/*
+ * GetResolutionOid
+ *		The resolution of a row as an enum OID, InvalidOid for none.
+ */
+static Oid
+GetResolutionOid(HeapTuple tuple, TupleDesc tupdesc, AttrNumber attnum)
+{
+	Datum		value;
+	bool		isnull;
+
+	if (attnum == InvalidAttrNumber)
+		return InvalidOid;
+	value = heap_getattr(tuple, attnum, tupdesc, &isnull);
+	return isnull ? InvalidOid : DatumGetObjectId(value);
+}
+
+/*
+ * RememberMovableRow
+ *		Remember a row the UPDATE path let through on a partition, in case
+ *		the UPDATE moves it to another partition.
+ */
+static void
+RememberMovableRow(Relation rel, HeapTuple tuple, Oid status, Oid resolution)
+{
+	MemoryContext oldcontext;
+
+	if (moved_context == NULL)
+		moved_context = AllocSetContextCreate(CacheMemoryContext,
+											  "payout moved row",
+											  ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(moved_context);
+
+	oldcontext = MemoryContextSwitchTo(moved_context);
+	moved_row.tuple = heap_copytuple(tuple);
+	MemoryContextSwitchTo(oldcontext);
+
+	moved_row.lxid = MyProc->lxid;
+	moved_row.cid = GetCurrentCommandId(false);
+	moved_row.relid = RelationGetRelid(rel);
+	moved_row.status = status;
+	moved_row.resolution = resolution;
+}
+
+/*
+ * IsMovedRow
+ *		Whether the row being inserted into a partition is the row the same
+ *		command just let through on another partition: the INSERT half of
+ *		a cross-partition UPDATE, already judged as an UPDATE.
+ *
+ * Nested statements run with a later command id, so only the command that
+ * ran the UPDATE matches; the key comparison keeps a MERGE from passing off
+ * a new row as the moved one.
+ */
+static bool
+IsMovedRow(Relation rel, HeapTuple tuple, Oid status, Oid resolution)
+{
+	Relation	oldrel;
+	char	   *oldkey;
+	char	   *newkey;
+
+	if (!rel->rd_rel->relispartition ||
+		moved_row.lxid != MyProc->lxid ||
+		moved_row.cid != GetCurrentCommandId(false) ||
+		moved_row.relid == RelationGetRelid(rel) ||
+		moved_row.status != status ||
+		moved_row.resolution != resolution)
+		return false;
+
+	oldrel = RelationIdGetRelation(moved_row.relid);
+	if (!RelationIsValid(oldrel))
+		return false;
+	oldkey = PayoutRowKey(oldrel, moved_row.tuple);
+	RelationClose(oldrel);
+	newkey = PayoutRowKey(rel, tuple);
+	if (oldkey == NULL || newkey == NULL || strcmp(oldkey, newkey) != 0)
+		return false;
+
+	moved_row.lxid = InvalidLocalTransactionId;	/* one move per row */
+	return true;
+}
+
+/*
+ * LockExistingRow
+ *		Whether a row with the primary key of the proposed row exists; if
+ *		so, lock it FOR KEY SHARE, so that it is still there when the INSERT
+ *		checks for conflicts.
+ *
+ * The lookup uses a fresh snapshot.  A row that a concurrent transaction
+ * deletes or updates before we lock it counts as missing: the proposed row
+ * is then judged as a new payout, which is the safe side.
+ */
+static bool
+LockExistingRow(Relation rel, HeapTuple tuple)
+{
+	Oid			indexoid = RelationGetPrimaryKeyIndex(rel);
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	ScanKeyData skey[INDEX_MAX_KEYS];
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	Snapshot	snapshot;
+	bool		found = false;
+	int			nkeys;
+	int			i;
+
+	if (!OidIsValid(indexoid))
+		return false;
+
+	index = index_open(indexoid, AccessShareLock);
+	nkeys = IndexRelationGetNumberOfKeyAttributes(index);
+	if (index->rd_rel->relam != BTREE_AM_OID)
+	{
+		index_close(index, AccessShareLock);
+		return false;
+	}
+	for (i = 0; i < nkeys; i++)
+	{
+		AttrNumber	attnum = index->rd_index->indkey.values[i];
+		bool		isnull;
+		Datum		value = heap_getattr(tuple, attnum, tupdesc, &isnull);
+		Oid			opcintype = index->rd_opcintype[i];
+		Oid			eqop;
+
+		eqop = get_opfamily_member(index->rd_opfamily[i], opcintype, opcintype,
+								   BTEqualStrategyNumber);
+		if (isnull || !OidIsValid(eqop))
+		{
+			index_close(index, AccessShareLock);
+			return false;
+		}
+		ScanKeyEntryInitialize(&skey[i], 0, i + 1, BTEqualStrategyNumber,
+							   opcintype, index->rd_indcollation[i],
+							   get_opcode(eqop), value);
+	}
+
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, index, snapshot, nkeys, 0);
+	index_rescan(scan, skey, nkeys, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		TM_FailureData tmfd;
+		TM_Result	result;
+
+		result = table_tuple_lock(rel, &slot->tts_tid, snapshot, slot,
+								  GetCurrentCommandId(false), LockTupleKeyShare,
+								  LockWaitBlock, 0, &tmfd);
+		found = (result == TM_Ok || result == TM_SelfModified);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(index, AccessShareLock);
+
+	return found;
 }
 
 /*
@@ -568,6 +835,12 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 		newtuple = trigdata->tg_trigtuple;
 		from = PAYOUT_INITIAL;
 		newvalue = heap_getattr(newtuple, state->status_attnum, tupdesc, &newnull);
+
+		/* the INSERT half of a cross-partition UPDATE: judged already */
+		if (!newnull && moved_row.lxid == MyProc->lxid &&
+			IsMovedRow(rel, newtuple, DatumGetObjectId(newvalue),
+					   GetResolutionOid(newtuple, tupdesc, state->resolution_attnum)))
+			return PointerGetDatum(newtuple);
 	}
 	else
 	{
@@ -592,13 +865,24 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 			bool		newres_null;
 
 			if (state->resolution_attnum == InvalidAttrNumber)
+			{
+				if (rel->rd_rel->relispartition)
+					RememberMovableRow(rel, newtuple, DatumGetObjectId(newvalue),
+									   InvalidOid);
 				return PointerGetDatum(newtuple);
+			}
 			oldres_value = heap_getattr(oldtuple, state->resolution_attnum, tupdesc, &oldres_null);
 			newres_value = heap_getattr(newtuple, state->resolution_attnum, tupdesc, &newres_null);
 			if (oldres_null ? newres_null :
 				(!newres_null &&
 				 DatumGetObjectId(oldres_value) == DatumGetObjectId(newres_value)))
+			{
+				if (rel->rd_rel->relispartition)
+					RememberMovableRow(rel, newtuple, DatumGetObjectId(newvalue),
+									   newres_null ? InvalidOid :
+									   DatumGetObjectId(newres_value));
 				return PointerGetDatum(newtuple);
+			}
 		}
 
 		/*
@@ -615,6 +899,15 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 	to = PayoutEnumIndex(PAYOUT_ENUM_STATUS, DatumGetObjectId(newvalue));
 	newres = GetResolution(newtuple, tupdesc, state->resolution_attnum);
 
+	/*
+	 * A proposed row that would be illegal as a new payout, but whose key
+	 * exists: an upsert that will become an UPDATE (judged then), or a
+	 * duplicate that the primary key will reject.
+	 */
+	if (oldtuple == NULL && !InsertIsLegal(state, to, newres) &&
+		LockExistingRow(rel, newtuple))
+		return PointerGetDatum(newtuple);
+
 	/* A held payout is not even judged, unless a moderator changes it. */
 	if (oldtuple != NULL && IsHeld(from, oldres) && !IsModerator())
 		ReportHold(rel, state, oldtuple, from, oldres);
@@ -626,6 +919,10 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 	if (state->resolution_attnum != InvalidAttrNumber)
 		CheckResolutionRules(rel, state, oldtuple ? oldtuple : newtuple,
 							 from, oldres, to, newres);
+
+	if (oldtuple != NULL && rel->rd_rel->relispartition)
+		RememberMovableRow(rel, newtuple, DatumGetObjectId(newvalue),
+						   GetResolutionOid(newtuple, tupdesc, state->resolution_attnum));
 
 	if (state->notify && !PayoutStatusIsFinal(to) &&
 		((to == PAYOUT_STATUS_READY && from != to) ||

@@ -1,0 +1,286 @@
+/*-------------------------------------------------------------------------
+ *
+ * history.c
+ *	  payout.record_history(): the audit trail of every status change.
+ *
+ * An AFTER ROW trigger, so that only rows that were really stored are
+ * recorded, and in the same transaction, so that a rollback leaves no
+ * trace.  Each change becomes one row of payout.history, inserted through a
+ * plan prepared once per backend: no parse or plan per row.
+ *
+ * Writers of payout tables get no privilege on payout.history, which is
+ * append-only for everyone but its owner.  The insert therefore runs as
+ * the table's owner, the way foreign-key triggers run their queries as the
+ * owner of the referenced table; current_user is taken before the switch,
+ * so the row names whoever made the change.
+ *
+ * Trigger arguments: the status column and the resolution column (an empty
+ * string for none), as for payout.enforce_transition().
+ *
+ * src/history.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+#include "payout.h"
+#include "status.h"
+#include "transition.h"
+
+#define HISTORY_NARGS 12
+
+static const char *const history_insert =
+"INSERT INTO payout.history"
+" (tbl, key, old_status, new_status, old_resolution, new_resolution,"
+"  xact_time, clock_time, user_name, session_user_name, application_name, xid)"
+" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/* What the trigger knows about its table for the current statement. */
+typedef struct HistoryState
+{
+	Oid			relid;
+	AttrNumber	status_attnum;
+	AttrNumber	resolution_attnum;	/* InvalidAttrNumber: no resolution */
+	Oid			history_owner;
+} HistoryState;
+
+/* The prepared INSERT, and the enum types it was prepared for. */
+static SPIPlanPtr history_plan = NULL;
+static Oid	plan_status_type = InvalidOid;
+static Oid	plan_resolution_type = InvalidOid;
+
+static HistoryState *GetHistoryState(FunctionCallInfo fcinfo);
+static SPIPlanPtr GetHistoryPlan(void);
+
+/*
+ * GetHistoryState
+ *		Columns and the history table's owner, worked out at the first row
+ *		of each statement.
+ */
+static HistoryState *
+GetHistoryState(FunctionCallInfo fcinfo)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Trigger    *trigger = trigdata->tg_trigger;
+	Relation	rel = trigdata->tg_relation;
+	HistoryState *state = (HistoryState *) fcinfo->flinfo->fn_extra;
+	Oid			history_relid;
+	HeapTuple	classtup;
+
+	if (state != NULL && state->relid == RelationGetRelid(rel))
+		return state;
+
+	if (trigger->tgnargs > 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" on table \"%s\" has %d arguments, but payout.record_history takes at most 2",
+						trigger->tgname, RelationGetRelationName(rel),
+						trigger->tgnargs),
+				 errhint("Attach the trigger with payout.attach().")));
+
+	if (!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has no primary key", RelationGetRelationName(rel)),
+				 errdetail("History records each payout by its primary key."),
+				 errhint("Add a primary key, or attach with history => false.")));
+
+	if (state == NULL)
+		state = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(HistoryState));
+
+	state->status_attnum =
+		PayoutFindEnumColumn(rel, trigger->tgnargs >= 1 ? trigger->tgargs[0] : "status",
+							 PAYOUT_ENUM_STATUS, false);
+	if (trigger->tgnargs >= 2 && trigger->tgargs[1][0] == '\0')
+		state->resolution_attnum = InvalidAttrNumber;
+	else
+		state->resolution_attnum =
+			PayoutFindEnumColumn(rel, trigger->tgnargs >= 2 ? trigger->tgargs[1] : "resolution",
+								 PAYOUT_ENUM_RESOLUTION, trigger->tgnargs < 2);
+
+	history_relid = get_relname_relid("history", get_namespace_oid(PAYOUT_SCHEMA, false));
+	classtup = SearchSysCache1(RELOID, ObjectIdGetDatum(history_relid));
+	if (!HeapTupleIsValid(classtup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.history\" does not exist", PAYOUT_SCHEMA),
+				 errhint("Reinstall the extension with DROP EXTENSION payout and CREATE EXTENSION payout.")));
+	state->history_owner = ((Form_pg_class) GETSTRUCT(classtup))->relowner;
+	ReleaseSysCache(classtup);
+
+	state->relid = RelationGetRelid(rel);
+	fcinfo->flinfo->fn_extra = state;
+	return state;
+}
+
+/*
+ * GetHistoryPlan
+ *		The prepared INSERT, prepared again if the enum types were dropped
+ *		and created again (DROP and CREATE EXTENSION).  Call inside SPI.
+ */
+static SPIPlanPtr
+GetHistoryPlan(void)
+{
+	Oid			status_type = PayoutEnumTypeOid(PAYOUT_ENUM_STATUS);
+	Oid			resolution_type = PayoutEnumTypeOid(PAYOUT_ENUM_RESOLUTION);
+	Oid			argtypes[HISTORY_NARGS];
+	SPIPlanPtr	plan;
+
+	if (history_plan != NULL &&
+		plan_status_type == status_type &&
+		plan_resolution_type == resolution_type)
+		return history_plan;
+
+	argtypes[0] = REGCLASSOID;
+	argtypes[1] = TEXTOID;
+	argtypes[2] = status_type;
+	argtypes[3] = status_type;
+	argtypes[4] = resolution_type;
+	argtypes[5] = resolution_type;
+	argtypes[6] = TIMESTAMPTZOID;
+	argtypes[7] = TIMESTAMPTZOID;
+	argtypes[8] = NAMEOID;
+	argtypes[9] = NAMEOID;
+	argtypes[10] = TEXTOID;
+	argtypes[11] = XID8OID;
+
+	plan = SPI_prepare(history_insert, HISTORY_NARGS, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for payout history: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed for payout history");
+
+	if (history_plan != NULL)
+		SPI_freeplan(history_plan);
+	history_plan = plan;
+	plan_status_type = status_type;
+	plan_resolution_type = resolution_type;
+	return plan;
+}
+
+/*
+ * payout.record_history(): AFTER INSERT OR UPDATE FOR EACH ROW trigger.
+ */
+PG_FUNCTION_INFO_V1(payout_record_history);
+Datum
+payout_record_history(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HistoryState *state;
+	Relation	rel;
+	TupleDesc	tupdesc;
+	HeapTuple	oldtuple = NULL;
+	HeapTuple	newtuple;
+	Datum		values[HISTORY_NARGS];
+	char		nulls[HISTORY_NARGS];
+	bool		isnull;
+	char	   *key;
+	const char *appname;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			ret;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"payout.record_history\" was not called by the trigger manager"),
+				 errhint("Attach it to a table with payout.attach().")));
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		  TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" on table \"%s\" must be fired AFTER INSERT OR UPDATE FOR EACH ROW",
+						trigdata->tg_trigger->tgname,
+						RelationGetRelationName(trigdata->tg_relation)),
+				 errhint("Attach the trigger with payout.attach().")));
+
+	state = GetHistoryState(fcinfo);
+	rel = trigdata->tg_relation;
+	tupdesc = RelationGetDescr(rel);
+
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		oldtuple = trigdata->tg_trigtuple;
+		newtuple = trigdata->tg_newtuple;
+	}
+	else
+		newtuple = trigdata->tg_trigtuple;
+
+	memset(nulls, ' ', sizeof(nulls));
+
+	values[2] = oldtuple ? heap_getattr(oldtuple, state->status_attnum, tupdesc, &isnull) : (Datum) 0;
+	if (oldtuple == NULL || isnull)
+		nulls[2] = 'n';
+	values[3] = heap_getattr(newtuple, state->status_attnum, tupdesc, &isnull);
+	if (isnull)
+		nulls[3] = 'n';
+	if (state->resolution_attnum != InvalidAttrNumber)
+	{
+		values[4] = oldtuple ? heap_getattr(oldtuple, state->resolution_attnum, tupdesc, &isnull) : (Datum) 0;
+		if (oldtuple == NULL || isnull)
+			nulls[4] = 'n';
+		values[5] = heap_getattr(newtuple, state->resolution_attnum, tupdesc, &isnull);
+		if (isnull)
+			nulls[5] = 'n';
+	}
+	else
+		nulls[4] = nulls[5] = 'n';
+
+	/* Attached by hand without a WHEN clause: skip rows that keep both. */
+	if (oldtuple != NULL &&
+		nulls[2] == nulls[3] && nulls[4] == nulls[5] &&
+		(nulls[2] == 'n' || DatumGetObjectId(values[2]) == DatumGetObjectId(values[3])) &&
+		(nulls[4] == 'n' || DatumGetObjectId(values[4]) == DatumGetObjectId(values[5])))
+		return PointerGetDatum(NULL);
+
+	key = PayoutRowKey(rel, newtuple);
+	appname = GetConfigOption("application_name", true, false);
+
+	values[0] = ObjectIdGetDatum(RelationGetRelid(rel));
+	values[1] = CStringGetTextDatum(key);
+	values[6] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[7] = TimestampTzGetDatum(GetCurrentTimestamp());
+	values[8] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
+	values[9] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetSessionUserId(), false)));
+	values[10] = appname ? CStringGetTextDatum(appname) : (Datum) 0;
+	if (appname == NULL)
+		nulls[10] = 'n';
+	values[11] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(state->history_owner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_plan(GetHistoryPlan(), values, nulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not record payout history: %s",
+			 SPI_result_code_string(ret));
+	SPI_finish();
+
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	return PointerGetDatum(NULL);
+}

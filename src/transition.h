@@ -1,0 +1,22 @@
+/*-------------------------------------------------------------------------
+ *
+ * transition.h
+ *	  Helpers of the transition trigger that the history trigger shares.
+ *
+ * src/transition.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PAYOUT_TRANSITION_H
+#define PAYOUT_TRANSITION_H
+
+#include "access/htup.h"
+#include "utils/relcache.h"
+
+#include "status.h"
+
+extern AttrNumber PayoutFindEnumColumn(Relation rel, const char *colname,
+									   PayoutEnumKind kind, bool missing_ok);
+extern char *PayoutRowKey(Relation rel, HeapTuple tuple);
+
+#endif							/* PAYOUT_TRANSITION_H */
