@@ -441,7 +441,7 @@ COMMENT ON FUNCTION payout.record_history() IS 'AFTER INSERT OR UPDATE FOR EACH 
 CREATE FUNCTION payout.timeline(tbl regclass, key text)
 RETURNS SETOF payout.history
 LANGUAGE sql
-STABLE STRICT
+STABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT h.* FROM payout.history h
@@ -456,7 +456,7 @@ CREATE FUNCTION payout.transition_counts(tbl regclass,
 RETURNS TABLE (from_status payout.status, to_status payout.status,
 			   payouts bigint, changes bigint)
 LANGUAGE sql
-STABLE
+STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT h.old_status, h.new_status, count(DISTINCT h.key), count(*)
@@ -477,7 +477,7 @@ COMMENT ON FUNCTION payout.transition_counts(regclass, timestamptz, timestamptz)
 CREATE FUNCTION payout.graph_mermaid()
 RETURNS text
 LANGUAGE sql
-STABLE
+STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT 'stateDiagram-v2' || E'\n'
@@ -497,7 +497,7 @@ COMMENT ON FUNCTION payout.graph_mermaid() IS 'the live transition graph as a Me
 CREATE FUNCTION payout.graph_dot()
 RETURNS text
 LANGUAGE sql
-STABLE
+STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT 'digraph payout {' || E'\n'
@@ -649,9 +649,12 @@ BEGIN
 					  HINT = 'Add a primary key, or attach with history => false.';
 		END IF;
 		args := format('%L, %L', status_column, coalesce(resolution_column, ''));
-		changed := format('OLD.%1$I IS DISTINCT FROM NEW.%1$I', status_column);
+		-- The casts see through domains, whose own operators may not exist.
+		changed := format('OLD.%1$I::payout.status IS DISTINCT FROM NEW.%1$I::payout.status',
+						  status_column);
 		IF resolution_column IS NOT NULL THEN
-			changed := changed || format(' OR OLD.%1$I IS DISTINCT FROM NEW.%1$I', resolution_column);
+			changed := changed || format(' OR OLD.%1$I::payout.resolution IS DISTINCT FROM NEW.%1$I::payout.resolution',
+										 resolution_column);
 		END IF;
 		-- AFTER triggers, so that only rows really stored are recorded; the
 		-- WHEN clause keeps updates of other columns from queuing events.

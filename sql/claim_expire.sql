@@ -39,7 +39,7 @@ SELECT payout.claim('no_such_table', 5);
 CREATE TABLE unattached (id int PRIMARY KEY, status payout.status);
 SELECT payout.claim('unattached', 5);
 CREATE TABLE nokey (id int, status payout.status NOT NULL);
-SELECT payout.attach('nokey');
+SELECT payout.attach('nokey', history => false);
 SELECT payout.claim('nokey', 5);
 SELECT id, status FROM payouts WHERE id = 9;
 
