@@ -16,10 +16,10 @@ DATA = payout--1.0.sql $(wildcard payout--*--*.sql)
 # security runs first and creates the extension itself, as do the others:
 # no --load-extension here.
 REGRESS = security types classify transition graph trigger_misuse dml \
-	resolution provider claim_expire
+	resolution provider claim_expire history graph_picture
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
-ISOLATION = graph_invalidation claim notify
+ISOLATION = graph_invalidation claim notify race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso --load-extension=payout
 
 TAP_TESTS = 1
