@@ -4,6 +4,7 @@ EXTENSION = payout
 MODULE_big = payout
 OBJS = \
 	src/history.o \
+	src/move.o \
 	src/payout.o \
 	src/provider.o \
 	src/status.o \

@@ -17,6 +17,10 @@
  * Trigger arguments: the status column and the resolution column (an empty
  * string for none), as for payout.enforce_transition().
  *
+ * Rows name the table the trigger was attached to: for a partitioned
+ * table, the partitioned table, not the partition that holds the row, so
+ * that payout.timeline() finds a payout wherever it lives.
+ *
  * src/history.c
  *
  *-------------------------------------------------------------------------
@@ -40,6 +44,7 @@
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
+#include "move.h"
 #include "payout.h"
 #include "status.h"
 #include "transition.h"
@@ -59,6 +64,7 @@ typedef struct HistoryState
 	AttrNumber	status_attnum;
 	AttrNumber	resolution_attnum;	/* InvalidAttrNumber: no resolution */
 	Oid			history_owner;
+	Oid			table;			/* the table the trigger was attached to */
 } HistoryState;
 
 /* The prepared INSERT, and the enum types it was prepared for. */
@@ -125,6 +131,7 @@ GetHistoryState(FunctionCallInfo fcinfo)
 	state->history_owner = ((Form_pg_class) GETSTRUCT(classtup))->relowner;
 	ReleaseSysCache(classtup);
 
+	state->table = PayoutAttachedTable(rel, trigger);
 	state->relid = RelationGetRelid(rel);
 	fcinfo->flinfo->fn_extra = state;
 	return state;
@@ -197,6 +204,7 @@ payout_record_history(PG_FUNCTION_ARGS)
 	Oid			save_userid;
 	int			save_sec_context;
 	int			ret;
+	bool		moved = false;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -246,17 +254,40 @@ payout_record_history(PG_FUNCTION_ARGS)
 	else
 		nulls[4] = nulls[5] = 'n';
 
-	/* Attached by hand without a WHEN clause: skip rows that keep both. */
-	if (oldtuple != NULL &&
+	key = PayoutRowKey(rel, newtuple);
+
+	/* The INSERT half of a cross-partition UPDATE records the UPDATE. */
+	if (oldtuple == NULL && rel->rd_rel->relispartition && key != NULL)
+	{
+		Oid			oldstatus;
+		Oid			oldresolution;
+
+		if (PayoutTakeMove(rel, key, &oldstatus, &oldresolution))
+		{
+			values[2] = ObjectIdGetDatum(oldstatus);
+			nulls[2] = OidIsValid(oldstatus) ? ' ' : 'n';
+			if (state->resolution_attnum != InvalidAttrNumber)
+			{
+				values[4] = ObjectIdGetDatum(oldresolution);
+				nulls[4] = OidIsValid(oldresolution) ? ' ' : 'n';
+			}
+			moved = true;
+		}
+	}
+
+	/*
+	 * Skip rows that keep both status and resolution: a move within the
+	 * same status, or an update when attached by hand without WHEN.
+	 */
+	if ((oldtuple != NULL || moved) &&
 		nulls[2] == nulls[3] && nulls[4] == nulls[5] &&
 		(nulls[2] == 'n' || DatumGetObjectId(values[2]) == DatumGetObjectId(values[3])) &&
 		(nulls[4] == 'n' || DatumGetObjectId(values[4]) == DatumGetObjectId(values[5])))
 		return PointerGetDatum(NULL);
 
-	key = PayoutRowKey(rel, newtuple);
 	appname = GetConfigOption("application_name", true, false);
 
-	values[0] = ObjectIdGetDatum(RelationGetRelid(rel));
+	values[0] = ObjectIdGetDatum(state->table);
 	values[1] = CStringGetTextDatum(key);
 	values[6] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	values[7] = TimestampTzGetDatum(GetCurrentTimestamp());

@@ -23,7 +23,8 @@
  * Trigger arguments, all optional: the status column (default "status"),
  * the resolution column (default "resolution"; an empty string for none),
  * then options: "notify" sends a notification on channel payout_ready when
- * a payout becomes READY or is released from moderation.  A table without a
+ * a payout becomes READY or is released from moderation; it names the table
+ * the trigger was attached to (the partitioned table, for a partition).  A table without a
  * column named "resolution" simply has no resolution; a resolution column
  * named explicitly must exist.
  *
@@ -62,6 +63,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "commands/async.h"
+#include "catalog/partition.h"
 #include "catalog/pg_am.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
@@ -82,6 +84,7 @@
 
 #include "payout.h"
 #include "status.h"
+#include "move.h"
 #include "transition.h"
 #include "transition_cache.h"
 
@@ -102,23 +105,6 @@
 /* No resolution, in a resolution index. */
 #define NO_RESOLUTION				(-1)
 
-/*
- * The last row the UPDATE path let through on a partition: the candidate
- * of a cross-partition move.  Kept in its own context, reset per row.
- */
-typedef struct MovedRow
-{
-	LocalTransactionId lxid;
-	CommandId	cid;
-	Oid			relid;
-	Oid			status;
-	Oid			resolution;		/* InvalidOid: none */
-	HeapTuple	tuple;
-} MovedRow;
-
-static MemoryContext moved_context = NULL;
-static MovedRow moved_row = {InvalidLocalTransactionId};
-
 /* What the trigger knows about its table for the current statement. */
 typedef struct EnforceState
 {
@@ -126,6 +112,7 @@ typedef struct EnforceState
 	AttrNumber	status_attnum;
 	AttrNumber	resolution_attnum;	/* InvalidAttrNumber: no resolution */
 	bool		notify;			/* option "notify" */
+	Oid			table;			/* the table the trigger was attached to */
 } EnforceState;
 
 static void CheckTriggerEvent(FunctionCallInfo fcinfo);
@@ -143,15 +130,11 @@ static void CheckResolutionRules(Relation rel, EnforceState *state,
 								 HeapTuple tuple, int from, int oldres,
 								 int to, int newres);
 static void AppendRecordValue(StringInfo buf, const char *value);
-static void RememberMovableRow(Relation rel, HeapTuple tuple, Oid status,
-							   Oid resolution);
-static bool IsMovedRow(Relation rel, HeapTuple tuple, Oid status,
-					   Oid resolution);
 static bool LockExistingRow(Relation rel, HeapTuple tuple);
 static Oid	GetResolutionOid(HeapTuple tuple, TupleDesc tupdesc,
 							 AttrNumber attnum);
 static bool InsertIsLegal(EnforceState *state, int to, int newres);
-static void NotifyReady(Relation rel, HeapTuple tuple, int status);
+static void NotifyReady(Relation rel, Oid table, HeapTuple tuple, int status);
 
 /* Whether a payout with this status and resolution is held. */
 #define IsHeld(status, resolution) \
@@ -279,6 +262,7 @@ GetEnforceState(FunctionCallInfo fcinfo)
 							trigger->tgargs[i]),
 					 errhint("The arguments are the status column, the resolution column, then options: \"notify\".")));
 	}
+	state->table = state->notify ? PayoutAttachedTable(rel, trigger) : InvalidOid;
 	state->relid = RelationGetRelid(rel);
 	fcinfo->flinfo->fn_extra = state;
 
@@ -596,13 +580,55 @@ PayoutRowKey(Relation rel, HeapTuple tuple)
 }
 
 /*
+ * PayoutAttachedTable
+ *		The table the trigger was attached to: the relation itself, or, for
+ *		a trigger a partition inherited, the partitioned table whose own
+ *		trigger of that name it was cloned from.  History and notifications
+ *		name that table, the one a DBA or a processor works with.
+ */
+Oid
+PayoutAttachedTable(Relation rel, Trigger *trigger)
+{
+	List	   *ancestors;
+	ListCell   *lc;
+	Oid			result = RelationGetRelid(rel);
+
+	if (!rel->rd_rel->relispartition || !trigger->tgisclone)
+		return result;
+
+	ancestors = get_partition_ancestors(RelationGetRelid(rel));
+	foreach(lc, ancestors)
+	{
+		Relation	ancestor = table_open(lfirst_oid(lc), AccessShareLock);
+		TriggerDesc *trigdesc = ancestor->trigdesc;
+		bool		own = false;
+		int			i;
+
+		for (i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
+		{
+			if (strcmp(trigdesc->triggers[i].tgname, trigger->tgname) == 0)
+			{
+				result = RelationGetRelid(ancestor);
+				own = !trigdesc->triggers[i].tgisclone;
+				break;
+			}
+		}
+		table_close(ancestor, AccessShareLock);
+		if (own)
+			break;
+	}
+	list_free(ancestors);
+	return result;
+}
+
+/*
  * NotifyReady
  *		Tell listening processors that a payout has work for them.  NOTIFY
  *		is transactional: it is delivered at commit, and dropped if the
  *		statement or the transaction fails.
  */
 static void
-NotifyReady(Relation rel, HeapTuple tuple, int status)
+NotifyReady(Relation rel, Oid table, HeapTuple tuple, int status)
 {
 	StringInfoData payload;
 	char	   *key;
@@ -610,8 +636,8 @@ NotifyReady(Relation rel, HeapTuple tuple, int status)
 	initStringInfo(&payload);
 	appendStringInfoString(&payload, "{\"table\": ");
 	escape_json(&payload,
-				quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-										   RelationGetRelationName(rel)));
+				quote_qualified_identifier(get_namespace_name(get_rel_namespace(table)),
+										   get_rel_name(table)));
 	appendStringInfoString(&payload, ", \"key\": ");
 	key = PayoutRowKey(rel, tuple);
 	if (key)
@@ -660,72 +686,6 @@ GetResolutionOid(HeapTuple tuple, TupleDesc tupdesc, AttrNumber attnum)
 		return InvalidOid;
 	value = heap_getattr(tuple, attnum, tupdesc, &isnull);
 	return isnull ? InvalidOid : DatumGetObjectId(value);
-}
-
-/*
- * RememberMovableRow
- *		Remember a row the UPDATE path let through on a partition, in case
- *		the UPDATE moves it to another partition.
- */
-static void
-RememberMovableRow(Relation rel, HeapTuple tuple, Oid status, Oid resolution)
-{
-	MemoryContext oldcontext;
-
-	if (moved_context == NULL)
-		moved_context = AllocSetContextCreate(CacheMemoryContext,
-											  "payout moved row",
-											  ALLOCSET_SMALL_SIZES);
-	else
-		MemoryContextReset(moved_context);
-
-	oldcontext = MemoryContextSwitchTo(moved_context);
-	moved_row.tuple = heap_copytuple(tuple);
-	MemoryContextSwitchTo(oldcontext);
-
-	moved_row.lxid = MyProc->lxid;
-	moved_row.cid = GetCurrentCommandId(false);
-	moved_row.relid = RelationGetRelid(rel);
-	moved_row.status = status;
-	moved_row.resolution = resolution;
-}
-
-/*
- * IsMovedRow
- *		Whether the row being inserted into a partition is the row the same
- *		command just let through on another partition: the INSERT half of
- *		a cross-partition UPDATE, already judged as an UPDATE.
- *
- * Nested statements run with a later command id, so only the command that
- * ran the UPDATE matches; the key comparison keeps a MERGE from passing off
- * a new row as the moved one.
- */
-static bool
-IsMovedRow(Relation rel, HeapTuple tuple, Oid status, Oid resolution)
-{
-	Relation	oldrel;
-	char	   *oldkey;
-	char	   *newkey;
-
-	if (!rel->rd_rel->relispartition ||
-		moved_row.lxid != MyProc->lxid ||
-		moved_row.cid != GetCurrentCommandId(false) ||
-		moved_row.relid == RelationGetRelid(rel) ||
-		moved_row.status != status ||
-		moved_row.resolution != resolution)
-		return false;
-
-	oldrel = RelationIdGetRelation(moved_row.relid);
-	if (!RelationIsValid(oldrel))
-		return false;
-	oldkey = PayoutRowKey(oldrel, moved_row.tuple);
-	RelationClose(oldrel);
-	newkey = PayoutRowKey(rel, tuple);
-	if (oldkey == NULL || newkey == NULL || strcmp(oldkey, newkey) != 0)
-		return false;
-
-	moved_row.lxid = InvalidLocalTransactionId;	/* one move per row */
-	return true;
 }
 
 /*
@@ -837,9 +797,9 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 		newvalue = heap_getattr(newtuple, state->status_attnum, tupdesc, &newnull);
 
 		/* the INSERT half of a cross-partition UPDATE: judged already */
-		if (!newnull && moved_row.lxid == MyProc->lxid &&
-			IsMovedRow(rel, newtuple, DatumGetObjectId(newvalue),
-					   GetResolutionOid(newtuple, tupdesc, state->resolution_attnum)))
+		if (!newnull && rel->rd_rel->relispartition &&
+			PayoutIsMovedRow(rel, newtuple, DatumGetObjectId(newvalue),
+							 GetResolutionOid(newtuple, tupdesc, state->resolution_attnum)))
 			return PointerGetDatum(newtuple);
 	}
 	else
@@ -867,8 +827,9 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 			if (state->resolution_attnum == InvalidAttrNumber)
 			{
 				if (rel->rd_rel->relispartition)
-					RememberMovableRow(rel, newtuple, DatumGetObjectId(newvalue),
-									   InvalidOid);
+					PayoutRememberUpdate(rel, newtuple,
+										 DatumGetObjectId(newvalue), InvalidOid,
+										 DatumGetObjectId(newvalue), InvalidOid);
 				return PointerGetDatum(newtuple);
 			}
 			oldres_value = heap_getattr(oldtuple, state->resolution_attnum, tupdesc, &oldres_null);
@@ -878,9 +839,14 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 				 DatumGetObjectId(oldres_value) == DatumGetObjectId(newres_value)))
 			{
 				if (rel->rd_rel->relispartition)
-					RememberMovableRow(rel, newtuple, DatumGetObjectId(newvalue),
-									   newres_null ? InvalidOid :
-									   DatumGetObjectId(newres_value));
+				{
+					Oid			res = newres_null ? InvalidOid :
+						DatumGetObjectId(newres_value);
+
+					PayoutRememberUpdate(rel, newtuple,
+										 DatumGetObjectId(newvalue), res,
+										 DatumGetObjectId(newvalue), res);
+				}
 				return PointerGetDatum(newtuple);
 			}
 		}
@@ -921,13 +887,17 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 							 from, oldres, to, newres);
 
 	if (oldtuple != NULL && rel->rd_rel->relispartition)
-		RememberMovableRow(rel, newtuple, DatumGetObjectId(newvalue),
-						   GetResolutionOid(newtuple, tupdesc, state->resolution_attnum));
+		PayoutRememberUpdate(rel, newtuple,
+							 from == PAYOUT_INITIAL ? InvalidOid :
+							 PayoutEnumOid(PAYOUT_ENUM_STATUS, from),
+							 GetResolutionOid(oldtuple, tupdesc, state->resolution_attnum),
+							 DatumGetObjectId(newvalue),
+							 GetResolutionOid(newtuple, tupdesc, state->resolution_attnum));
 
 	if (state->notify && !PayoutStatusIsFinal(to) &&
 		((to == PAYOUT_STATUS_READY && from != to) ||
 		 (oldtuple != NULL && IsHeld(from, oldres) && !IsHeld(to, newres))))
-		NotifyReady(rel, newtuple, to);
+		NotifyReady(rel, state->table, newtuple, to);
 
 	return PointerGetDatum(newtuple);
 }

@@ -11,6 +11,7 @@
 #define PAYOUT_TRANSITION_H
 
 #include "access/htup.h"
+#include "commands/trigger.h"
 #include "utils/relcache.h"
 
 #include "status.h"
@@ -18,5 +19,6 @@
 extern AttrNumber PayoutFindEnumColumn(Relation rel, const char *colname,
 									   PayoutEnumKind kind, bool missing_ok);
 extern char *PayoutRowKey(Relation rel, HeapTuple tuple);
+extern Oid	PayoutAttachedTable(Relation rel, Trigger *trigger);
 
 #endif							/* PAYOUT_TRANSITION_H */
