@@ -8,6 +8,7 @@ OBJS = \
 	src/payout.o \
 	src/provider.o \
 	src/status.o \
+	src/table_cache.o \
 	src/transition.o \
 	src/transition_cache.o
 PGFILEDESC = "payout - payout status workflow enforced in the database"

@@ -111,15 +111,8 @@ GetHistoryState(FunctionCallInfo fcinfo)
 	if (state == NULL)
 		state = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(HistoryState));
 
-	state->status_attnum =
-		PayoutFindEnumColumn(rel, trigger->tgnargs >= 1 ? trigger->tgargs[0] : "status",
-							 PAYOUT_ENUM_STATUS, false);
-	if (trigger->tgnargs >= 2 && trigger->tgargs[1][0] == '\0')
-		state->resolution_attnum = InvalidAttrNumber;
-	else
-		state->resolution_attnum =
-			PayoutFindEnumColumn(rel, trigger->tgnargs >= 2 ? trigger->tgargs[1] : "resolution",
-								 PAYOUT_ENUM_RESOLUTION, trigger->tgnargs < 2);
+	PayoutTriggerColumns(rel, trigger, &state->status_attnum,
+						 &state->resolution_attnum);
 
 	history_relid = get_relname_relid("history", get_namespace_oid(PAYOUT_SCHEMA, false));
 	classtup = SearchSysCache1(RELOID, ObjectIdGetDatum(history_relid));

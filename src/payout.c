@@ -18,7 +18,6 @@
 
 #include "fmgr.h"
 #include "utils/guc.h"
-#include "utils/inval.h"
 
 #include "compat.h"
 #include "payout.h"
@@ -58,29 +57,4 @@ _PG_init(void)
 	PayoutRegisterEnumCallbacks();
 	PayoutRegisterGraphCallbacks();
 	PayoutRegisterProviderCallbacks();
-}
-
-/*
- * PayoutAcceptChanges
- *		Process pending invalidations, so that edits of the extension's
- *		tables (the graph, the provider codes) that other sessions have
- *		committed are seen.
- *
- * Other backends process invalidations when a transaction starts or when
- * they take a new lock, but a statement inside a transaction that already
- * holds its locks would not look.  Callers come here once per statement:
- * with an FmgrInfo, at the first call of the query at that call site
- * (fn_extra records it, so the function must not use fn_extra otherwise);
- * with NULL, unconditionally.  It is cheap when nothing is pending.
- */
-void
-PayoutAcceptChanges(FmgrInfo *flinfo)
-{
-	if (flinfo != NULL && flinfo->fn_extra != NULL)
-		return;
-
-	AcceptInvalidationMessages();
-
-	if (flinfo != NULL)
-		flinfo->fn_extra = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(bool));
 }

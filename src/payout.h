@@ -10,15 +10,11 @@
 #ifndef PAYOUT_H
 #define PAYOUT_H
 
-#include "fmgr.h"
-
 /* Name of the schema that CREATE EXTENSION payout creates. */
 #define PAYOUT_SCHEMA "payout"
 
 /* payout.moderator_role: members of this role may release moderation holds. */
 extern char *payout_moderator_role;
-
-extern void PayoutAcceptChanges(FmgrInfo *flinfo);
 
 /* PostgreSQL 15's fmgr.h does not declare it. */
 extern void _PG_init(void);

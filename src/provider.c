@@ -7,8 +7,8 @@
  * classify() is meant to be called once per row of a bulk UPDATE, so each
  * backend keeps the table as a sorted array and answers with a binary
  * search.  The array lives in its own memory context under
- * CacheMemoryContext and is dropped, like the transition graph, when a
- * statement trigger on the table sends a relcache invalidation.
+ * CacheMemoryContext and is rebuilt, like the transition graph, when the
+ * table changes (table_cache.c).
  *
  * An answer that is not mapped is classified by how the call went: a
  * timeout, an HTTP 500, another non-2xx status (0 standing for a transport
@@ -24,17 +24,14 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
-#include "access/table.h"
-#include "catalog/namespace.h"
 #include "utils/builtins.h"
-#include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "payout.h"
 #include "provider.h"
 #include "status.h"
+#include "table_cache.h"
 
 /* Columns of payout.provider_code, as created by the install script. */
 #define Anum_provider_code_provider		1
@@ -51,32 +48,12 @@ typedef struct ProviderCode
 static MemoryContext provider_context = NULL;
 static ProviderCode *provider_codes = NULL;
 static int	provider_ncodes = 0;
-static bool provider_valid = false;
-static Oid	provider_relid = InvalidOid;
-static uint64 provider_invalidations = 0;
+static PayoutTableCache provider_cache = {"provider_code"};
 
-static void ProviderInvalidationCallback(Datum arg, Oid relid);
 static void LoadProviderCodes(void);
 static int	CompareProviderCodes(const void *a, const void *b);
 static bool KnownProvider(const char *provider);
 static int	LookupProviderCode(const char *provider, const char *code);
-
-/*
- * ProviderInvalidationCallback
- *		Mark the array stale when payout.provider_code may have changed;
- *		see GraphInvalidationCallback in transition_cache.c.
- */
-static void
-ProviderInvalidationCallback(Datum arg, Oid relid)
-{
-	if (!OidIsValid(relid) || !OidIsValid(provider_relid) ||
-		relid == provider_relid)
-	{
-		provider_valid = false;
-		provider_relid = InvalidOid;
-		provider_invalidations++;
-	}
-}
 
 /*
  * PayoutRegisterProviderCallbacks
@@ -85,7 +62,7 @@ ProviderInvalidationCallback(Datum arg, Oid relid)
 void
 PayoutRegisterProviderCallbacks(void)
 {
-	CacheRegisterRelcacheCallback(ProviderInvalidationCallback, (Datum) 0);
+	PayoutRegisterTableCache(&provider_cache);
 }
 
 static int
@@ -111,27 +88,16 @@ CompareProviderCodes(const void *a, const void *b)
 static void
 LoadProviderCodes(void)
 {
-	uint64		generation = provider_invalidations;
+	uint64		generation;
 	MemoryContext context;
 	MemoryContext oldcontext;
 	ProviderCode *codes;
 	int			ncodes = 0;
 	int			maxcodes = 64;
-	Oid			nspid;
-	Oid			relid;
 	Relation	rel;
 	TupleDesc	tupdesc;
 	SysScanDesc scan;
 	HeapTuple	tuple;
-
-	nspid = get_namespace_oid(PAYOUT_SCHEMA, false);
-	relid = get_relname_relid("provider_code", nspid);
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"%s.provider_code\" does not exist",
-						PAYOUT_SCHEMA),
-				 errhint("Reinstall the extension with DROP EXTENSION payout and CREATE EXTENSION payout.")));
 
 	context = AllocSetContextCreate(CacheMemoryContext,
 									"payout provider codes",
@@ -139,7 +105,7 @@ LoadProviderCodes(void)
 	oldcontext = MemoryContextSwitchTo(context);
 	codes = palloc(sizeof(ProviderCode) * maxcodes);
 
-	rel = table_open(relid, AccessShareLock);
+	rel = PayoutTableCacheOpen(&provider_cache, &generation);
 	tupdesc = RelationGetDescr(rel);
 	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
@@ -167,7 +133,6 @@ LoadProviderCodes(void)
 		ncodes++;
 	}
 	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
 	MemoryContextSwitchTo(oldcontext);
 
 	qsort(codes, ncodes, sizeof(ProviderCode), CompareProviderCodes);
@@ -177,8 +142,7 @@ LoadProviderCodes(void)
 	provider_context = context;
 	provider_codes = codes;
 	provider_ncodes = ncodes;
-	provider_relid = relid;
-	provider_valid = (generation == provider_invalidations);
+	PayoutTableCacheClose(&provider_cache, rel, generation);
 }
 
 /*
@@ -255,7 +219,7 @@ payout_classify(PG_FUNCTION_ARGS)
 				 errhint("For a call that got no answer, pass its HTTP status (0 for none) or timed_out => true.")));
 
 	PayoutAcceptChanges(fcinfo->flinfo);
-	if (!provider_valid)
+	if (!provider_cache.valid)
 		LoadProviderCodes();
 
 	provider = text_to_cstring(PG_GETARG_TEXT_PP(0));

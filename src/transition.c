@@ -85,6 +85,7 @@
 #include "payout.h"
 #include "status.h"
 #include "move.h"
+#include "table_cache.h"
 #include "transition.h"
 #include "transition_cache.h"
 
@@ -116,6 +117,8 @@ typedef struct EnforceState
 } EnforceState;
 
 static void CheckTriggerEvent(FunctionCallInfo fcinfo);
+static AttrNumber FindEnumColumn(Relation rel, const char *colname,
+								 PayoutEnumKind kind, bool missing_ok);
 static EnforceState *GetEnforceState(FunctionCallInfo fcinfo);
 static char *DescribeRow(Relation rel, HeapTuple tuple);
 static char *DescribeStatuses(uint32 statuses);
@@ -178,12 +181,12 @@ CheckTriggerEvent(FunctionCallInfo fcinfo)
 }
 
 /*
- * PayoutFindEnumColumn
+ * FindEnumColumn
  *		Attribute number of a column that must be of one of our enum types
  *		(or a domain over it).
  */
-AttrNumber
-PayoutFindEnumColumn(Relation rel, const char *colname, PayoutEnumKind kind,
+static AttrNumber
+FindEnumColumn(Relation rel, const char *colname, PayoutEnumKind kind,
 			   bool missing_ok)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
@@ -215,6 +218,30 @@ PayoutFindEnumColumn(Relation rel, const char *colname, PayoutEnumKind kind,
 }
 
 /*
+ * PayoutTriggerColumns
+ *		The payout columns a trigger's first two arguments name: the status
+ *		column (default "status") and the resolution column (default
+ *		"resolution", optional unless named; an empty name for none).
+ *		Shared by the enforcement and the history trigger.
+ */
+void
+PayoutTriggerColumns(Relation rel, Trigger *trigger,
+					 AttrNumber *status_attnum, AttrNumber *resolution_attnum)
+{
+	*status_attnum =
+		FindEnumColumn(rel,
+					   trigger->tgnargs >= 1 ? trigger->tgargs[0] : DEFAULT_STATUS_COLUMN,
+					   PAYOUT_ENUM_STATUS, false);
+	if (trigger->tgnargs >= 2 && trigger->tgargs[1][0] == '\0')
+		*resolution_attnum = InvalidAttrNumber;
+	else
+		*resolution_attnum =
+			FindEnumColumn(rel,
+						   trigger->tgnargs >= 2 ? trigger->tgargs[1] : DEFAULT_RESOLUTION_COLUMN,
+						   PAYOUT_ENUM_RESOLUTION, trigger->tgnargs < 2);
+}
+
+/*
  * GetEnforceState
  *		The trigger's view of its table, worked out at the first row of each
  *		statement.
@@ -237,17 +264,8 @@ GetEnforceState(FunctionCallInfo fcinfo)
 	if (state == NULL)
 		state = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(EnforceState));
 
-	state->status_attnum =
-		PayoutFindEnumColumn(rel,
-					   trigger->tgnargs >= 1 ? trigger->tgargs[0] : DEFAULT_STATUS_COLUMN,
-					   PAYOUT_ENUM_STATUS, false);
-	if (trigger->tgnargs >= 2 && trigger->tgargs[1][0] == '\0')
-		state->resolution_attnum = InvalidAttrNumber;
-	else
-		state->resolution_attnum =
-			PayoutFindEnumColumn(rel,
-						   trigger->tgnargs >= 2 ? trigger->tgargs[1] : DEFAULT_RESOLUTION_COLUMN,
-						   PAYOUT_ENUM_RESOLUTION, trigger->tgnargs < 2);
+	PayoutTriggerColumns(rel, trigger, &state->status_attnum,
+						 &state->resolution_attnum);
 
 	state->notify = false;
 	for (i = 2; i < trigger->tgnargs; i++)

@@ -14,10 +14,10 @@
 #include "commands/trigger.h"
 #include "utils/relcache.h"
 
-#include "status.h"
 
-extern AttrNumber PayoutFindEnumColumn(Relation rel, const char *colname,
-									   PayoutEnumKind kind, bool missing_ok);
+extern void PayoutTriggerColumns(Relation rel, Trigger *trigger,
+								 AttrNumber *status_attnum,
+								 AttrNumber *resolution_attnum);
 extern char *PayoutRowKey(Relation rel, HeapTuple tuple);
 extern Oid	PayoutAttachedTable(Relation rel, Trigger *trigger);
 
