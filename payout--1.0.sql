@@ -481,7 +481,7 @@ STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT 'stateDiagram-v2' || E'\n'
-		   || string_agg('    ' || line || E'\n', '' ORDER BY part, a NULLS FIRST, b)
+		   || coalesce(string_agg('    ' || line || E'\n', '' ORDER BY part, a NULLS FIRST, b), '')
 	FROM (
 		SELECT 1 AS part, t.from_status AS a, t.to_status AS b,
 			   coalesce(t.from_status::text, '[*]') || ' --> ' || t.to_status::text AS line
@@ -502,7 +502,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT 'digraph payout {' || E'\n'
 		   || E'    rankdir=LR;\n    node [shape=box, style=rounded];\n    start [shape=point];\n'
-		   || string_agg('    ' || line || E'\n', '' ORDER BY part, a NULLS FIRST, b)
+		   || coalesce(string_agg('    ' || line || E'\n', '' ORDER BY part, a NULLS FIRST, b), '')
 		   || '}' || E'\n'
 	FROM (
 		SELECT 1 AS part, s AS a, NULL::payout.status AS b,

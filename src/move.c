@@ -22,7 +22,9 @@
  *
  * Both live in their own memory contexts under CacheMemoryContext: the
  * remembered row is replaced row by row, and the queue is emptied when a
- * new command starts using it.
+ * new command starts filling it.  A statement nested in a trigger that
+ * moves rows of its own empties the queue too; the outer statement's moves
+ * are then recorded as inserts into the new partition.
  *
  * src/move.c
  *
@@ -183,7 +185,11 @@ PayoutTakeMove(Relation rel, const char *key,
 {
 	Move	   *move;
 
-	if (moves_next >= list_length(moves) || !SameCommand(moves_lxid, moves_cid))
+	/*
+	 * Only the transaction is compared: the history trigger's own inserts
+	 * advance the command id while the statement's AFTER events fire.
+	 */
+	if (moves_next >= list_length(moves) || moves_lxid != MyProc->lxid)
 		return false;
 
 	move = (Move *) list_nth(moves, moves_next);
