@@ -82,6 +82,9 @@ SELECT payout.expire('stale', '5.5 hours');
 SELECT payout.expire('stale', '2 days', 'queued_on');
 SELECT id, status FROM stale WHERE status = 'EXPIRED' ORDER BY id;
 
+-- Zero expires every stale payout that is not held.
+SELECT payout.expire('stale', '0');
+SELECT id, status FROM stale WHERE status <> 'EXPIRED' ORDER BY id;
 -- Bad input.
 SELECT payout.expire('stale', '-1 hour');
 SELECT payout.expire('stale', NULL);

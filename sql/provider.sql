@@ -46,6 +46,9 @@ SELECT payout.classify('acme', NULL);
 SELECT payout.classify('acme', NULL, NULL, false);
 SELECT payout.classify('acme', '0', -1);
 SELECT payout.classify('acme', '0', 1000);
+SELECT payout.classify('acme', '0', 50);
+SELECT payout.classify('acme', '0', 99);
+SELECT payout.classify('acme', '0', 100) AS lowest, payout.classify('acme', 'x', 999) AS highest;
 
 -- Edits take effect at the next statement.
 UPDATE payout.provider_code SET resolution = 'OK' WHERE provider = 'acme' AND code = 'E_BUSY';

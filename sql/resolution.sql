@@ -103,6 +103,11 @@ SET payout.moderator_role = 'regress_payout_nobody';
 SET ROLE regress_payout_mod;
 UPDATE payouts SET resolution = 'OK' WHERE id = 3;
 RESET ROLE;
+-- An empty moderator role leaves releases to superusers too.
+SET payout.moderator_role = '';
+SET ROLE regress_payout_mod;
+UPDATE payouts SET resolution = 'OK' WHERE id = 3;
+RESET ROLE;
 -- A superuser is always a moderator.
 UPDATE payouts SET resolution = 'OK' WHERE id = 3;
 SET payout.moderator_role = 'regress_payout_moderator';
@@ -135,6 +140,10 @@ UPDATE payouts SET status = 'PROCESSING' WHERE id = 6;
 UPDATE payouts SET status = 'PROCESSED', resolution = 'UNKNOWN' WHERE id = 6;
 UPDATE payouts SET status = 'PARTIALLY_PROCESSED', resolution = 'INVALID_AMOUNT' WHERE id = 6;
 UPDATE payouts SET status = 'PARTIALLY_PROCESSED' WHERE id = 6;
+-- ... and keep it: a processed payout cannot be held (or failed) later.
+UPDATE payouts SET resolution = 'GENERAL_ERROR' WHERE id = 6;
+UPDATE payouts SET resolution = 'OK' WHERE id = 6;
+UPDATE payouts SET resolution = NULL WHERE id = 6;
 RESET ROLE;
 
 -- Each rule has its own constraint name.

@@ -207,7 +207,7 @@ payout_classify(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("payment provider must not be null")));
-	if (has_status && (http_status < 0 || http_status > 999))
+	if (has_status && http_status != 0 && (http_status < 100 || http_status > 999))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("HTTP status %d is out of range", http_status),

@@ -452,8 +452,10 @@ ReportHold(Relation rel, EnforceState *state, HeapTuple tuple,
 			 errdetail("%s has resolution \"%s\" in status \"%s\"; only a moderator may change it.",
 					   DescribeRow(rel, tuple), PayoutResolutionLabel(resolution),
 					   status == PAYOUT_INITIAL ? "NULL" : PayoutStatusLabel(status)),
+			 (payout_moderator_role && payout_moderator_role[0] != '\0') ?
 			 errhint("Moderators are the members of role \"%s\" (setting payout.moderator_role). They release a payout with an OK resolution, or end it with a FATAL_ERROR resolution and a final status.",
-					 payout_moderator_role ? payout_moderator_role : ""),
+					 payout_moderator_role) :
+			 errhint("Only superusers moderate while payout.moderator_role is empty. They release a payout with an OK resolution, or end it with a FATAL_ERROR resolution and a final status."),
 			 errtablecol(rel, state->resolution_attnum),
 			 err_generic_string(PG_DIAG_CONSTRAINT_NAME, CONSTRAINT_HOLD)));
 }
@@ -501,8 +503,11 @@ CheckResolutionRules(Relation rel, EnforceState *state, HeapTuple tuple,
 				 err_generic_string(PG_DIAG_CONSTRAINT_NAME, CONSTRAINT_FATAL)));
 	}
 
-	if (from != to && newres != NO_RESOLUTION &&
-		newres != PAYOUT_RESOLUTION_OK &&
+	/*
+	 * Checked on every change, not only on the way in, so that a processed
+	 * payout cannot be put on hold afterwards either.
+	 */
+	if (newres != NO_RESOLUTION && newres != PAYOUT_RESOLUTION_OK &&
 		(to == PAYOUT_STATUS_PROCESSED || to == PAYOUT_STATUS_PARTIALLY_PROCESSED))
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),
@@ -510,7 +515,9 @@ CheckResolutionRules(Relation rel, EnforceState *state, HeapTuple tuple,
 						PayoutStatusLabel(to)),
 				 errdetail("%s would have resolution \"%s\".",
 						   DescribeRow(rel, tuple), PayoutResolutionLabel(newres)),
-				 errhint("Set the resolution to OK, or to NULL, in the same statement."),
+				 from != to ?
+				 errhint("Set the resolution to OK, or to NULL, in the same statement.") :
+				 errhint("A processed payout keeps an OK resolution, or none."),
 				 errtablecol(rel, state->resolution_attnum),
 				 err_generic_string(PG_DIAG_CONSTRAINT_NAME, CONSTRAINT_PROCESSED)));
 }
@@ -912,9 +919,10 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 							 DatumGetObjectId(newvalue),
 							 GetResolutionOid(newtuple, tupdesc, state->resolution_attnum));
 
-	if (state->notify && !PayoutStatusIsFinal(to) &&
+	/* Work for a processor: a payout that became READY or was released. */
+	if (state->notify && !PayoutStatusIsFinal(to) && !IsHeld(to, newres) &&
 		((to == PAYOUT_STATUS_READY && from != to) ||
-		 (oldtuple != NULL && IsHeld(from, oldres) && !IsHeld(to, newres))))
+		 (oldtuple != NULL && IsHeld(from, oldres))))
 		NotifyReady(rel, state->table, newtuple, to);
 
 	return PointerGetDatum(newtuple);
