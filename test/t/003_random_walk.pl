@@ -1,0 +1,888 @@
+# 003_random_walk.pl: a seeded random walk of inserts, updates and graph
+# edits, each checked against a reference model of the documented rules.
+#
+# The model below is written from the rules as README.md and the header of
+# src/transition.c state them, not from the C code: the statuses and which
+# are final, the resolution groups, the default graph, and the workflow
+# (hold, fatal, final, processed, graph, initial status, NULL status).  It
+# predicts, for every operation, whether it is accepted, and if not, its
+# SQLSTATE and constraint name.  At the end the whole table and every
+# payout's history must equal what the model accepted.
+#
+# Operations: inserts in a random status with a random resolution
+# (NULL included), as the application role or a superuser; updates of the
+# status and/or the resolution of a random payout as the application role,
+# as a member of payout_moderator, or as a superuser; updates of another
+# column; a fifth of those updates written as INSERT ... ON CONFLICT DO
+# UPDATE of the existing payout, which is judged as the update it becomes
+# whatever the proposed row holds; graph edits (a random legal edge added,
+# a random edge removed, the defaults restored, an illegal edge tried),
+# made either in the session that runs the payouts or in a second session,
+# so that the trigger's cached graph is invalidated from both sides.  The
+# graph is restored to the defaults at the end.
+#
+# The walk is reproducible: the operations depend only on the seed, never
+# on what the server answers.  Environment:
+#   PAYOUT_WALK_SEED  seed of the walk (default 20261124)
+#   PAYOUT_WALK_OPS   number of operations (default 3000, a few seconds)
+# A long run, from the top of the source tree, as the postgres user:
+#   PAYOUT_WALK_OPS=100000 make installcheck REGRESS= ISOLATION= \
+#       PROVE_FLAGS=--verbose PROVE_TESTS=test/t/003_random_walk.pl
+# A divergence prints the operation as SQL, what the model expected and
+# what the server answered; rerun with the same seed to reproduce it.
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+my $seed = $ENV{PAYOUT_WALK_SEED} // 20261124;
+my $nops = $ENV{PAYOUT_WALK_OPS} // 3000;
+die "PAYOUT_WALK_SEED must be an integer\n" unless $seed =~ /^\d+$/;
+die "PAYOUT_WALK_OPS must be a positive integer\n" unless $nops =~ /^[1-9]\d*$/;
+
+#
+# The rules, as documented.
+#
+
+# payout.status and payout.resolution, in enum order.
+my @STATUSES = qw(
+  CREATE_FAILED CREATED READY TERMINATED EXPIRED INVOKING INVOKE_FAILED
+  PROCESSING PENDING PROCESSED PARTIALLY_PROCESSED PROCESS_FAILED
+  CANCELLING CANCELLED CANCEL_FAILED REVOKING REVOKED REVOKE_FAILED);
+my %FINAL = map { $_ => 1 } qw(
+  CREATE_FAILED TERMINATED EXPIRED INVOKE_FAILED PROCESS_FAILED
+  CANCELLED CANCEL_FAILED REVOKED REVOKE_FAILED);
+my %PROCESSED = map { $_ => 1 } qw(PROCESSED PARTIALLY_PROCESSED);
+
+my @OK_GROUP = qw(OK);
+my @ERROR_GROUP = qw(
+  CONNECTION_ERROR PROVIDER_INTERNAL_ERROR CONNECTION_TIMEOUT_ERROR
+  GENERAL_ERROR UNKNOWN);
+my @FATAL_GROUP = qw(
+  INVALID_DETAILS INVALID_REQUEST REQUEST_ERROR INVALID_AMOUNT
+  INVALID_METHOD INVALID_CREDENTIALS FORBIDDEN_IP SIGNATURE_ERROR
+  DUPLICATED_ID INSUFFICIENT_FUNDS ANTIFRAUD_ERROR DECLINED_ERROR
+  RECIPIENT_NOT_FOUND INVALID_RECIPIENT LIMIT_VIOLATION INTERNAL_ERROR
+  ACCESS_ERROR ACCESS_DENIED GENERAL_FATAL_ERROR OPERATION_EXPIRED
+  PROCESSING_ERROR);
+my @RESOLUTIONS = (@OK_GROUP, @ERROR_GROUP, @FATAL_GROUP);
+my %GROUP = (
+	(map { $_ => 'OK' } @OK_GROUP),
+	(map { $_ => 'ERROR' } @ERROR_GROUP),
+	(map { $_ => 'FATAL_ERROR' } @FATAL_GROUP));
+
+# The default graph; "-" is a new payout (from_status NULL).
+my %DEFAULT_NEXT = (
+	'-' => [qw(CREATED CREATE_FAILED)],
+	CREATED => [qw(READY TERMINATED EXPIRED)],
+	READY => [qw(INVOKING TERMINATED EXPIRED)],
+	INVOKING => [qw(PROCESSING PENDING INVOKE_FAILED)],
+	PROCESSING =>
+	  [qw(PENDING PROCESSED PARTIALLY_PROCESSED PROCESS_FAILED CANCELLING)],
+	PENDING => [
+		qw(PROCESSING PROCESSED PARTIALLY_PROCESSED PROCESS_FAILED
+		  CANCELLING EXPIRED)
+	],
+	PROCESSED => [qw(REVOKING)],
+	PARTIALLY_PROCESSED => [qw(REVOKING)],
+	CANCELLING => [qw(CANCELLED CANCEL_FAILED)],
+	REVOKING => [qw(REVOKED REVOKE_FAILED)]);
+my %DEFAULT_GRAPH;
+foreach my $from (keys %DEFAULT_NEXT)
+{
+	$DEFAULT_GRAPH{"$from>$_"} = 1 foreach @{ $DEFAULT_NEXT{$from} };
+}
+
+# In the model, NULL (no status, no resolution) is "-".
+sub held
+{
+	my ($status, $resolution) = @_;
+	return $resolution ne '-'
+	  && $GROUP{$resolution} eq 'ERROR'
+	  && !$FINAL{$status};
+}
+
+# judge_insert($graph, $status, $resolution): "ok", or "SQLSTATE constraint".
+sub judge_insert
+{
+	my ($graph, $s, $r) = @_;
+
+	return '23502 payout_status_not_null' if $s eq '-';
+	return '23514 payout_initial_status' unless $graph->{"->$s"};
+	return '23514 payout_fatal_resolution'
+	  if $r ne '-' && $GROUP{$r} eq 'FATAL_ERROR' && !$FINAL{$s};
+	return '23514 payout_processed_resolution'
+	  if $PROCESSED{$s} && $r ne '-' && $r ne 'OK';
+	return 'ok';
+}
+
+# judge_update($graph, $moderator, $old_status, $old_resolution,
+# $new_status, $new_resolution): "ok", or "SQLSTATE constraint".  When
+# several rules are broken, the first in this order is reported: NULL
+# status, hold, graph, final resolution, fatal resolution, processed.
+sub judge_update
+{
+	my ($graph, $moderator, $os, $or, $ns, $nr) = @_;
+
+	# (f) neither status nor resolution changes: always allowed
+	return 'ok' if $os eq $ns && $or eq $nr;
+	# (g) a payout always has a status
+	return '23502 payout_status_not_null' if $ns eq '-';
+	# (a) a held payout is changed only by a moderator
+	return '42501 payout_moderation_hold' if held($os, $or) && !$moderator;
+	# (e), (c) status changes follow the graph; nothing leaves a final status
+	return '23514 payout_status_transition'
+	  if $os ne $ns && ($FINAL{$os} || !$graph->{"$os>$ns"});
+	# (c) a final payout keeps its resolution
+	return '23514 payout_final_resolution' if $FINAL{$os} && $or ne $nr;
+	# (b) a fatal resolution needs a final status in the same row
+	return '23514 payout_fatal_resolution'
+	  if $nr ne '-' && $GROUP{$nr} eq 'FATAL_ERROR' && !$FINAL{$ns};
+	# (d) processed payouts have OK or no resolution, on the way in and after
+	return '23514 payout_processed_resolution'
+	  if $PROCESSED{$ns} && $nr ne '-' && $nr ne 'OK';
+	return 'ok';
+}
+
+# judge_edge_insert($graph, $from, $to): the table's own constraints.
+sub judge_edge_insert
+{
+	my ($graph, $from, $to) = @_;
+
+	return '23514 transition_no_self_edge' if $from eq $to;
+	return '23514 transition_not_from_final' if $FINAL{$from};
+	return '23505 transition_key' if $graph->{"$from>$to"};
+	return 'ok';
+}
+
+#
+# The model's state and how an operation changes it.
+#
+
+sub new_state
+{
+	return {
+		graph => {%DEFAULT_GRAPH},
+		rows => {},    # id => [status, resolution]
+		log => [],     # accepted changes, in order
+	};
+}
+
+# predict($state, $op): what the model expects of $op.
+sub predict
+{
+	my ($state, $op) = @_;
+	my $k = $op->{kind};
+
+	if ($k eq 'insert')
+	{
+		return '23505 walk_payouts_pkey' if $state->{rows}{ $op->{id} };
+		return judge_insert($state->{graph}, $op->{s}, $op->{r});
+	}
+	if ($k eq 'update' || $k eq 'other')
+	{
+		my $row = $state->{rows}{ $op->{id} } or return 'norow';
+		return 'ok' if $k eq 'other';
+		my ($os, $or) = @$row;
+		return judge_update(
+			$state->{graph}, $op->{who} ne 'app', $os, $or,
+			$op->{set_s} ? $op->{s} : $os,
+			$op->{set_r} ? $op->{r} : $or);
+	}
+	return judge_edge_insert($state->{graph}, $op->{from}, $op->{to})
+	  if $k eq 'add_edge';
+	return $state->{graph}{"$op->{from}>$op->{to}"} ? 'ok' : 'noedge'
+	  if $k eq 'del_edge';
+	return 'ok' if $k eq 'reset_graph';
+	die "unknown operation $k";
+}
+
+# apply($state, $op, $user): carry out $op, which was accepted, as $user.
+sub apply
+{
+	my ($state, $op, $user) = @_;
+	my $k = $op->{kind};
+
+	if ($k eq 'insert')
+	{
+		$state->{rows}{ $op->{id} } = [ $op->{s}, $op->{r} ];
+		push @{ $state->{log} }, [ $op->{id}, '-', $op->{s}, '-', $op->{r}, $user ];
+	}
+	elsif ($k eq 'update')
+	{
+		my $row = $state->{rows}{ $op->{id} } or return;
+		my ($os, $or) = @$row;
+		my $ns = $op->{set_s} ? $op->{s} : $os;
+		my $nr = $op->{set_r} ? $op->{r} : $or;
+		return if $os eq $ns && $or eq $nr;
+		@$row = ($ns, $nr);
+		push @{ $state->{log} }, [ $op->{id}, $os, $ns, $or, $nr, $user ];
+	}
+	elsif ($k eq 'add_edge')
+	{
+		$state->{graph}{"$op->{from}>$op->{to}"} = 1;
+	}
+	elsif ($k eq 'del_edge')
+	{
+		delete $state->{graph}{"$op->{from}>$op->{to}"};
+	}
+	elsif ($k eq 'reset_graph')
+	{
+		$state->{graph} = {%DEFAULT_GRAPH};
+	}
+	return;
+}
+
+#
+# The walk: operations chosen from the seed and from the model's own
+# predictions, never from the server's answers.
+#
+
+srand($seed);
+
+sub pick { return $_[ int(rand(@_)) ]; }
+
+sub chance { return rand() < $_[0]; }
+
+# Next statuses of $from in $graph, in enum order.
+sub next_of
+{
+	my ($graph, $from) = @_;
+	return grep { $graph->{"$from>$_"} } @STATUSES;
+}
+
+sub random_resolution
+{
+	my $x = rand();
+	return '-' if $x < 0.30;
+	return 'OK' if $x < 0.50;
+	return pick(@ERROR_GROUP) if $x < 0.75;
+	return pick(@FATAL_GROUP);
+}
+
+my $gen = new_state();
+my @ids;       # payouts the generator expects to exist
+my @active;    # of those, the ones that may not be final yet
+my $next_id = 1;
+my @ops;
+
+# A payout to update: mostly one that is not final yet; for moderators,
+# preferably a held one; now and then any payout, final ones included.
+sub pick_payout
+{
+	my ($want_held) = @_;
+	my $tries = $want_held ? 12 : 1;
+
+	return $ids[ int(rand(@ids)) ] if !@active || chance(0.15);
+	while (@active)
+	{
+		my $i = int(rand(@active));
+		my $row = $gen->{rows}{ $active[$i] };
+		if ($FINAL{ $row->[0] })
+		{
+			$active[$i] = $active[-1];
+			pop @active;
+			next;
+		}
+		return $active[$i] if !$want_held || held(@$row) || --$tries <= 0;
+	}
+	return $ids[ int(rand(@ids)) ];
+}
+
+for my $seq (1 .. $nops)
+{
+	my %op = (seq => $seq);
+	my $x = rand();
+	if (!@ids || $x < 0.12)
+	{
+		%op = (
+			%op,
+			kind => 'insert',
+			who => chance(0.85) ? 'app' : 'super',
+			id => $next_id++);
+		my @start = next_of($gen->{graph}, '-');
+		$op{s} =
+			chance(0.03) ? '-'
+		  : ($gen->{graph}{'->CREATED'} && chance(0.6)) ? 'CREATED'
+		  : (@start && chance(0.6)) ? pick(@start)
+		  : pick(@STATUSES);
+		$op{r} = random_resolution();
+	}
+	elsif ($x < 0.82)
+	{
+		my $who =
+			$x < 0.57 ? 'app'
+		  : chance(0.8) ? 'mod'
+		  : 'super';
+		my $id = pick_payout($who ne 'app');
+		my ($os, $or) = @{ $gen->{rows}{$id} };
+		my @next = next_of($gen->{graph}, $os);
+		my @final_next = grep { $FINAL{$_} } @next;
+		%op = (%op, kind => 'update', who => $who, id => $id);
+
+		if ($who ne 'app' && held($os, $or) && chance(0.5))
+		{
+			# a moderator's decision: release, or end with a fatal resolution
+			if (chance(0.6))
+			{
+				@op{qw(set_r r)} = (1, chance(0.8) ? 'OK' : '-');
+				@op{qw(set_s s)} = (1, pick(@next)) if @next && chance(0.3);
+			}
+			else
+			{
+				@op{qw(set_r r)} = (1, pick(@FATAL_GROUP));
+				@op{qw(set_s s)} =
+				  (1, @final_next ? pick(@final_next) : pick(@STATUSES));
+			}
+		}
+		elsif ($PROCESSED{$os} && chance(0.3))
+		{
+			# a processed payout keeps an OK resolution, or none
+			@op{qw(set_r r)} = (1, pick(@RESOLUTIONS, '-'));
+		}
+		elsif (!held($os, $or) && chance(0.45))
+		{
+			# the way forward, which takes payouts deep into the graph
+			my @forward = grep { !$FINAL{$_} } @next;
+			@op{qw(set_s s)} = (1, pick(@forward ? @forward : @next))
+			  if @next;
+			@op{qw(set_r r)} = (1, 'OK') if chance(0.3);
+		}
+		else
+		{
+			my $y = rand();
+			if ($y < 0.30) { }
+			elsif ($y < 0.35) { @op{qw(set_s s)} = (1, $os); }
+			elsif ($y < 0.77 && @next) { @op{qw(set_s s)} = (1, pick(@next)); }
+			elsif ($y < 0.96) { @op{qw(set_s s)} = (1, pick(@STATUSES)); }
+			else { @op{qw(set_s s)} = (1, '-'); }
+
+			my $z = rand();
+			if ($z < 0.38) { }
+			elsif ($z < 0.43) { @op{qw(set_r r)} = (1, $or); }
+			elsif ($z < 0.62) { @op{qw(set_r r)} = (1, 'OK'); }
+			elsif ($z < 0.67) { @op{qw(set_r r)} = (1, '-'); }
+			elsif ($z < 0.82) { @op{qw(set_r r)} = (1, pick(@ERROR_GROUP)); }
+			else
+			{
+				@op{qw(set_r r)} = (1, pick(@FATAL_GROUP));
+				# fatal endings mostly come with a final status
+				@op{qw(set_s s)} = (1, pick(@final_next))
+				  if @final_next && chance(0.6);
+			}
+		}
+		# an UPDATE that sets nothing we track changes another column
+		$op{kind} = 'other' unless $op{set_s} || $op{set_r};
+	}
+	elsif ($x < 0.92)
+	{
+		%op = (
+			%op,
+			kind => 'other',
+			who => pick(qw(app app mod super)),
+			id => pick_payout(0));
+	}
+	else
+	{
+		# graph edits, by a superuser, in this session or in the other one
+		%op = (%op, who => 'super', session => chance(0.3) ? 'A' : 'B');
+		my $y = rand();
+		my @edges = sort keys %{ $gen->{graph} };
+		my @froms = ('-', grep { !$FINAL{$_} } @STATUSES);
+		if ($y < 0.47 || !@edges)
+		{
+			my ($from, $to);
+			for (1 .. 100)
+			{
+				($from, $to) = (pick(@froms), pick(@STATUSES));
+				last if $from ne $to && !$gen->{graph}{"$from>$to"};
+			}
+			%op = (%op, kind => 'add_edge', from => $from, to => $to);
+		}
+		elsif ($y < 0.88)
+		{
+			my ($from, $to) = split />/, pick(@edges);
+			%op = (%op, kind => 'del_edge', from => $from, to => $to);
+		}
+		elsif ($y < 0.93)
+		{
+			%op = (%op, kind => 'reset_graph');
+		}
+		else
+		{
+			# an edge the table refuses: a self edge, one out of a final
+			# status, or one it has already
+			my $z = rand();
+			my ($from, $to);
+			if ($z < 0.4)
+			{
+				$from = $to = pick(grep { !$FINAL{$_} } @STATUSES);
+			}
+			elsif ($z < 0.7)
+			{
+				$from = pick(sort keys %FINAL);
+				$to = pick(grep { $_ ne $from } @STATUSES);
+			}
+			elsif (@edges)
+			{
+				($from, $to) = split />/, pick(@edges);
+			}
+			else
+			{
+				$from = $to = 'READY';
+			}
+			%op = (%op, kind => 'add_edge', from => $from, to => $to);
+		}
+	}
+	# some updates are upserts of the existing payout, with a proposed row
+	# whose other columns are random: judged as the UPDATE they become
+	if (($op{kind} eq 'update' || $op{kind} eq 'other') && chance(0.2))
+	{
+		$op{upsert} = 1;
+		$op{v_s} = pick(@STATUSES);
+		$op{v_r} = random_resolution();
+	}
+	$op{session} //= 'A';
+
+	my $expect = predict($gen, \%op);
+	if ($expect eq 'ok')
+	{
+		apply($gen, \%op, '');
+		if ($op{kind} eq 'insert')
+		{
+			push @ids, $op{id};
+			push @active, $op{id} unless $FINAL{ $op{s} };
+		}
+	}
+	push @ops, \%op;
+}
+
+#
+# Running the operations.
+#
+
+sub lit
+{
+	my ($v) = @_;
+	return (!defined $v || $v eq '-') ? 'NULL' : "'$v'";
+}
+
+my %ROLE = (app => 'walk_app', mod => 'walk_mod', super => '');
+
+# The call that runs $op and returns "seq result".
+sub op_call
+{
+	my ($op) = @_;
+	return sprintf(
+		"SELECT walk_apply(%d, '%s', '%s', %s, %s, %s, %s, %s, %s, %s, %s, %s);",
+		$op->{seq}, $op->{upsert} ? 'upsert' : $op->{kind},
+		$ROLE{ $op->{who} }, $op->{id} // 'NULL',
+		$op->{set_s} ? 'true' : 'false', lit($op->{s}),
+		$op->{set_r} ? 'true' : 'false', lit($op->{r}),
+		lit($op->{from}), lit($op->{to}),
+		lit($op->{v_s}), lit($op->{v_r}));
+}
+
+# $op as the SQL a person would type, for messages.
+sub op_sql
+{
+	my ($op) = @_;
+	my $k = $op->{kind};
+	my $role = $ROLE{ $op->{who} } ? "SET ROLE $ROLE{$op->{who}}; " : '';
+
+	return
+	  "${role}INSERT INTO walk_payouts (id, status, resolution) VALUES ($op->{id}, "
+	  . lit($op->{s}) . ', '
+	  . lit($op->{r}) . ');'
+	  if $k eq 'insert';
+	if ($op->{upsert})
+	{
+		my @set;
+		push @set, 'status = EXCLUDED.status' if $op->{set_s};
+		push @set, 'resolution = EXCLUDED.resolution' if $op->{set_r};
+		push @set, 'amount = walk_payouts.amount + 1' unless @set;
+		return
+		  "${role}INSERT INTO walk_payouts (id, status, resolution) VALUES ($op->{id}, "
+		  . lit($op->{set_s} ? $op->{s} : $op->{v_s}) . ', '
+		  . lit($op->{set_r} ? $op->{r} : $op->{v_r})
+		  . ') ON CONFLICT (id) DO UPDATE SET '
+		  . join(', ', @set) . ';';
+	}
+	if ($k eq 'update')
+	{
+		my @set;
+		push @set, 'status = ' . lit($op->{s}) if $op->{set_s};
+		push @set, 'resolution = ' . lit($op->{r}) if $op->{set_r};
+		return "${role}UPDATE walk_payouts SET "
+		  . join(', ', @set)
+		  . " WHERE id = $op->{id};";
+	}
+	return "${role}UPDATE walk_payouts SET amount = amount + 1 WHERE id = $op->{id};"
+	  if $k eq 'other';
+	return 'INSERT INTO payout.transition VALUES ('
+	  . lit($op->{from}) . ', '
+	  . lit($op->{to}) . ');'
+	  if $k eq 'add_edge';
+	return 'DELETE FROM payout.transition WHERE from_status IS NOT DISTINCT FROM '
+	  . lit($op->{from})
+	  . " AND to_status = '$op->{to}';"
+	  if $k eq 'del_edge';
+	return 'DELETE FROM payout.transition; INSERT INTO payout.transition '
+	  . 'SELECT * FROM payout.default_transition;';
+}
+
+my $start_time = time();
+
+my $node = PostgreSQL::Test::Cluster->new('walk');
+$node->init;
+$node->start;
+
+$node->safe_psql(
+	'postgres', q{
+	CREATE EXTENSION payout;
+	CREATE ROLE walk_app;
+	CREATE ROLE payout_moderator NOLOGIN;
+	CREATE ROLE walk_mod;
+	GRANT payout_moderator TO walk_mod;
+
+	-- The status column allows NULL on purpose: the trigger's own rule,
+	-- not the column's constraint, must reject a NULL status.
+	CREATE TABLE walk_payouts (
+		id bigint PRIMARY KEY,
+		amount numeric NOT NULL DEFAULT 0,
+		status payout.status,
+		resolution payout.resolution
+	);
+	GRANT SELECT, INSERT, UPDATE ON walk_payouts TO walk_app;
+	-- INSERT too, for upserts
+	GRANT SELECT, INSERT, UPDATE ON walk_payouts TO payout_moderator;
+	SELECT payout.attach('walk_payouts');
+
+	-- One operation, in its own subtransaction, as role "who" ('' for the
+	-- caller): 'ok', or the SQLSTATE and the constraint name it failed
+	-- with; 'norow'/'noedge' when the row or edge to change is missing.
+	CREATE FUNCTION walk_apply(seq int, kind text, who text, pid bigint,
+		set_s bool, s payout.status, set_r bool, r payout.resolution,
+		e_from payout.status, e_to payout.status,
+		v_s payout.status, v_r payout.resolution)
+	RETURNS text LANGUAGE plpgsql AS $$
+	DECLARE
+		n bigint;
+		result text := 'ok';
+		state text;
+		cname text;
+	BEGIN
+		BEGIN
+			IF who <> '' THEN
+				PERFORM set_config('role', who, true);
+			END IF;
+			IF kind = 'insert' THEN
+				INSERT INTO walk_payouts (id, status, resolution)
+				VALUES (pid, s, r);
+			ELSIF kind = 'other' THEN
+				UPDATE walk_payouts SET amount = amount + 1 WHERE id = pid;
+				GET DIAGNOSTICS n = ROW_COUNT;
+				IF n = 0 THEN result := 'norow'; END IF;
+			ELSIF kind = 'update' THEN
+				IF set_s AND set_r THEN
+					UPDATE walk_payouts SET status = s, resolution = r WHERE id = pid;
+				ELSIF set_s THEN
+					UPDATE walk_payouts SET status = s WHERE id = pid;
+				ELSE
+					UPDATE walk_payouts SET resolution = r WHERE id = pid;
+				END IF;
+				GET DIAGNOSTICS n = ROW_COUNT;
+				IF n = 0 THEN result := 'norow'; END IF;
+			ELSIF kind = 'upsert' THEN
+				-- the proposed row has the new values of the columns the
+				-- update sets, and v_s, v_r in the others
+				IF NOT set_s THEN s := v_s; END IF;
+				IF NOT set_r THEN r := v_r; END IF;
+				IF set_s AND set_r THEN
+					INSERT INTO walk_payouts AS p (id, status, resolution) VALUES (pid, s, r)
+					ON CONFLICT (id) DO UPDATE
+					SET status = EXCLUDED.status, resolution = EXCLUDED.resolution;
+				ELSIF set_s THEN
+					INSERT INTO walk_payouts AS p (id, status, resolution) VALUES (pid, s, r)
+					ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status;
+				ELSIF set_r THEN
+					INSERT INTO walk_payouts AS p (id, status, resolution) VALUES (pid, s, r)
+					ON CONFLICT (id) DO UPDATE SET resolution = EXCLUDED.resolution;
+				ELSE
+					INSERT INTO walk_payouts AS p (id, status, resolution) VALUES (pid, s, r)
+					ON CONFLICT (id) DO UPDATE SET amount = p.amount + 1;
+				END IF;
+			ELSIF kind = 'add_edge' THEN
+				INSERT INTO payout.transition (from_status, to_status)
+				VALUES (e_from, e_to);
+			ELSIF kind = 'del_edge' THEN
+				DELETE FROM payout.transition
+				WHERE from_status IS NOT DISTINCT FROM e_from AND to_status = e_to;
+				GET DIAGNOSTICS n = ROW_COUNT;
+				IF n = 0 THEN result := 'noedge'; END IF;
+			ELSIF kind = 'reset_graph' THEN
+				DELETE FROM payout.transition;
+				INSERT INTO payout.transition (from_status, to_status)
+				SELECT from_status, to_status FROM payout.default_transition;
+			ELSE
+				RAISE EXCEPTION 'unknown operation %', kind;
+			END IF;
+			IF who <> '' THEN
+				PERFORM set_config('role', 'none', true);
+			END IF;
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE,
+				cname = CONSTRAINT_NAME;
+			result := state || ' ' || coalesce(cname, '');
+		END;
+		RETURN seq || ' ' || rtrim(result);
+	END
+	$$;
+});
+
+my $superuser = $node->safe_psql('postgres', 'SELECT current_user');
+my %USER = (app => 'walk_app', mod => 'walk_mod', super => $superuser);
+
+# The model's constants against the extension's own view of them.
+is($node->safe_psql('postgres', q{SELECT array_to_string(enum_range(NULL::payout.status), ' ')}),
+	join(' ', @STATUSES), 'the model knows the statuses in enum order');
+is($node->safe_psql('postgres', q{SELECT array_to_string(enum_range(NULL::payout.resolution), ' ')}),
+	join(' ', @RESOLUTIONS), 'the model knows the resolutions in enum order');
+is( $node->safe_psql(
+		'postgres', q{SELECT string_agg(s::text, ' ' ORDER BY s)
+		FROM unnest(enum_range(NULL::payout.status)) s WHERE payout.is_final(s)}),
+	join(' ', grep { $FINAL{$_} } @STATUSES),
+	'the model and payout.is_final() agree on the final statuses');
+is( $node->safe_psql(
+		'postgres', q{SELECT string_agg(r::text || '=' || payout.resolution_group(r), ' ' ORDER BY r)
+		FROM unnest(enum_range(NULL::payout.resolution)) r}),
+	join(' ', map { "$_=$GROUP{$_}" } @RESOLUTIONS),
+	'the model and payout.resolution_group() agree on the groups');
+
+my $graph_query = q{SELECT coalesce(from_status::text, '-') || '>' || to_status
+	FROM payout.transition ORDER BY 1};
+my $removed_query = q{SELECT coalesce(from_status::text, '-') || '>' || to_status
+	FROM payout.transition_removed ORDER BY 1};
+is( $node->safe_psql('postgres', q{SELECT coalesce(from_status::text, '-') || '>' || to_status
+		FROM payout.default_transition ORDER BY 1}),
+	join("\n", sort keys %DEFAULT_GRAPH),
+	'the model and payout.default_transition agree on the default graph');
+
+# Session A runs the payouts and some graph edits; session B edits the
+# graph while A keeps its cached copy.  BackgroundPsql notes every query
+# it sends, which would print the whole walk; keep it quiet.
+my $session_a = $node->background_psql('postgres', on_error_stop => 0);
+my $session_b = $node->background_psql('postgres', on_error_stop => 0);
+
+sub run_quietly
+{
+	my ($session, $sql) = @_;
+	no warnings 'redefine';
+	local *PostgreSQL::Test::BackgroundPsql::note = sub { };
+	my ($out, $err) = $session->query($sql);
+	die "walk session failed: $session->{stderr}" if $err;
+	return $out;
+}
+
+my $ver = new_state();    # the model that judges the server
+my $divergences = 0;
+my %outcome;    # "ok" or SQLSTATE => count
+my %constraint; # constraint name => rejections
+my %kinds;
+my $shown = 0;
+
+# check($op, $actual): compare one answer with the model, then carry out
+# what the server did, so that one divergence is reported once.
+sub check
+{
+	my ($op, $actual) = @_;
+	my $expect = predict($ver, $op);
+	my $row = defined $op->{id} ? $ver->{rows}{ $op->{id} } : undef;
+	my $before = $row ? "$row->[0]/$row->[1]" : 'none';
+
+	$kinds{ $op->{kind} }++;
+	$kinds{'updates written as upserts'}++ if $op->{upsert};
+	my ($state, $cname) = split / /, $actual, 2;
+	$outcome{$state}++;
+	$constraint{$cname}++ if defined $cname;
+	if ($actual ne $expect)
+	{
+		$divergences++;
+		diag("divergence at operation $op->{seq}: "
+			  . op_sql($op)
+			  . "\n  payout before: $before\n  model: $expect\n  server: $actual")
+		  if $shown++ < 20;
+	}
+	apply($ver, $op, $USER{ $op->{who} }) if $actual eq 'ok';
+	return;
+}
+
+# Graph of the model as the query above prints it.
+sub model_graph { return join("\n", sort keys %{ $ver->{graph} }); }
+
+sub model_removed
+{
+	return join("\n",
+		sort grep { !$ver->{graph}{$_} } keys %DEFAULT_GRAPH);
+}
+
+my $graph_mismatches = 0;
+my @batch;
+
+sub flush_batch
+{
+	return unless @batch;
+	my $out = run_quietly($session_a, join("\n", map { op_call($_) } @batch));
+	my @lines = split /\n/, $out;
+	for my $i (0 .. $#batch)
+	{
+		my ($seq, $actual) = split / /, $lines[$i] // '', 2;
+		die "walk out of step at operation $batch[$i]{seq}: got "
+		  . ($lines[$i] // 'nothing')
+		  unless defined $seq && $seq eq $batch[$i]{seq};
+		check($batch[$i], $actual);
+	}
+	@batch = ();
+	return;
+}
+
+for my $op (@ops)
+{
+	if ($op->{session} eq 'B')
+	{
+		flush_batch();
+		my $out = run_quietly($session_b, op_call($op));
+		my ($seq, $actual) = split / /, $out, 2;
+		check($op, $actual);
+	}
+	else
+	{
+		push @batch, $op;
+		flush_batch() if @batch >= 500;
+	}
+	# now and then, the graph as stored against the model's
+	if ($op->{seq} % 1000 == 0 || $op->{seq} == $nops)
+	{
+		flush_batch();
+		if (run_quietly($session_b, $graph_query) ne model_graph())
+		{
+			$graph_mismatches++;
+			diag("after operation $op->{seq}, payout.transition differs from the model");
+		}
+	}
+}
+flush_batch();
+
+is($graph_mismatches, 0,
+	'payout.transition always equalled the model graph when compared');
+is(run_quietly($session_b, $removed_query),
+	model_removed(),
+	'payout.transition_removed lists the default edges the model removed');
+
+#
+# The whole table and the history against the model.
+#
+
+my %table;
+foreach my $line (split /\n/,
+	$node->safe_psql('postgres',
+		q{SELECT id, status, coalesce(resolution::text, '-') FROM walk_payouts}))
+{
+	my ($id, $s, $r) = split /\|/, $line;
+	$table{$id} = "$s/$r";
+}
+my %model_table =
+  map { $_ => "$ver->{rows}{$_}[0]/$ver->{rows}{$_}[1]" } keys %{ $ver->{rows} };
+my $table_mismatches = 0;
+foreach my $id (sort { $a <=> $b } keys %{ { %table, %model_table } })
+{
+	my ($got, $want) = ($table{$id} // 'missing', $model_table{$id} // 'missing');
+	next if $got eq $want;
+	diag("payout $id is $got in the table, $want in the model")
+	  if $table_mismatches++ < 20;
+}
+is($table_mismatches, 0, 'every payout has the status and resolution the model says');
+
+my @history = map { [ split /\|/ ] } split /\n/,
+  $node->safe_psql(
+	'postgres', q{
+	SELECT key, coalesce(old_status::text, '-'), new_status,
+		coalesce(old_resolution::text, '-'), coalesce(new_resolution::text, '-'),
+		user_name
+	FROM payout.history
+	WHERE tbl = 'walk_payouts'::regclass
+	ORDER BY id});
+my (%hist_of, %log_of);
+push @{ $hist_of{ $_->[0] } }, join(' ', @$_[ 1 .. 5 ]) foreach @history;
+push @{ $log_of{ $_->[0] } }, join(' ', @$_[ 1 .. 5 ]) foreach @{ $ver->{log} };
+my $history_mismatches = 0;
+foreach my $id (sort { $a <=> $b } keys %{ { %hist_of, %log_of } })
+{
+	my $got = join("\n    ", @{ $hist_of{$id} // [] });
+	my $want = join("\n    ", @{ $log_of{$id} // [] });
+	next if $got eq $want;
+	diag("payout $id: history\n    $got\n  model\n    $want")
+	  if $history_mismatches++ < 10;
+}
+is($history_mismatches, 0,
+	"every payout's history is the model's sequence of accepted changes");
+is(scalar(@history), scalar(@{ $ver->{log} }),
+	'payout.history has one row per accepted change, no more');
+is( join("\n", map { join(' ', @$_) } @history),
+	join("\n", map { join(' ', @$_) } @{ $ver->{log} }),
+	'payout.history records the changes in the order they were made');
+
+#
+# The default graph again.
+#
+run_quietly($session_b, op_call({ seq => 0, kind => 'reset_graph', who => 'super' }));
+is(run_quietly($session_a, $graph_query), join("\n", sort keys %DEFAULT_GRAPH),
+	'after the walk, payout.transition is the default graph again');
+is(run_quietly($session_a, $removed_query), '',
+	'after the walk, payout.transition_removed is empty');
+
+$session_a->quit;
+$session_b->quit;
+
+#
+# What the walk did.
+#
+my $accepted = $outcome{ok} // 0;
+my $rejected = $nops - $accepted;
+my $elapsed = time() - $start_time;
+diag(sprintf(
+	"random walk, seed %d: %d operations (%s), %d accepted, %d rejected (%s); "
+	  . "rejections by constraint: %s; %d divergences; %d payouts, %d history rows; %.1f s",
+	$seed, $nops,
+	join(', ', map { "$_ $kinds{$_}" } sort keys %kinds),
+	$accepted, $rejected,
+	join(', ', map { "$_ $outcome{$_}" } sort grep { $_ ne 'ok' } keys %outcome),
+	join(', ', map { "$_ $constraint{$_}" } sort grep { $_ ne '' } keys %constraint),
+	$divergences, scalar(keys %table), scalar(@history), $elapsed));
+
+my %reached;
+$reached{ $_->[2] }{ $_->[0] } = 1 foreach @{ $ver->{log} };
+diag('payouts that reached each status: '
+	  . join(', ', map { "$_ " . scalar(keys %{ $reached{$_} // {} }) } @STATUSES));
+
+is($divergences, 0, 'the server answered every operation as the model predicted');
+
+# A walk of the default size or more reaches every rule.
+SKIP:
+{
+	skip 'walk too short to reach every rule', 1 if $nops < 3000;
+	my @missing = grep { !$constraint{$_} } qw(
+	  payout_status_not_null payout_moderation_hold payout_status_transition
+	  payout_initial_status payout_final_resolution payout_fatal_resolution
+	  payout_processed_resolution transition_no_self_edge
+	  transition_not_from_final transition_key);
+	is("@missing", '', 'the walk broke every rule at least once');
+}
+
+$node->stop;
+
+done_testing();
