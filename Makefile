@@ -32,3 +32,10 @@ EXTRA_CLEAN = output_iso tmp_check
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# The benchmark is not a test: it starts its own cluster and prints
+# timings and ratios; see test/bench/run.
+bench:
+	test/bench/run
+
+.PHONY: bench

@@ -1,0 +1,423 @@
+#!/usr/bin/perl
+#
+# bench.pl: the measurements behind test/bench/run, which starts the
+# cluster this script talks to (PGHOST, PGPORT, PGUSER, PGDATABASE).
+#
+# Every comparison is made in one run, on identical tables, with the
+# variants interleaved and each measurement repeated; the medians and the
+# ratios between variants are what it reports, never an absolute time
+# against a fixed threshold.  Overheads are taken per repetition (variant
+# minus bare, from the same round) before the median, so that a drift of
+# the machine over the run cancels out.
+#
+# It exits non-zero only when something fails to run or two forms of the
+# same question give different answers; a missed target is printed, not
+# fatal.
+
+use strict;
+use warnings;
+
+use File::Temp qw(tempdir);
+use POSIX qw(floor);
+
+my $rows = $ENV{BENCH_ROWS} // 1000000;
+my $repeat = $ENV{BENCH_REPEAT} // 5;
+my @clients = split ' ', ($ENV{BENCH_CLIENTS} // '1 4 8');
+my $seconds = $ENV{BENCH_SECONDS} // 10;
+my $smoke = $rows < 100000;
+
+die "BENCH_ROWS must be a positive integer\n" unless $rows =~ /^[1-9][0-9]*$/;
+die "BENCH_REPEAT must be an integer\n" unless $repeat =~ /^[0-9]+$/;
+$repeat = 3 if $repeat < 3;
+
+my $tmp = tempdir(CLEANUP => 1);
+
+# psql($sql): run $sql in a new session, return its output (unaligned,
+# tuples only); die if any statement fails.
+sub psql
+{
+	my ($sql) = @_;
+	my $file = "$tmp/in.sql";
+	open my $fh, '>', $file or die "$file: $!";
+	print $fh $sql;
+	close $fh;
+	my $out = `psql -X -q -At -v ON_ERROR_STOP=1 -f $file 2>&1`;
+	die "psql failed:\n$sql\n$out" if $? != 0;
+	chomp $out;
+	return $out;
+}
+
+# timed($setup, $statement, $warm): milliseconds the statement took, as
+# psql's \timing reports it (server round trip, no connection set-up).
+# With $warm, a query runs once untimed first, so that a new session's
+# catalog caches are not part of a time counted in milliseconds.
+sub timed
+{
+	my ($setup, $stmt, $warm) = @_;
+	my $first = $warm ? "$stmt \\g /dev/null\n" : '';
+	my $out = psql("$setup\n$first\\timing on\n$stmt \\g /dev/null\n");
+	my @t = $out =~ /^Time: ([0-9.]+) ms/mg;
+	die "no timing in:\n$out" unless @t == 1;
+	return $t[0];
+}
+
+sub median
+{
+	my @s = sort { $a <=> $b } @_;
+	my $n = @s;
+	return $n % 2 ? $s[ ($n - 1) / 2 ] : ($s[ $n / 2 - 1 ] + $s[ $n / 2 ]) / 2;
+}
+
+# rotate($round, @list): @list started at a different element each round,
+# so that no variant always runs first or last.
+sub rotate
+{
+	my ($round, @list) = @_;
+	my $k = $round % @list;
+	return (@list[ $k .. $#list ], @list[ 0 .. $k - 1 ]);
+}
+
+my $table_columns = <<'SQL';
+	id bigint PRIMARY KEY,
+	amount numeric(12,2) NOT NULL,
+	status payout.status NOT NULL DEFAULT 'CREATED',
+	resolution payout.resolution,
+	created_at timestamptz NOT NULL DEFAULT now()
+SQL
+
+# Fill tables without firing any trigger: what is measured is the UPDATE.
+sub load
+{
+	my (@tables) = @_;
+	my $sql = "SET session_replication_role = replica;\n";
+	$sql .= "TRUNCATE $_;\n" for @tables;
+	$sql .= "TRUNCATE payout.history;\n";
+	$sql .= "INSERT INTO $_ (id, amount) SELECT g, g % 1000 + 0.5 FROM generate_series(1, $rows) g;\n"
+	  for @tables;
+	$sql .= "RESET session_replication_role;\n";
+	psql($sql);
+	psql(join('', map { "VACUUM ANALYZE $_;\n" } @tables));
+}
+
+# --------------------------------------------------------------------------
+# Machine and set-up
+# --------------------------------------------------------------------------
+
+my $cpu = 'unknown CPU';
+if (open my $fh, '<', '/proc/cpuinfo')
+{
+	while (<$fh>) { if (/^model name\s*:\s*(.*)/) { $cpu = $1; last; } }
+	close $fh;
+}
+my $cores = `nproc 2>/dev/null` || '?';
+chomp $cores;
+my $mem = '?';
+if (open my $fh, '<', '/proc/meminfo')
+{
+	while (<$fh>) { if (/^MemTotal:\s*(\d+)/) { $mem = sprintf('%.0f GiB', $1 / 1048576); last; } }
+	close $fh;
+}
+
+psql(<<'SQL');
+CREATE EXTENSION payout;
+
+-- The anchor: what a DBA writes by hand today, a table of allowed
+-- transitions and a PL/pgSQL trigger that looks each change up.
+CREATE TABLE bench_transition (
+	from_status payout.status NOT NULL,
+	to_status payout.status NOT NULL,
+	PRIMARY KEY (from_status, to_status)
+);
+INSERT INTO bench_transition
+SELECT from_status, to_status FROM payout.transition WHERE from_status IS NOT NULL;
+
+CREATE FUNCTION bench_check_transition() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.status IS DISTINCT FROM OLD.status
+	   AND NOT EXISTS (SELECT FROM bench_transition
+					   WHERE from_status = OLD.status AND to_status = NEW.status) THEN
+		RAISE EXCEPTION 'illegal transition from % to %', OLD.status, NEW.status
+			USING ERRCODE = 'check_violation';
+	END IF;
+	RETURN NEW;
+END
+$$;
+SQL
+
+my @variants = qw(bare floor plpgsql payout history);
+my %attach = (
+	bare => '',
+	floor => 'CREATE TRIGGER zz_floor BEFORE UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()',
+	plpgsql => 'CREATE TRIGGER zz_check BEFORE UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION bench_check_transition()',
+	payout => "SELECT payout.attach('%s', history => false)",
+	history => "SELECT payout.attach('%s')",);
+my %describe = (
+	bare => 'no trigger',
+	floor => 'suppress_redundant_updates_trigger() (built-in C)',
+	plpgsql => 'PL/pgSQL trigger + transitions table',
+	payout => 'payout.enforce_transition()',
+	history => 'payout.enforce_transition() + history',);
+
+for my $v (@variants)
+{
+	my $sql = "CREATE TABLE b_$v (\n$table_columns) WITH (autovacuum_enabled = off);\n";
+	$sql .= sprintf($attach{$v}, "b_$v") . ";\n" if $attach{$v};
+	psql($sql);
+}
+
+my $version = psql('SHOW server_version');
+print "payout benchmark: $rows rows, median of $repeat, variants interleaved\n";
+print "machine: $cpu, $cores cores, $mem RAM; PostgreSQL $version\n";
+print "BENCH_ROWS=$rows is a smoke run: it checks that the harness works; its numbers are noise\n"
+  if $smoke;
+print "\n";
+
+# --------------------------------------------------------------------------
+# 1 and 2: batch updates
+# --------------------------------------------------------------------------
+
+my @steps = (
+	[ ready => "UPDATE %s SET status = 'READY'" ],
+	[ invoking => "UPDATE %s SET status = 'INVOKING'" ],
+	[ amount => 'UPDATE %s SET amount = amount + 1' ],);
+my %t;    # $t{step}{variant}[round] = ms
+
+my @tables = map { "b_$_" } @variants;
+for my $round (0 .. $repeat - 1)
+{
+	load(@tables);
+	for my $step (@steps)
+	{
+		my ($name, $stmt) = @$step;
+		for my $v (rotate($round, @variants))
+		{
+			psql('CHECKPOINT');
+			push @{ $t{$name}{$v} }, timed('', sprintf($stmt, "b_$v"));
+		}
+		psql(join('', map { "VACUUM $_;\n" } @tables, 'payout.history'));
+	}
+	# Every row took both steps, whatever trigger it went through.
+	for my $v (@variants)
+	{
+		my $n = psql("SELECT count(*) FROM b_$v WHERE status = 'INVOKING'");
+		die "b_$v: $n of $rows rows reached INVOKING\n" unless $n == $rows;
+	}
+}
+my $hist = psql(q{SELECT count(*) FROM payout.history WHERE tbl = 'b_history'::regclass});
+die "history has $hist rows, expected " . 2 * $rows . "\n" unless $hist == 2 * $rows;
+
+# status: both status steps of a round together (2 row updates per row)
+for my $v (@variants)
+{
+	$t{status}{$v} = [ map { $t{ready}{$v}[$_] + $t{invoking}{$v}[$_] } 0 .. $repeat - 1 ];
+}
+
+# Per-row overhead over bare in microseconds, per round, then the median.
+sub overhead_us
+{
+	my ($step, $v, $updates) = @_;
+	return median(map { ($t{$step}{$v}[$_] - $t{$step}{bare}[$_]) * 1000 / $updates } 0 .. $repeat - 1);
+}
+
+sub ratio_to
+{
+	my ($step, $v, $base) = @_;
+	return median(map { $t{$step}{$v}[$_] / $t{$step}{$base}[$_] } 0 .. $repeat - 1);
+}
+
+my %ovh;
+$ovh{$_} = overhead_us('status', $_, 2 * $rows) for @variants;
+my %ovh_amount;
+$ovh_amount{$_} = overhead_us('amount', $_, $rows) for @variants;
+
+printf "1. Batch UPDATE of %d rows: status CREATED -> READY -> INVOKING (2 statements)\n", $rows;
+printf "   and 2. UPDATE of amount only (1 statement); median ms, ratio to bare, us per row update over bare and over the floor\n";
+printf "   %-48s %10s %6s %9s %9s | %10s %6s %9s\n", 'variant', 'status ms', 'ratio', 'us/row', 'vs floor', 'amount ms', 'ratio', 'us/row';
+for my $v (@variants)
+{
+	printf "   %-48s %10.1f %6.3f %9.4f %9.4f | %10.1f %6.3f %9.4f\n",
+	  $describe{$v},
+	  median(@{ $t{status}{$v} }), ratio_to('status', $v, 'bare'), $ovh{$v}, $ovh{$v} - $ovh{floor},
+	  median(@{ $t{amount}{$v} }), ratio_to('amount', $v, 'bare'), $ovh_amount{$v};
+}
+print "\n";
+
+# --------------------------------------------------------------------------
+# 3: single-row transitions under concurrency (pgbench)
+# --------------------------------------------------------------------------
+
+my @pgb_variants = qw(bare payout history);
+for my $v (@pgb_variants)
+{
+	my $sql = "CREATE TABLE g_$v (\n$table_columns) WITH (autovacuum_enabled = off);\n";
+	$sql .= sprintf($attach{$v}, "g_$v") . ";\n" if $attach{$v};
+	psql($sql);
+	open my $fh, '>', "$tmp/g_$v.sql" or die $!;
+	print $fh <<"SQL";
+\\set id random(1, $rows)
+UPDATE g_$v SET status = CASE status
+	WHEN 'CREATED' THEN 'READY' WHEN 'READY' THEN 'INVOKING'
+	WHEN 'INVOKING' THEN 'PROCESSING' WHEN 'PROCESSING' THEN 'PROCESSED'
+	WHEN 'PROCESSED' THEN 'REVOKING' WHEN 'REVOKING' THEN 'REVOKED'
+	ELSE status END
+WHERE id = :id;
+SQL
+	close $fh;
+}
+load(map { "g_$_" } @pgb_variants);
+
+my %tps;    # $tps{clients}{variant}[round]
+{
+	# Commits do not wait for the disk: what is left is CPU, where a
+	# trigger's cost shows most.
+	local $ENV{PGOPTIONS} = '-c synchronous_commit=off';
+	for my $round (0 .. $repeat - 1)
+	{
+		for my $c (@clients)
+		{
+			my $jobs = $c < $cores ? $c : $cores;
+			for my $v (rotate($round, @pgb_variants))
+			{
+				my $out = `pgbench -n -M prepared -c $c -j $jobs -T $seconds -f $tmp/g_$v.sql 2>&1`;
+				die "pgbench failed:\n$out" if $? != 0;
+				my ($tps) = $out =~ /^tps = ([0-9.]+)/m;
+				die "no tps in:\n$out" unless defined $tps;
+				push @{ $tps{$c}{$v} }, $tps;
+			}
+			psql(join('', map { "VACUUM g_$_;\n" } @pgb_variants));
+		}
+	}
+}
+
+print "3. pgbench, one random payout one step per transaction, $seconds s per run, synchronous_commit off\n";
+printf "   %-8s %12s %12s %7s %12s %7s\n", 'clients', 'bare tps', 'payout tps', 'ratio', 'history tps', 'ratio';
+my %pgb_ratio;
+for my $c (@clients)
+{
+	$pgb_ratio{$c} = median(map { $tps{$c}{payout}[$_] / $tps{$c}{bare}[$_] } 0 .. $repeat - 1);
+	printf "   %-8d %12.0f %12.0f %7.3f %12.0f %7.3f\n", $c,
+	  median(@{ $tps{$c}{bare} }), median(@{ $tps{$c}{payout} }), $pgb_ratio{$c},
+	  median(@{ $tps{$c}{history} }),
+	  median(map { $tps{$c}{history}[$_] / $tps{$c}{bare}[$_] } 0 .. $repeat - 1);
+}
+print "\n";
+
+# --------------------------------------------------------------------------
+# 4: classification in C against the same predicate as = ANY
+# --------------------------------------------------------------------------
+
+psql(<<"SQL");
+CREATE TABLE m_mix (
+	id bigint PRIMARY KEY,
+	status payout.status NOT NULL,
+	resolution payout.resolution
+);
+INSERT INTO m_mix
+SELECT g, e.s[1 + g % 18], CASE WHEN g % 4 = 0 THEN NULL ELSE e.r[1 + g % 27] END
+FROM generate_series(1, $rows) g,
+	 (SELECT enum_range(NULL::payout.status) AS s, enum_range(NULL::payout.resolution) AS r) e;
+VACUUM ANALYZE m_mix;
+SQL
+my $final = psql(q{SELECT array_agg(s)::text FROM unnest(enum_range(NULL::payout.status)) s WHERE payout.is_final(s)});
+my $errors = psql(q{SELECT array_agg(r)::text FROM unnest(enum_range(NULL::payout.resolution)) r WHERE payout.resolution_group(r) = 'ERROR'});
+
+my %cls = (
+	is_final => [
+		'WHERE payout.is_final(status)',
+		"WHERE status = ANY ('$final'::payout.status[])" ],
+	requires_moderation => [
+		'WHERE payout.requires_moderation(status, resolution)',
+		"WHERE resolution = ANY ('$errors'::payout.resolution[]) AND NOT status = ANY ('$final'::payout.status[])" ],);
+
+my %ct;
+for my $q (sort keys %cls)
+{
+	my ($c_form, $any_form) = @{ $cls{$q} };
+	my $a = psql("SELECT count(*) FROM m_mix $c_form");
+	my $b = psql("SELECT count(*) FROM m_mix $any_form");
+	die "$q: $a rows in C, $b rows with = ANY\n" unless $a == $b;
+	for my $round (0 .. $repeat - 1)
+	{
+		for my $form (rotate($round, 0, 1))
+		{
+			push @{ $ct{$q}[$form] }, timed('', "SELECT count(*) FROM m_mix $cls{$q}[$form]", 1);
+		}
+	}
+}
+my %cls_ratio;
+print "4. Classification: count(*) over $rows rows, sequential scan; median ms\n";
+printf "   %-22s %10s %10s %7s\n", 'predicate', 'C', '= ANY', 'ratio';
+for my $q (sort keys %cls)
+{
+	$cls_ratio{$q} = median(map { $ct{$q}[0][$_] / $ct{$q}[1][$_] } 0 .. $repeat - 1);
+	printf "   %-22s %10.1f %10.1f %7.3f\n", $q, median(@{ $ct{$q}[0] }), median(@{ $ct{$q}[1] }), $cls_ratio{$q};
+}
+print "\n";
+
+# --------------------------------------------------------------------------
+# 5: the moderation queue through its partial index
+# --------------------------------------------------------------------------
+
+psql(<<"SQL");
+CREATE TABLE q_queue (\n$table_columns);
+INSERT INTO q_queue (id, amount, status, resolution, created_at)
+SELECT g, 1,
+	   CASE WHEN g % 1000 = 0 THEN 'PENDING' ELSE e.s[1 + g % 18] END,
+	   (CASE WHEN g % 1000 = 0 THEN 'PROVIDER_INTERNAL_ERROR' ELSE 'OK' END)::payout.resolution,
+	   now() - g * interval '1 second'
+FROM generate_series(1, $rows) g, (SELECT enum_range(NULL::payout.status) AS s) e;
+CREATE INDEX q_queue_held ON q_queue (resolution, created_at)
+WHERE payout.requires_moderation(status, resolution);
+VACUUM ANALYZE q_queue;
+SQL
+my $held = psql('SELECT count(*) FROM q_queue WHERE payout.requires_moderation(status, resolution)');
+my $queue = 'SELECT id, status, resolution FROM q_queue WHERE payout.requires_moderation(status, resolution) ORDER BY resolution, created_at';
+my $plan = psql("EXPLAIN $queue");
+my $planner_uses_index = $plan =~ /q_queue_held/ ? 'yes' : 'no';
+my %queue_setup = (
+	index => 'SET enable_seqscan = off;',
+	seqscan => 'SET enable_indexscan = off; SET enable_bitmapscan = off;',);
+my %qt;
+for my $round (0 .. $repeat - 1)
+{
+	for my $how (rotate($round, qw(index seqscan)))
+	{
+		push @{ $qt{$how} }, timed($queue_setup{$how}, $queue, 1);
+	}
+}
+my $queue_speedup = median(map { $qt{seqscan}[$_] / $qt{index}[$_] } 0 .. $repeat - 1);
+print "5. Moderation queue: $held held of $rows payouts, ordered by resolution and age; median ms\n";
+printf "   partial index %.2f, sequential scan %.2f: the index is %.0f x faster (planner picks the index unforced: %s)\n\n",
+  median(@{ $qt{index} }), median(@{ $qt{seqscan} }), $queue_speedup, $planner_uses_index;
+
+# --------------------------------------------------------------------------
+# Verdicts
+# --------------------------------------------------------------------------
+
+sub verdict
+{
+	my ($ok, $text) = @_;
+	printf "%s %s\n", ($ok ? 'PASS' : 'MISS'), $text;
+}
+
+print "Targets", ($smoke ? ' (smoke run: not meaningful)' : ''), ":\n";
+verdict($ovh{payout} <= 1.10 * $ovh{floor},
+	sprintf('enforcement per-row overhead %.4f us <= 1.10 x the floor\'s %.4f us (%.2f x)',
+		$ovh{payout}, $ovh{floor}, $ovh{floor} > 0 ? $ovh{payout} / $ovh{floor} : 0));
+verdict($ovh{payout} > 0 ? $ovh{plpgsql} / $ovh{payout} >= 3 : 1,
+	sprintf('enforcement is >= 3 x cheaper per row than the PL/pgSQL anchor (%.4f us against %.4f us: %.1f x)',
+		$ovh{payout}, $ovh{plpgsql}, $ovh{payout} > 0 ? $ovh{plpgsql} / $ovh{payout} : 0));
+my $amount_ratio = ratio_to('amount', 'payout', 'bare');
+verdict($amount_ratio <= 1.10,
+	sprintf('non-status updates with enforcement within 1.10 x bare (%.3f x)', $amount_ratio));
+for my $c (@clients)
+{
+	verdict($pgb_ratio{$c} >= 0.95,
+		sprintf('pgbench with enforcement >= 0.95 x bare tps at %d clients (%.3f x)', $c, $pgb_ratio{$c}));
+}
+for my $q (sort keys %cls)
+{
+	verdict($cls_ratio{$q} <= 1.2,
+		sprintf('%s within 1.2 x the = ANY form (%.3f x)', $q, $cls_ratio{$q}));
+}
