@@ -184,9 +184,13 @@ my @steps = (
 my %t;    # $t{step}{variant}[round] = ms
 
 my @tables = map { "b_$_" } @variants;
+my ($payout_heap, $payout_index);
 for my $round (0 .. $repeat - 1)
 {
 	load(@tables);
+	($payout_heap, $payout_index) = split /\|/,
+	  psql("SELECT pg_relation_size('b_bare'), pg_indexes_size('b_bare')")
+	  if $round == 0;
 	for my $step (@steps)
 	{
 		my ($name, $stmt) = @$step;
@@ -206,6 +210,14 @@ for my $round (0 .. $repeat - 1)
 }
 my $hist = psql(q{SELECT count(*) FROM payout.history WHERE tbl = 'b_history'::regclass});
 die "history has $hist rows, expected " . 2 * $rows . "\n" unless $hist == 2 * $rows;
+
+# Storage of what the last round wrote, over however many partitions the
+# history has.
+my ($hist_heap, $hist_index) = split /\|/, psql(<<'SQL');
+SELECT sum(pg_relation_size(relid)), sum(pg_indexes_size(relid))
+FROM (SELECT relid FROM pg_partition_tree('payout.history') WHERE isleaf
+	  UNION SELECT 'payout.history'::regclass) t
+SQL
 
 # status: both status steps of a round together (2 row updates per row)
 for my $v (@variants)
@@ -390,6 +402,10 @@ my $queue_speedup = median(map { $qt{seqscan}[$_] / $qt{index}[$_] } 0 .. $repea
 print "5. Moderation queue: $held held of $rows payouts, ordered by resolution and age; median ms\n";
 printf "   partial index %.2f, sequential scan %.2f: the index is %.0f x faster (planner picks the index unforced: %s)\n\n",
   median(@{ $qt{index} }), median(@{ $qt{seqscan} }), $queue_speedup, $planner_uses_index;
+
+print "6. Storage: bytes per row, freshly written (heap, then all indexes)\n";
+printf "   payout row (5 columns, primary key)   %6.0f + %4.0f\n", $payout_heap / $rows, $payout_index / $rows;
+printf "   history row (status change)           %6.0f + %4.0f\n\n", $hist_heap / $hist, $hist_index / $hist;
 
 # --------------------------------------------------------------------------
 # Verdicts
