@@ -396,6 +396,20 @@ COMMENT ON FUNCTION payout.enforce_transition() IS 'BEFORE INSERT OR UPDATE FOR 
 
 CREATE SEQUENCE payout.history_id_seq;
 
+-- Partitioned by clock_time, the moment the row is written: a change always
+-- lands in the partition of the time it was recorded, never in an older one
+-- (xact_time, the start of the transaction, can be arbitrarily old), ranges
+-- of payout.transition_counts() skip partitions outside them, and retention
+-- drops or detaches whole partitions instead of deleting rows.
+--
+-- The partitioned table has no indexes and no primary key of its own, on
+-- purpose.  Its indexes would be members of the extension like itself: on
+-- restore, CREATE EXTENSION creates them, attaching the partitions that a
+-- DBA added copies them onto each partition, and the dump's own CREATE
+-- INDEX and ADD PRIMARY KEY for those partitions then fail.  Each partition
+-- has its own indexes instead: a DBA creates a new one LIKE
+-- payout.history_catchall INCLUDING INDEXES, or gives pg_partman
+-- payout.history_catchall as its template table.
 CREATE TABLE payout.history (
 	id bigint NOT NULL DEFAULT pg_catalog.nextval('payout.history_id_seq'::pg_catalog.regclass),
 	tbl regclass NOT NULL,
@@ -409,24 +423,37 @@ CREATE TABLE payout.history (
 	user_name name NOT NULL,
 	session_user_name name NOT NULL,
 	application_name text,
-	xid xid8 NOT NULL,
-	CONSTRAINT history_pkey PRIMARY KEY (id)
-);
+	xid xid8 NOT NULL
+) PARTITION BY RANGE (clock_time);
 ALTER SEQUENCE payout.history_id_seq OWNED BY payout.history.id;
-COMMENT ON TABLE payout.history IS 'one row per status or resolution change (INSERT included) of every table attached with history; append-only';
+COMMENT ON TABLE payout.history IS 'one row per status or resolution change (INSERT included) of every table attached with history; append-only; partitioned by clock_time';
 COMMENT ON COLUMN payout.history.key IS 'the row''s primary key: its value as text, or a row literal for a composite key';
 COMMENT ON COLUMN payout.history.xact_time IS 'start of the transaction that made the change (now())';
-COMMENT ON COLUMN payout.history.clock_time IS 'when the change was recorded (clock_timestamp())';
+COMMENT ON COLUMN payout.history.clock_time IS 'when the change was recorded (clock_timestamp()); the partition key';
 COMMENT ON COLUMN payout.history.user_name IS 'current_user of the change';
 COMMENT ON COLUMN payout.history.session_user_name IS 'session_user of the change';
 COMMENT ON COLUMN payout.history.xid IS 'top-level transaction id (pg_current_xact_id())';
 
+-- The default partition: every row until a DBA adds partitions, and after
+-- that whatever they do not cover.  It keeps its name and stays the default
+-- partition for good, since CREATE EXTENSION makes it again on restore.
+-- (It is not called history_default, which pg_partman creates for itself.)
+-- Its primary key is id alone: ids come from one sequence, so they are
+-- unique across partitions too.
+CREATE TABLE payout.history_catchall PARTITION OF payout.history (
+	CONSTRAINT history_catchall_pkey PRIMARY KEY (id)
+) DEFAULT;
+COMMENT ON TABLE payout.history_catchall IS 'default partition of payout.history: the rows that no other partition takes';
+
 -- One payout's timeline, and time ranges (history is appended in time
 -- order, which is what BRIN needs).
-CREATE INDEX history_tbl_key_idx ON payout.history (tbl, key, id);
-CREATE INDEX history_clock_time_idx ON payout.history USING brin (clock_time);
+CREATE INDEX history_catchall_tbl_key_id_idx ON payout.history_catchall (tbl, key, id);
+CREATE INDEX history_catchall_clock_time_idx ON payout.history_catchall USING brin (clock_time);
 
-SELECT pg_catalog.pg_extension_config_dump('payout.history', '');
+-- pg_dump dumps no data of a partitioned table, only of its partitions:
+-- the default partition is marked, and partitions a DBA adds are ordinary
+-- tables, dumped whole.
+SELECT pg_catalog.pg_extension_config_dump('payout.history_catchall', '');
 SELECT pg_catalog.pg_extension_config_dump('payout.history_id_seq', '');
 
 -- No privileges for PUBLIC: the trigger writes as the table's owner, and a

@@ -552,6 +552,78 @@ UPDATE parted SET region = 'us', status = 'READY' WHERE region = 'eu' AND id = 3
 SELECT count(*) AS changes FROM payout.history WHERE id > (SELECT last_id FROM mark);
 
 ------------------------------------------------------------------------------
+-- Partitions of payout.history.
+------------------------------------------------------------------------------
+
+-- payout.history is partitioned by clock_time.  Out of the box it has one
+-- partition, the default one, which holds every row and the indexes: the
+-- partitioned table has no index of its own.
+SELECT pg_get_partkeydef('payout.history'::regclass) AS partition_key;
+SELECT c.oid::regclass AS partition, pg_get_expr(c.relpartbound, c.oid) AS bound
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'payout.history'::regclass;
+SELECT count(*) AS parent_indexes FROM pg_index WHERE indrelid = 'payout.history'::regclass;
+SELECT indexrelid::regclass AS index, indisprimary, pg_get_indexdef(indexrelid) LIKE '%USING brin%' AS brin
+FROM pg_index WHERE indrelid = 'payout.history_catchall'::regclass
+ORDER BY indexrelid::regclass::text COLLATE "C";
+SELECT count(*) = (SELECT count(*) FROM payout.history_catchall) AS all_in_default
+FROM payout.history;
+
+-- A DBA adds a partition for everything from now on, LIKE the default
+-- partition so that it has the same indexes.  Changes made before stay in
+-- the default partition, later ones go to the new partition, whoever makes
+-- them, and the application still needs no privilege on either.
+INSERT INTO payouts (id, amount) VALUES (50, 1);
+UPDATE payouts SET status = 'READY' WHERE id = 50;
+CREATE TABLE payout.history_later (LIKE payout.history_catchall INCLUDING ALL);
+SELECT clock_timestamp() AS boundary \gset
+ALTER TABLE payout.history ATTACH PARTITION payout.history_later
+	FOR VALUES FROM (:'boundary') TO (MAXVALUE);
+SELECT indexrelid::regclass AS index, indisprimary
+FROM pg_index WHERE indrelid = 'payout.history_later'::regclass
+ORDER BY indexrelid::regclass::text COLLATE "C";
+SET ROLE regress_payout_app;
+UPDATE payouts SET status = 'INVOKING' WHERE id = 50;
+RESET ROLE;
+UPDATE payouts SET status = 'PROCESSING' WHERE id = 50;
+SELECT has_table_privilege('regress_payout_app', 'payout.history_later', 'SELECT') AS app_select,
+	   has_table_privilege('regress_payout_app', 'payout.history_later', 'INSERT') AS app_insert;
+SELECT h.tableoid::regclass AS partition, h.old_status, h.new_status,
+	   h.user_name = 'regress_payout_app' AS by_app
+FROM payout.history h WHERE h.tbl = 'payouts'::regclass AND h.key = '50'
+ORDER BY h.id;
+SELECT * FROM pg_temp.news();
+-- payout.timeline() reads both partitions, in id order; each partition's
+-- (tbl, key, id) index gives its part in that order.
+SELECT old_status, new_status FROM payout.timeline('payouts', '50');
+PREPARE timeline_lookup(regclass, text) AS
+	SELECT h.* FROM payout.history h
+	WHERE h.tbl = $1 AND h.key = $2
+	ORDER BY h.id;
+SET plan_cache_mode = force_generic_plan;
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) EXECUTE timeline_lookup('payouts', '50');
+RESET enable_seqscan;
+RESET plan_cache_mode;
+DEALLOCATE timeline_lookup;
+-- payout.transition_counts() from the boundary on counts the later changes
+-- only.
+SELECT * FROM payout.transition_counts('payouts', :'boundary');
+
+-- Retention: the DBA detaches the partition (or drops it), and its rows
+-- leave the history; the rest stays.
+ALTER TABLE payout.history DETACH PARTITION payout.history_later;
+SELECT old_status, new_status FROM payout.timeline('payouts', '50');
+SELECT count(*) AS detached_rows FROM payout.history_later;
+DROP TABLE payout.history_later;
+-- With no partition but the default one, every change lands there again.
+UPDATE payouts SET status = 'PROCESSED', resolution = 'OK' WHERE id = 50;
+SELECT h.tableoid::regclass AS partition, h.old_status, h.new_status
+FROM payout.history h WHERE h.tbl = 'payouts'::regclass AND h.key = '50'
+ORDER BY h.id;
+SELECT * FROM pg_temp.news();
+
+------------------------------------------------------------------------------
 -- Clean up.  The history of dropped tables stays until the extension goes.
 ------------------------------------------------------------------------------
 

@@ -9,6 +9,14 @@
 # and loading payout.transition_removed deletes the removed defaults.  A
 # dump that also held the defaults would fail with duplicate keys; a filter
 # that only skipped defaults would silently bring deleted edges back.
+#
+# The audit history survives too.  payout.history is partitioned by
+# clock_time; its default partition, payout.history_catchall, belongs to the
+# extension and is marked for dumping, while a partition that a DBA added is
+# an ordinary table, dumped whole and attached again on restore.  Both keep
+# their rows, the partition keeps its indexes, the restore prints no error
+# (which it would if the partitioned table had indexes of its own), and the
+# id sequence goes on where it was.
 
 use strict;
 use warnings;
@@ -34,6 +42,20 @@ my $default_query = q{
 	FROM payout.default_transition
 	ORDER BY from_status NULLS FIRST, to_status};
 my $rows_query = q{SELECT id, status FROM payouts ORDER BY id};
+# Every history row with the partition that holds it.
+my $history_query = q{
+	SELECT tableoid::regclass, id, tbl, key, old_status, new_status,
+		   old_resolution, new_resolution, xact_time, clock_time, xid
+	FROM payout.history ORDER BY id};
+# The partitions of payout.history, their bounds and their indexes.
+my $partitions_query = q{
+	SELECT c.oid::regclass, pg_get_expr(c.relpartbound, c.oid),
+		   (SELECT string_agg(pg_get_indexdef(x.indexrelid), '; '
+							   ORDER BY pg_get_indexdef(x.indexrelid))
+			FROM pg_index x WHERE x.indrelid = c.oid)
+	FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+	WHERE i.inhparent = 'payout.history'::regclass
+	ORDER BY 1::text};
 
 # try_sql($node, $db, $sql): "ok" if the statement succeeds, else the
 # SQLSTATE it failed with.
@@ -73,13 +95,23 @@ sub dumped_rows
 }
 
 # check_restored($node, $db, $what): the restored database has the source's
-# graph, removals and rows, and its trigger follows that graph.
-my ($src_graph, $src_removed, $src_rows);
+# history, graph, removals and rows, its trigger follows that graph, and its
+# history goes on.
+my ($src_graph, $src_removed, $src_rows, $src_history, $src_partitions,
+	$src_last_id);
 
 sub check_restored
 {
 	my ($node, $db, $what) = @_;
 
+	is($node->safe_psql($db, $history_query),
+		$src_history,
+		"$what: payout.history equals the source's, row by row and partition by partition");
+	is($node->safe_psql($db, $partitions_query),
+		$src_partitions,
+		"$what: payout.history has the source's partitions, bounds and indexes");
+	is($node->safe_psql($db, 'SELECT last_value FROM payout.history_id_seq'),
+		$src_last_id, "$what: payout.history_id_seq is where the source's was");
 	is($node->safe_psql($db, $graph_query),
 		$src_graph, "$what: payout.transition equals the source's");
 	is($node->safe_psql($db, $removed_query),
@@ -111,6 +143,19 @@ sub check_restored
 	is($node->safe_psql($db, $rows_query),
 		"1|TERMINATED\n2|CANCELLING\n3|PROCESSED\n4|READY",
 		"$what: only the allowed changes were stored");
+	# The three accepted changes are recorded with new ids, after the
+	# source's, in the DBA's partition, which covers the present.
+	is( $node->safe_psql(
+			$db, qq{
+			SELECT tableoid::regclass, key, old_status, new_status
+			FROM payout.history WHERE id > $src_last_id ORDER BY id}),
+		"payout.history_recent|1|CREATED|TERMINATED\n"
+		  . "payout.history_recent|2|READY|CANCELLING\n"
+		  . "payout.history_recent|4||READY",
+		"$what: new changes continue the id sequence in the DBA's partition");
+	is( $node->safe_psql(
+			$db, q{SELECT count(*) = count(DISTINCT id) FROM payout.history}),
+		't', "$what: history ids are unique across partitions");
 	return;
 }
 
@@ -148,9 +193,48 @@ $node->safe_psql(
 	UPDATE payouts SET status = 'PROCESSED' WHERE id = 3;
 });
 
+# The history so far is in the default partition.  A DBA adds a partition
+# for the present (LIKE the default one, for its indexes), from just after
+# the last recorded change on; the next changes land there.
+$node->safe_psql(
+	'src', q{
+	CREATE TABLE ledger (
+		id integer PRIMARY KEY,
+		status payout.status NOT NULL
+	);
+	SELECT payout.attach('ledger');
+	INSERT INTO ledger VALUES (1, 'CREATED'), (2, 'CREATED');
+	UPDATE ledger SET status = 'READY' WHERE id = 1;
+
+	CREATE TABLE payout.history_recent
+		(LIKE payout.history_catchall INCLUDING ALL);
+	DO $$
+	BEGIN
+		EXECUTE format('ALTER TABLE payout.history ATTACH PARTITION payout.history_recent'
+					   ' FOR VALUES FROM (%L) TO (%L)',
+					   (SELECT max(clock_time) FROM payout.history) + interval '1 microsecond',
+					   pg_catalog.now() + interval '1 day');
+	END
+	$$;
+});
+$node->safe_psql(
+	'src', q{
+	UPDATE ledger SET status = 'INVOKING' WHERE id = 1;
+	UPDATE ledger SET status = 'READY' WHERE id = 2;
+});
+is( $node->safe_psql(
+		'src', q{
+		SELECT tableoid::regclass, count(*) FROM payout.history
+		GROUP BY 1 ORDER BY 1::text}),
+	"payout.history_catchall|10\npayout.history_recent|2",
+	"source: history rows in the default partition and in the DBA's partition");
+
 $src_graph = $node->safe_psql('src', $graph_query);
 $src_removed = $node->safe_psql('src', $removed_query);
 $src_rows = $node->safe_psql('src', $rows_query);
+$src_history = $node->safe_psql('src', $history_query);
+$src_partitions = $node->safe_psql('src', $partitions_query);
+$src_last_id = $node->safe_psql('src', 'SELECT last_value FROM payout.history_id_seq');
 
 my $defaults = $node->safe_psql('src', $default_query);
 my @expected_graph = grep {
@@ -182,6 +266,16 @@ is(dumped_rows($script, 'payout.transition_removed'),
 	'plain dump: payout.transition_removed holds the removed defaults');
 is(dumped_rows($script, 'payout.default_transition'),
 	undef, 'plain dump: payout.default_transition has no data in the dump');
+is(scalar(split /\n/, dumped_rows($script, 'payout.history_catchall') // ''),
+	10, 'plain dump: the default partition of payout.history holds its 10 rows');
+is(scalar(split /\n/, dumped_rows($script, 'payout.history_recent') // ''),
+	2, "plain dump: the DBA's partition of payout.history holds its 2 rows");
+unlike($script, qr/^COPY payout\.history \(/m,
+	'plain dump: nothing is copied into the partitioned table itself');
+like(
+	$script,
+	qr/^ALTER TABLE ONLY payout\.history ATTACH PARTITION payout\.history_recent FOR VALUES FROM /m,
+	"plain dump: the DBA's partition is attached again on restore");
 
 #
 # pg_dump -Fc, pg_restore into a fresh database on the same node.

@@ -1,0 +1,572 @@
+# 008_partman.pl: payout tables and payout.history managed by pg_partman,
+# with transitions running while partitions come and go.
+#
+# A payouts table is partitioned by RANGE (created_at) and attached with
+# history; pg_partman creates its partitions ahead of time and drops old
+# ones (retention, keep_table false).  payout.history, partitioned by
+# clock_time, is handed over to pg_partman too: pg_partman cannot take a
+# partition set whose default partition is not its own, so the extension's
+# default partition, payout.history_catchall, is detached for the moment
+# create_parent() runs, the rows it holds are moved into pg_partman's
+# partitions, pg_partman's own default partition is dropped, and
+# payout.history_catchall becomes the default partition again (it must stay
+# one: CREATE EXTENSION makes it so on every restore).
+#
+# A payout that lands in payouts_default (its created_at has no partition)
+# cannot simply be moved out with pg_partman's partition_data_proc(): that
+# deletes and inserts it again, and the payout triggers take the insert for
+# a new payout.  Moved with the triggers off (session_replication_role =
+# replica), it keeps its status and its history.
+#
+# Time is compressed: partitions span 2 seconds, payouts are dropped after
+# 4 seconds and history after 8, so that a run of a few seconds creates and
+# drops partitions of both while an application role, in a background
+# session, creates payouts and moves them along (legal changes, and illegal
+# ones that must be rejected) and the test session runs
+# CALL partman.run_maintenance_proc() every half second.  Afterwards:
+#   - every partition pg_partman created, also during the run, carries the
+#     payout triggers, and illegal changes were rejected in partitions that
+#     did not exist when the run began;
+#   - retention dropped payouts partitions and history partitions that held
+#     rows, and nothing of the run was routed to a default partition;
+#   - every surviving payout has its whole history, from its insert to its
+#     current status (history is kept longer than payouts), also when it
+#     spans several history partitions, and payout.timeline() reads it.
+# Finally, partman.run_maintenance(), which handles every partition set in
+# one transaction, deadlocks with a transition when payout.history comes
+# first in partman.part_config and the transition already holds a lock on
+# the payouts table; CALL partman.run_maintenance_proc(), which commits
+# after each partition set, does not.
+#
+# pg_partman 4.7 needs no shared_preload_libraries: its background worker is
+# not used, maintenance is called directly.
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('partman');
+$node->init;
+$node->start;
+
+# try($sql): "ok" if the statement succeeds, else the SQLSTATE it failed
+# with.
+sub try
+{
+	my ($sql) = @_;
+	my ($stdout, $stderr);
+	my $ret = $node->psql(
+		'postgres', "\\set VERBOSITY sqlstate\n$sql",
+		stdout => \$stdout,
+		stderr => \$stderr);
+	return 'ok' if $ret == 0;
+	return $1 if $stderr =~ /ERROR:\s+([0-9A-Z]{5})/;
+	return "failed: $stderr";
+}
+
+# error_of($sql): the message of the error $sql fails with, '' if none.
+sub error_of
+{
+	my ($sql) = @_;
+	my ($stdout, $stderr);
+	$node->psql('postgres', $sql, stdout => \$stdout, stderr => \$stderr);
+	return $stderr =~ /ERROR:\s+(.*)/ ? $1 : '';
+}
+
+#
+# The payouts table, managed by pg_partman.
+#
+$node->safe_psql(
+	'postgres', q{
+	CREATE SCHEMA partman;
+	CREATE EXTENSION pg_partman SCHEMA partman;
+	CREATE EXTENSION payout;
+	CREATE ROLE app;
+
+	CREATE TABLE payouts (
+		id bigint NOT NULL,
+		created_at timestamptz NOT NULL DEFAULT now(),
+		status payout.status NOT NULL DEFAULT 'CREATED',
+		resolution payout.resolution,
+		PRIMARY KEY (id, created_at)
+	) PARTITION BY RANGE (created_at);
+	GRANT SELECT, INSERT, UPDATE ON payouts TO app;
+	SELECT payout.attach('payouts');
+	SELECT partman.create_parent('public.payouts', 'created_at', 'native', '2 seconds',
+								 p_premake := 5,
+								 p_start_partition := (now() - interval '10 seconds')::text);
+
+	-- Some payouts, and so some history, before history is partitioned.
+	INSERT INTO payouts (id) SELECT g FROM generate_series(1, 5) AS g;
+	UPDATE payouts SET status = 'READY' WHERE id IN (1, 2);
+	UPDATE payouts SET status = 'INVOKING' WHERE id = 1;
+});
+
+# The partitions of payouts that lack one of the three payout triggers.
+my $untriggered_query = q{
+	SELECT count(*) FROM pg_inherits i
+	WHERE i.inhparent = 'payouts'::regclass
+	  AND (SELECT count(*) FROM pg_trigger t
+		   WHERE t.tgrelid = i.inhrelid AND t.tgparentid <> 0
+			 AND t.tgname IN ('zz_payout_enforce', 'zz_payout_history',
+							  'zz_payout_history_update')) <> 3};
+is($node->safe_psql('postgres', $untriggered_query),
+	'0',
+	'create_parent: every partition of payouts, the default one too, has the three payout triggers');
+
+#
+# payout.history handed over to pg_partman.
+#
+my $history_before = $node->safe_psql('postgres',
+	q{SELECT id, key, old_status, new_status, clock_time FROM payout.history ORDER BY id});
+is($node->safe_psql('postgres', 'SELECT count(*) FROM payout.history_catchall'),
+	'8', 'before pg_partman, the history is in payout.history_catchall');
+
+# With payout.history_catchall attached, create_parent() fails: the
+# partitions it makes overlap the rows of the default partition, and when
+# there are none, its own default partition conflicts with ours.
+like(
+	error_of(
+		q{SELECT partman.create_parent('payout.history', 'clock_time', 'native', '2 seconds')}),
+	qr/^updated partition constraint for default partition "history_catchall" would be violated by some row/,
+	'create_parent with rows in payout.history_catchall: the new partitions overlap them');
+like(
+	error_of(
+		q{BEGIN;
+		DELETE FROM payout.history;
+		SELECT partman.create_parent('payout.history', 'clock_time', 'native', '2 seconds');}),
+	qr/^partition "history_default" conflicts with existing default partition "history_catchall"/,
+	'create_parent with payout.history_catchall empty: its default partition conflicts with ours');
+
+# The hand-over, in one transaction.  The template table gives pg_partman's
+# partitions the indexes of payout.history_catchall (the partitioned table
+# has none to give).
+$node->safe_psql(
+	'postgres', q{
+	CREATE TABLE partman.template_payout_history
+		(LIKE payout.history_catchall INCLUDING INDEXES);
+
+	BEGIN;
+	ALTER TABLE payout.history DETACH PARTITION payout.history_catchall;
+	SELECT partman.create_parent('payout.history', 'clock_time', 'native', '2 seconds',
+								 p_premake := 5,
+								 p_start_partition := (now() - interval '10 seconds')::text,
+								 p_template_table := 'partman.template_payout_history');
+	DROP TABLE payout.history_default;
+	SELECT partman.partition_data_time('payout.history', p_batch_count := 1000,
+									   p_source_table := 'payout.history_catchall');
+	ALTER TABLE payout.history ATTACH PARTITION payout.history_catchall DEFAULT;
+	COMMIT;
+
+	UPDATE partman.part_config
+	SET retention = '8 seconds', retention_keep_table = false,
+		infinite_time_partitions = true
+	WHERE parent_table = 'payout.history';
+	UPDATE partman.part_config
+	SET retention = '4 seconds', retention_keep_table = false,
+		infinite_time_partitions = true
+	WHERE parent_table = 'public.payouts';
+});
+
+is( $node->safe_psql(
+		'postgres', q{
+		SELECT c.oid::regclass FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'payout.history'::regclass
+		  AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT'}),
+	'payout.history_catchall',
+	'after the hand-over, payout.history_catchall is the default partition again');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM payout.history_catchall'),
+	'0', 'after the hand-over, payout.history_catchall is empty');
+is( $node->safe_psql(
+		'postgres',
+		q{SELECT id, key, old_status, new_status, clock_time FROM payout.history ORDER BY id}),
+	$history_before,
+	'after the hand-over, every history row is there, with its id, in the partitions');
+is( $node->safe_psql(
+		'postgres', q{
+		SELECT count(*) FROM pg_inherits i
+		WHERE i.inhparent = 'payout.history'::regclass
+		  AND i.inhrelid <> 'payout.history_catchall'::regclass
+		  AND (SELECT count(*) FROM pg_index x WHERE x.indrelid = i.inhrelid) <> 3}),
+	'0',
+	"after the hand-over, every partition of pg_partman's has the template's three indexes");
+is( $node->safe_psql(
+		'postgres',
+		q{SELECT old_status, new_status FROM payout.timeline('payouts', ROW(1, (SELECT created_at FROM payouts WHERE id = 1))::text)}),
+	"|CREATED\nCREATED|READY\nREADY|INVOKING",
+	'after the hand-over, payout.timeline() finds a payout\'s history in the partitions');
+# run_maintenance() takes the partition sets in the order of their rows;
+# the last part of this test relies on payout.history coming first.
+is($node->safe_psql('postgres', 'SELECT parent_table FROM partman.part_config'),
+	"payout.history\npublic.payouts",
+	'partman.part_config holds payout.history, then payouts');
+
+#
+# A payout outside every partition of payouts lands in payouts_default.
+# pg_partman moves such rows out by deleting and inserting them again, and
+# the payout triggers take each insert for a new payout: a payout past its
+# initial status is rejected, and one in it would be recorded as created a
+# second time.  With session_replication_role = replica (superuser), the
+# triggers stay out of the move.
+#
+$node->safe_psql(
+	'postgres', q{
+	INSERT INTO payouts (id, created_at) VALUES (900, now() - interval '1 hour');
+	UPDATE payouts SET status = 'READY' WHERE id = 900;
+});
+my $history_900_query = q{
+	SELECT h.old_status, h.new_status FROM payout.history h
+	WHERE h.tbl = 'payouts'::regclass AND h.key LIKE '(900,%' ORDER BY h.id};
+my $history_900 = $node->safe_psql('postgres', $history_900_query);
+is($node->safe_psql('postgres', 'SELECT * FROM partman.check_default()'),
+	'public.payouts_default|1', 'a payout created an hour ago is in payouts_default');
+is(try(q{CALL partman.partition_data_proc('public.payouts')}),
+	'23514',
+	'partition_data_proc on payouts: the READY payout, inserted again, is an illegal new payout');
+$node->safe_psql(
+	'postgres', q{
+	BEGIN;
+	SET LOCAL session_replication_role = replica;
+	SELECT partman.partition_data_time('public.payouts', p_batch_count := 10);
+	COMMIT;
+});
+is( $node->safe_psql(
+		'postgres', q{
+		SELECT tableoid::regclass <> 'payouts_default'::regclass, status
+		FROM payouts WHERE id = 900}),
+	't|READY',
+	'partition_data_time as replica: the payout moved out of payouts_default, status kept');
+is($node->safe_psql('postgres', $history_900_query),
+	$history_900, 'partition_data_time as replica: the move left no trace in the history');
+
+#
+# The run.
+#
+$node->safe_psql(
+	'postgres', q{
+	CREATE TABLE attempts (
+		n bigserial PRIMARY KEY,
+		payout_id bigint NOT NULL,
+		created_at timestamptz,
+		part text,
+		from_status payout.status,
+		to_status payout.status,
+		legal boolean NOT NULL,
+		outcome text NOT NULL
+	);
+	GRANT SELECT, INSERT ON attempts TO app;
+	GRANT USAGE ON SEQUENCE attempts_n_seq TO app;
+
+	-- drive(seconds, first_id): for that long, one transaction after the
+	-- other, a new payout, then two steps of payouts picked at random among
+	-- those in progress, most of them legal (CREATED, READY, INVOKING,
+	-- PROCESSING, PROCESSED), the rest illegal.  Each step is logged in
+	-- attempts: ok, gone (the payout's partition was dropped), or the
+	-- SQLSTATE it failed with.
+	CREATE PROCEDURE drive(seconds numeric, first_id bigint)
+	LANGUAGE plpgsql AS $$
+	DECLARE
+		stop timestamptz := clock_timestamp() + seconds * interval '1 second';
+		live bigint[] := '{}';
+		next_id bigint := first_id;
+		pid bigint;
+		cur record;
+		target payout.status;
+		is_legal boolean;
+		result text;
+		n int;
+		legal_step jsonb := '{"CREATED": "READY", "READY": "INVOKING",
+							  "INVOKING": "PROCESSING", "PROCESSING": "PROCESSED"}';
+		illegal_step jsonb := '{"CREATED": "PROCESSED", "READY": "PROCESSING",
+								"INVOKING": "READY", "PROCESSING": "CREATED"}';
+	BEGIN
+		PERFORM setseed(0.008);
+		WHILE clock_timestamp() < stop LOOP
+			INSERT INTO payouts (id) VALUES (next_id);
+			INSERT INTO attempts (payout_id, created_at, part, to_status, legal, outcome)
+			SELECT p.id, p.created_at, p.tableoid::regclass::text, p.status, true, 'ok'
+			FROM payouts p WHERE p.id = next_id;
+			live := live || next_id;
+			next_id := next_id + 1;
+
+			FOR k IN 1..2 LOOP
+				pid := live[1 + floor(random() * array_length(live, 1))::int];
+				SELECT p.created_at, p.status, p.tableoid::regclass::text AS part INTO cur
+				FROM payouts p WHERE p.id = pid;
+				IF NOT FOUND THEN
+					INSERT INTO attempts (payout_id, legal, outcome) VALUES (pid, true, 'gone');
+					live := array_remove(live, pid);
+					CONTINUE;
+				END IF;
+				is_legal := random() < 0.75;
+				target := (CASE WHEN is_legal THEN legal_step ELSE illegal_step END
+						   ->> cur.status::text)::payout.status;
+				BEGIN
+					UPDATE payouts SET status = target
+					WHERE id = pid AND created_at = cur.created_at;
+					GET DIAGNOSTICS n = ROW_COUNT;
+					result := CASE WHEN n = 1 THEN 'ok' ELSE 'gone' END;
+				EXCEPTION WHEN OTHERS THEN
+					result := SQLSTATE;
+				END;
+				INSERT INTO attempts (payout_id, created_at, part, from_status, to_status, legal, outcome)
+				VALUES (pid, cur.created_at, cur.part, cur.status, target, is_legal, result);
+				IF result = 'gone' OR (result = 'ok' AND target = 'PROCESSED') THEN
+					live := array_remove(live, pid);
+				END IF;
+			END LOOP;
+			COMMIT;
+			PERFORM pg_sleep(0.02);
+		END LOOP;
+	END
+	$$;
+});
+
+# The partitions of a set, and those holding rows.
+my $parts_query = q{
+	SELECT string_agg(c.relname, ' ' ORDER BY c.relname)
+	FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+	WHERE i.inhparent = '%s'::regclass};
+my $holding_query = q{
+	SELECT string_agg(c.relname, ' ')
+	FROM (SELECT DISTINCT tableoid FROM %s) t JOIN pg_class c ON c.oid = t.tableoid};
+
+sub names { return split / /, ($_[0] // ''); }
+
+my (%initial, %seen, %held);
+foreach my $set ('payouts', 'payout.history')
+{
+	$initial{$set} = { map { $_ => 1 }
+		  names($node->safe_psql('postgres', sprintf($parts_query, $set))) };
+}
+
+my $load_seconds = 16;
+my $driver = $node->background_psql('postgres');
+$driver->query_safe('SET ROLE app');
+$driver->query_until(qr/driving/,
+	"\\echo driving\nCALL drive($load_seconds, 1000);\n");
+
+my $maintenance_runs = 0;
+my $end = time() + $load_seconds + 1;
+while (time() < $end)
+{
+	$node->safe_psql('postgres', 'CALL partman.run_maintenance_proc()');
+	$maintenance_runs++;
+	foreach my $set ('payouts', 'payout.history')
+	{
+		$seen{$set}{$_} = 1
+		  foreach names($node->safe_psql('postgres', sprintf($parts_query, $set)));
+		$held{$set}{$_} = 1
+		  foreach names($node->safe_psql('postgres', sprintf($holding_query, $set)));
+	}
+	usleep(500_000);
+}
+# Waits for the end of the CALL.
+$driver->query_safe('SELECT 1');
+$driver->quit;
+$node->safe_psql('postgres', 'CALL partman.run_maintenance_proc()');
+note "maintenance ran $maintenance_runs times during the run";
+
+my %final;
+foreach my $set ('payouts', 'payout.history')
+{
+	$final{$set} = { map { $_ => 1 }
+		  names($node->safe_psql('postgres', sprintf($parts_query, $set))) };
+	$seen{$set}{$_} = 1 foreach keys %{ $final{$set} };
+}
+
+# What the run did.
+my %count = split /[|\n]/, $node->safe_psql(
+	'postgres', q{
+	SELECT CASE WHEN from_status IS NULL AND outcome = 'ok' THEN 'insert'
+				ELSE CASE WHEN legal THEN 'legal ' ELSE 'illegal ' END || outcome END,
+		   count(*)
+	FROM attempts GROUP BY 1});
+note 'attempts: ', join(', ', map { "$_ $count{$_}" } sort keys %count);
+cmp_ok($count{'insert'} // 0, '>', 100, 'the run created payouts');
+cmp_ok($count{'legal ok'} // 0, '>', 100, 'the run made legal changes');
+cmp_ok($count{'illegal 23514'} // 0, '>', 30, 'the run tried illegal changes');
+is( join(',', grep { !/^(insert|legal ok|legal gone|illegal 23514)$/ } sort keys %count),
+	'',
+	'every legal change passed (or found its payout dropped), every illegal one failed with 23514');
+
+#
+# Partitions created during the run have the triggers and enforce the graph.
+#
+my @new_payouts = grep { !$initial{payouts}{$_} } sort keys %{ $final{payouts} };
+cmp_ok(scalar @new_payouts, '>', 0,
+	'maintenance created payouts partitions during the run');
+is($node->safe_psql('postgres', $untriggered_query),
+	'0',
+	'every partition of payouts, also those created during the run, has the three payout triggers');
+my $illegal_in_new = $node->safe_psql(
+	'postgres', sprintf(
+		q{SELECT count(*) FILTER (WHERE outcome = '23514'), count(*)
+		  FROM attempts WHERE NOT legal AND part NOT IN (%s)},
+		join(', ', map { "'$_'" } sort keys %{ $initial{payouts} })));
+my ($rejected_new, $tried_new) = split /\|/, $illegal_in_new;
+cmp_ok($tried_new, '>', 0,
+	'illegal changes were tried on payouts in partitions created during the run');
+is($rejected_new, $tried_new,
+	'every illegal change in a partition created during the run was rejected');
+
+#
+# Retention.
+#
+foreach my $set ('payouts', 'payout.history')
+{
+	my @dropped = grep { !$final{$set}{$_} } sort keys %{ $held{$set} };
+	cmp_ok(scalar @dropped, '>', 0,
+		"retention dropped partitions of $set that held rows during the run");
+	my @created = grep { !$initial{$set}{$_} } sort keys %{ $seen{$set} };
+	cmp_ok(scalar @created, '>', 0,
+		"maintenance created partitions of $set during the run");
+}
+is($node->safe_psql('postgres', 'SELECT * FROM partman.check_default()'),
+	'', 'both default partitions are empty: no row of the run was routed to one');
+
+#
+# History: complete for every surviving payout, across partitions.
+#
+my $surviving = $node->safe_psql('postgres',
+	q{SELECT count(*) FROM payouts WHERE id >= 1000});
+cmp_ok($surviving, '>', 20, 'payouts of the run survive retention');
+is( $node->safe_psql(
+		'postgres', q{
+		WITH h AS (
+			SELECT p.id AS payout, p.status AS current, h.id, h.old_status, h.new_status,
+				   lag(h.new_status) OVER (PARTITION BY p.id ORDER BY h.id) AS prev,
+				   row_number() OVER (PARTITION BY p.id ORDER BY h.id) AS n,
+				   count(*) OVER (PARTITION BY p.id) AS changes,
+				   last_value(h.new_status) OVER (PARTITION BY p.id ORDER BY h.id
+					   ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS last
+			FROM payouts p
+			JOIN payout.history h
+			  ON h.tbl = 'payouts'::regclass AND h.key = ROW(p.id, p.created_at)::text
+			WHERE p.id >= 1000
+		)
+		SELECT count(DISTINCT payout) FROM h
+		WHERE (n = 1 AND (old_status IS NOT NULL OR new_status <> 'CREATED'))
+		   OR (n > 1 AND old_status IS DISTINCT FROM prev)
+		   OR last <> current
+		   OR changes <> (SELECT count(*) FROM attempts a
+						  WHERE a.payout_id = h.payout AND a.outcome = 'ok')}),
+	'0',
+	'every surviving payout has its whole history: from CREATED to its status, each change where the last ended, one row per change made');
+is( $node->safe_psql(
+		'postgres', q{
+		SELECT count(*) FROM payouts p
+		WHERE NOT EXISTS (SELECT FROM payout.history h
+						  WHERE h.tbl = 'payouts'::regclass
+							AND h.key = ROW(p.id, p.created_at)::text)}),
+	'0', 'no surviving payout lacks history');
+my $spanning = $node->safe_psql(
+	'postgres', q{
+	SELECT count(*) FROM (
+		SELECT h.key FROM payout.history h
+		JOIN payouts p ON h.tbl = 'payouts'::regclass AND h.key = ROW(p.id, p.created_at)::text
+		GROUP BY h.key HAVING count(DISTINCT h.tableoid) > 1) s});
+cmp_ok($spanning, '>', 0,
+	'the history of some surviving payouts spans several history partitions');
+is( $node->safe_psql(
+		'postgres', q{
+		SELECT count(*) FROM payouts p
+		WHERE (SELECT array_agg(t.id ORDER BY t.id)
+			   FROM payout.timeline('payouts', ROW(p.id, p.created_at)::text) t)
+			  IS DISTINCT FROM
+			  (SELECT array_agg(h.id ORDER BY h.id) FROM payout.history h
+			   WHERE h.tbl = 'payouts'::regclass AND h.key = ROW(p.id, p.created_at)::text)}),
+	'0',
+	'payout.timeline() returns each surviving payout\'s history, across partitions, in order');
+cmp_ok(
+	$node->safe_psql(
+		'postgres', q{
+		SELECT count(DISTINCT h.key) FROM payout.history h
+		WHERE h.tbl = 'payouts'::regclass
+		  AND NOT EXISTS (SELECT FROM payouts p
+						  WHERE h.key = ROW(p.id, p.created_at)::text)}),
+	'>', 0,
+	'the history of payouts whose partitions were dropped is still there, until its own retention');
+is( $node->safe_psql(
+		'postgres', q{
+		SELECT count(*) FROM pg_inherits i
+		WHERE i.inhparent = 'payout.history'::regclass
+		  AND i.inhrelid <> 'payout.history_catchall'::regclass
+		  AND (SELECT count(*) FROM pg_index x WHERE x.indrelid = i.inhrelid) <> 3}),
+	'0',
+	'every history partition created during the run has the three indexes');
+
+#
+# run_maintenance() against run_maintenance_proc().
+#
+# A transaction that holds a lock on payouts, here through a plain SELECT,
+# and then changes a status needs payout.history.  run_maintenance(), with
+# payout.history first, drops an expired history partition (an ACCESS
+# EXCLUSIVE lock on payout.history until it commits) and then waits to drop
+# an expired payouts partition: each waits for the other.  Partitions expire
+# every 2 seconds; 2.5 seconds without maintenance make sure that both sets
+# have one to drop.
+sub lock_wait_test
+{
+	my ($maintenance, $id) = @_;
+
+	usleep(2_500_000);
+	my $app = $node->background_psql('postgres', on_error_stop => 0);
+	my $maint = $node->background_psql('postgres', on_error_stop => 0);
+	my $maint_pid = $maint->query_safe('SELECT pg_backend_pid()');
+	$app->query_safe('SET ROLE app');
+	$app->query_safe('BEGIN');
+	$app->query_safe('SELECT count(*) FROM payouts');
+	$maint->query_until(qr/maintaining/, "\\echo maintaining\n$maintenance;\n");
+	$node->poll_query_until(
+		'postgres', qq{
+		SELECT EXISTS (SELECT FROM pg_locks
+					   WHERE pid = $maint_pid AND NOT granted
+						 AND relation = 'payouts'::regclass)})
+	  or die "maintenance does not wait for payouts";
+	my $holds_history = $node->safe_psql(
+		'postgres', qq{
+		SELECT EXISTS (SELECT FROM pg_locks
+					   WHERE pid = $maint_pid AND granted AND mode = 'AccessExclusiveLock'
+						 AND relation = 'payout.history'::regclass)});
+
+	$app->{stderr} = '';
+	$app->query("INSERT INTO payouts (id) VALUES ($id)");
+	my $app_error = $app->{stderr};
+	$app->{stderr} = '';
+	$app->query($app_error eq '' ? 'COMMIT' : 'ROLLBACK');
+	$app->quit;
+	# Waits for the maintenance to end.
+	$maint->query('SELECT 1');
+	my $maint_error = $maint->{stderr};
+	$maint->quit;
+	return ($holds_history, $app_error, $maint_error);
+}
+
+my ($holds, $app_error, $maint_error) =
+  lock_wait_test('SELECT partman.run_maintenance()', 900001);
+is($holds, 't',
+	'run_maintenance(): waiting for payouts, it holds an exclusive lock on payout.history');
+is( join(
+		',',
+		grep { /deadlock detected/ } ($app_error =~ /(ERROR:.*)/,
+			$maint_error =~ /(ERROR:.*)/)),
+	'ERROR:  deadlock detected',
+	'run_maintenance(): the transition and the maintenance deadlock, and one of them fails');
+
+($holds, $app_error, $maint_error) =
+  lock_wait_test('CALL partman.run_maintenance_proc()', 900002);
+is($holds, 'f',
+	'run_maintenance_proc(): waiting for payouts, it no longer holds payout.history');
+is($app_error, '', 'run_maintenance_proc(): the transition goes through');
+is($maint_error, '', 'run_maintenance_proc(): so does the maintenance');
+is($node->safe_psql('postgres', 'SELECT status FROM payouts WHERE id = 900002'),
+	'CREATED', 'run_maintenance_proc(): the payout is stored');
+
+$node->stop;
+
+done_testing();
