@@ -420,8 +420,8 @@ CREATE TABLE payout.history (
 	new_resolution payout.resolution,
 	xact_time timestamptz NOT NULL,
 	clock_time timestamptz NOT NULL,
-	user_name name NOT NULL,
-	session_user_name name NOT NULL,
+	user_name text NOT NULL,
+	session_user_name text NOT NULL,
 	application_name text,
 	xid xid8 NOT NULL
 ) PARTITION BY RANGE (clock_time);

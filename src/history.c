@@ -156,8 +156,8 @@ GetHistoryPlan(void)
 	argtypes[5] = resolution_type;
 	argtypes[6] = TIMESTAMPTZOID;
 	argtypes[7] = TIMESTAMPTZOID;
-	argtypes[8] = NAMEOID;
-	argtypes[9] = NAMEOID;
+	argtypes[8] = TEXTOID;
+	argtypes[9] = TEXTOID;
 	argtypes[10] = TEXTOID;
 	argtypes[11] = XID8OID;
 
@@ -284,8 +284,8 @@ payout_record_history(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum(key);
 	values[6] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	values[7] = TimestampTzGetDatum(GetCurrentTimestamp());
-	values[8] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
-	values[9] = DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetSessionUserId(), false)));
+	values[8] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+	values[9] = CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false));
 	values[10] = appname ? CStringGetTextDatum(appname) : (Datum) 0;
 	if (appname == NULL)
 		nulls[10] = 'n';
