@@ -18,7 +18,7 @@ DATA = payout--1.0.sql $(wildcard payout--*--*.sql)
 # security runs first and creates the extension itself, as do the others:
 # no --load-extension here.
 REGRESS = security types classify transition graph trigger_misuse dml \
-	resolution provider claim_expire history graph_picture
+	resolution provider claim_expire history graph_picture recreated_triggers
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 ISOLATION = graph_invalidation claim notify race
