@@ -218,6 +218,14 @@ SELECT sum(pg_relation_size(relid)), sum(pg_indexes_size(relid))
 FROM (SELECT relid FROM pg_partition_tree('payout.history') WHERE isleaf
 	  UNION SELECT 'payout.history'::regclass) t
 SQL
+# ... and each kind of history index, over all partitions.
+my %hist_index_of = map { split /\|/ } split /\n/, psql(<<'SQL');
+SELECT substring(i.indexrelid::regclass::text FROM '(pkey|tbl_key_id_idx|clock_time_idx)$'),
+	   sum(pg_relation_size(i.indexrelid))
+FROM pg_index i
+WHERE i.indrelid IN (SELECT relid FROM pg_partition_tree('payout.history') WHERE isleaf)
+GROUP BY 1
+SQL
 
 # status: both status steps of a round together (2 row updates per row)
 for my $v (@variants)
@@ -405,7 +413,9 @@ printf "   partial index %.2f, sequential scan %.2f: the index is %.0f x faster 
 
 print "6. Storage: bytes per row, freshly written (heap, then all indexes)\n";
 printf "   payout row (5 columns, primary key)   %6.0f + %4.0f\n", $payout_heap / $rows, $payout_index / $rows;
-printf "   history row (status change)           %6.0f + %4.0f\n\n", $hist_heap / $hist, $hist_index / $hist;
+printf "   history row (status change)           %6.0f + %4.0f\n", $hist_heap / $hist, $hist_index / $hist;
+printf "   history indexes: primary key %.0f, (tbl, key, id) %.0f, BRIN on clock_time %.2f\n\n",
+  map { ($hist_index_of{$_} // 0) / $hist } qw(pkey tbl_key_id_idx clock_time_idx);
 
 # --------------------------------------------------------------------------
 # Verdicts
