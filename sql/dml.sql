@@ -408,5 +408,19 @@ UPDATE payouts_by_day SET status = 'CREATED';
 SELECT tableoid::regclass AS part, * FROM payouts_by_day ORDER BY id;
 DROP TABLE payouts_by_day;
 
+-- A large batch: one illegal row among 100000 fails the whole statement,
+-- and neither the table nor the history keeps any of its changes.
+CREATE TABLE big (id bigint PRIMARY KEY,
+	status payout.status NOT NULL DEFAULT 'CREATED',
+	resolution payout.resolution);
+SELECT payout.attach('big');
+INSERT INTO big (id) SELECT g FROM generate_series(1, 100000) AS g;
+UPDATE big SET status = 'TERMINATED' WHERE id = 50000;
+SELECT count(*) AS history_rows FROM payout.history WHERE tbl = 'big'::regclass;
+UPDATE big SET status = 'READY';
+SELECT status, count(*) FROM big GROUP BY status ORDER BY status;
+SELECT count(*) AS history_rows FROM payout.history WHERE tbl = 'big'::regclass;
+DROP TABLE big;
+
 DROP FUNCTION show_error(text);
 DROP EXTENSION payout;

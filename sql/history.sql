@@ -624,6 +624,28 @@ ORDER BY h.id;
 SELECT * FROM pg_temp.news();
 
 ------------------------------------------------------------------------------
+-- A renamed table: the triggers hold no table name and history refers to
+-- the table itself, so enforcement, history and the helpers go on under the
+-- new name, and the history recorded before the rename shows it too.
+------------------------------------------------------------------------------
+
+CREATE TABLE renamed_payouts (id bigint PRIMARY KEY,
+	status payout.status NOT NULL DEFAULT 'CREATED',
+	resolution payout.resolution);
+SELECT payout.attach('renamed_payouts');
+INSERT INTO renamed_payouts (id) VALUES (1);
+UPDATE renamed_payouts SET status = 'READY' WHERE id = 1;
+ALTER TABLE renamed_payouts RENAME TO payouts_renamed;
+UPDATE payouts_renamed SET status = 'PROCESSED' WHERE id = 1;
+UPDATE payouts_renamed SET status = 'INVOKING' WHERE id = 1;
+SELECT * FROM payouts_renamed;
+SELECT tbl, key, old_status, new_status FROM payout.history
+WHERE tbl = 'payouts_renamed'::regclass ORDER BY id;
+SELECT old_status, new_status FROM payout.timeline('payouts_renamed', '1');
+SELECT * FROM payout.attachment('payouts_renamed');
+DROP TABLE payouts_renamed;
+
+------------------------------------------------------------------------------
 -- Clean up.  The history of dropped tables stays until the extension goes.
 ------------------------------------------------------------------------------
 
