@@ -675,6 +675,15 @@ BEGIN
 					  DETAIL = 'History records each payout by its primary key.',
 					  HINT = 'Add a primary key, or attach with history => false.';
 		END IF;
+		-- A deferrable key does not identify a row until commit.
+		IF NOT EXISTS (SELECT FROM pg_index i
+					   WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary
+						 AND i.indimmediate) THEN
+			RAISE EXCEPTION 'primary key of table "%" is deferrable', relname
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'History records each payout by its primary key, which must be checked at once.',
+					  HINT = 'Make the primary key NOT DEFERRABLE, or attach with history => false.';
+		END IF;
 		args := format('%L, %L', status_column, coalesce(resolution_column, ''));
 		-- The casts see through domains, whose own operators may not exist.
 		changed := format('OLD.%1$I::payout.status IS DISTINCT FROM NEW.%1$I::payout.status',

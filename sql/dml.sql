@@ -127,6 +127,18 @@ INSERT INTO payouts (id, amount, status) VALUES (6, 60.00, 'CREATED')
 ON CONFLICT (id) DO NOTHING;
 SELECT * FROM payouts ORDER BY id;
 
+-- A DELETE in a WITH clause frees the key before the INSERT checks it:
+-- the proposed row is a new payout then, and PROCESSED is no status a new
+-- payout starts in.  Nothing is deleted.
+WITH gone AS (DELETE FROM payouts WHERE id = 1 RETURNING id)
+INSERT INTO payouts (id, amount, status) SELECT id, 10.00, 'PROCESSED' FROM gone;
+\echo :SQLSTATE
+WITH gone AS (DELETE FROM payouts WHERE id = 1 RETURNING id)
+INSERT INTO payouts (id, amount, status) SELECT id, 10.00, 'PROCESSED' FROM gone
+ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status;
+\echo :SQLSTATE
+SELECT * FROM payouts WHERE id = 1;
+
 --
 -- UPDATE ... FROM
 --
@@ -407,6 +419,32 @@ ORDER BY tgrelid::regclass::text, tgname;
 UPDATE payouts_by_day SET status = 'CREATED';
 SELECT tableoid::regclass AS part, * FROM payouts_by_day ORDER BY id;
 DROP TABLE payouts_by_day;
+
+-- Without a primary key (and so without history), a row that moves to
+-- another partition is recognized by all its columns; a stored generated
+-- column, computed again for the new partition, does not get in the way.
+CREATE TABLE payouts_by_region (
+	id bigint NOT NULL,
+	region text NOT NULL,
+	status payout.status NOT NULL DEFAULT 'CREATED',
+	resolution payout.resolution,
+	region_length int GENERATED ALWAYS AS (length(region)) STORED
+) PARTITION BY LIST (region);
+CREATE TABLE payouts_eu PARTITION OF payouts_by_region FOR VALUES IN ('eu');
+CREATE TABLE payouts_usa PARTITION OF payouts_by_region FOR VALUES IN ('usa');
+SELECT payout.attach('payouts_by_region', history => false);
+INSERT INTO payouts_by_region (id, region) VALUES (1, 'eu'), (2, 'eu'), (3, 'eu');
+UPDATE payouts_by_region SET status = 'READY' WHERE id IN (1, 3);
+-- A legal change, no change, and (in one statement) two rows.
+UPDATE payouts_by_region SET region = 'usa', status = 'INVOKING' WHERE id = 1;
+UPDATE payouts_by_region SET region = 'usa' WHERE id = 2;
+SELECT tableoid::regclass AS part, * FROM payouts_by_region ORDER BY id;
+UPDATE payouts_by_region SET region = 'eu' WHERE id IN (1, 2);
+-- An illegal change does not move.
+UPDATE payouts_by_region SET region = 'usa', status = 'PROCESSED' WHERE id = 3;
+\echo :SQLSTATE
+SELECT tableoid::regclass AS part, * FROM payouts_by_region ORDER BY id;
+DROP TABLE payouts_by_region;
 
 -- A large batch: one illegal row among 100000 fails the whole statement,
 -- and neither the table nor the history keeps any of its changes.

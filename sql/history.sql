@@ -417,6 +417,25 @@ CREATE TRIGGER zz_payout_history AFTER INSERT ON nokey
 INSERT INTO nokey VALUES (2, 'CREATED');
 DROP TRIGGER zz_payout_history ON nokey;
 
+-- A deferrable primary key identifies no row until commit: attach refuses
+-- it for history, and leaves no trigger behind.  Without history the table
+-- is enforced like one without a key: a duplicate of an existing payout in
+-- a status no payout starts in is judged as a new payout, since the
+-- deferred key would let it in, and the DELETE of the original after it,
+-- at commit.
+CREATE TABLE deferred_key (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED,
+						   status payout.status NOT NULL DEFAULT 'CREATED');
+SELECT payout.attach('deferred_key');
+SELECT count(*) AS triggers FROM pg_trigger
+WHERE tgrelid = 'deferred_key'::regclass AND NOT tgisinternal;
+SELECT payout.attach('deferred_key', history => false);
+INSERT INTO deferred_key VALUES (1);
+BEGIN;
+INSERT INTO deferred_key VALUES (1, 'PROCESSED');
+ROLLBACK;
+SELECT * FROM deferred_key;
+DROP TABLE deferred_key;
+
 -- detach drops the history triggers; the history stays, and changes made
 -- meanwhile are not recorded.
 SELECT count(*) AS before_detach FROM payout.history WHERE tbl = 'payouts'::regclass \gset

@@ -18,7 +18,8 @@
  * of that queue, in the same order, and records the move as the change it
  * is.  Nested statements run with a later command id, so they never match;
  * the key comparison keeps a MERGE from passing off a new row as a moved
- * one.
+ * one.  A table without a primary key (which cannot have history) compares
+ * every column instead.
  *
  * Both live in their own memory contexts under CacheMemoryContext: the
  * remembered row is replaced row by row, and the queue is emptied when a
@@ -36,6 +37,8 @@
 #include "access/xact.h"
 #include "nodes/pg_list.h"
 #include "storage/proc.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -74,11 +77,59 @@ static List *moves = NIL;
 static int	moves_next = 0;		/* the head of the queue */
 
 static bool SameCommand(LocalTransactionId lxid, CommandId cid);
+static bool SameRowValues(Relation oldrel, HeapTuple oldtuple,
+						  Relation newrel, HeapTuple newtuple);
 
 static bool
 SameCommand(LocalTransactionId lxid, CommandId cid)
 {
 	return lxid == MyProc->lxid && cid == GetCurrentCommandId(false);
+}
+
+/*
+ * SameRowValues
+ *		Whether two rows of two partitions hold the same value in each
+ *		column, matching columns by name (partitions may order them
+ *		differently).  Stored generated columns are left out: the UPDATE
+ *		computes them after its BEFORE triggers, before the move.
+ *
+ * A moved row carries the very datums the UPDATE path saw, so binary
+ * equality is the right test.  The same values in every column, partition
+ * key included, route to one partition only, so no other row inserted into
+ * the new partition by the same command can match a row that stayed put.
+ */
+static bool
+SameRowValues(Relation oldrel, HeapTuple oldtuple,
+			  Relation newrel, HeapTuple newtuple)
+{
+	TupleDesc	olddesc = RelationGetDescr(oldrel);
+	TupleDesc	newdesc = RelationGetDescr(newrel);
+	int			matched = 0;
+	int			i;
+
+	for (i = 0; i < newdesc->natts; i++)
+	{
+		Form_pg_attribute newatt = TupleDescAttr(newdesc, i);
+		AttrNumber	oldattnum;
+		Datum		oldvalue;
+		Datum		newvalue;
+		bool		oldnull;
+		bool		newnull;
+
+		if (newatt->attisdropped || newatt->attgenerated)
+			continue;
+		oldattnum = get_attnum(RelationGetRelid(oldrel), NameStr(newatt->attname));
+		if (oldattnum == InvalidAttrNumber)
+			return false;
+		oldvalue = heap_getattr(oldtuple, oldattnum, olddesc, &oldnull);
+		newvalue = heap_getattr(newtuple, i + 1, newdesc, &newnull);
+		if (oldnull != newnull ||
+			(!newnull && !datumIsEqual(oldvalue, newvalue,
+									   newatt->attbyval, newatt->attlen)))
+			return false;
+		matched++;
+	}
+	return matched > 0;
 }
 
 /*
@@ -138,8 +189,21 @@ PayoutIsMovedRow(Relation rel, HeapTuple tuple, Oid status, Oid resolution)
 	if (!RelationIsValid(oldrel))
 		return false;
 	oldkey = PayoutRowKey(oldrel, movable.tuple);
-	RelationClose(oldrel);
 	newkey = PayoutRowKey(rel, tuple);
+	if (oldkey == NULL && newkey == NULL)
+	{
+		/*
+		 * No primary key (so no history either): the moved row is the one
+		 * whose every column is the same.
+		 */
+		bool		same = SameRowValues(oldrel, movable.tuple, rel, tuple);
+
+		RelationClose(oldrel);
+		if (same)
+			movable.lxid = InvalidLocalTransactionId;
+		return same;
+	}
+	RelationClose(oldrel);
 	if (oldkey == NULL || newkey == NULL || strcmp(oldkey, newkey) != 0)
 		return false;
 

@@ -201,7 +201,8 @@ FindEnumColumn(Relation rel, const char *colname, PayoutEnumKind kind,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("column \"%s\" of relation \"%s\" does not exist",
 						colname, RelationGetRelationName(rel)),
-				 errhint("Name the payout columns in the trigger arguments, or with payout.attach().")));
+				 errhint("Name the payout columns in the trigger arguments, or with payout.attach()."),
+				 errtable(rel)));
 
 	coltype = getBaseType(TupleDescAttr(tupdesc, attnum - 1)->atttypid);
 	if (coltype != typid)
@@ -721,7 +722,12 @@ GetResolutionOid(HeapTuple tuple, TupleDesc tupdesc, AttrNumber attnum)
  *
  * The lookup uses a fresh snapshot.  A row that a concurrent transaction
  * deletes or updates before we lock it counts as missing: the proposed row
- * is then judged as a new payout, which is the safe side.
+ * is then judged as a new payout, which is the safe side.  So does a row
+ * that this same command has updated or deleted (a DELETE in a WITH clause
+ * of the INSERT): its key is free again by the time the INSERT checks it.
+ * A deferrable primary key checks nothing until commit and cannot be the
+ * arbiter of an upsert: RelationGetPrimaryKeyIndex() leaves it out, so such
+ * a table is treated as one without a primary key.
  */
 static bool
 LockExistingRow(Relation rel, HeapTuple tuple)
@@ -779,7 +785,7 @@ LockExistingRow(Relation rel, HeapTuple tuple)
 		result = table_tuple_lock(rel, &slot->tts_tid, snapshot, slot,
 								  GetCurrentCommandId(false), LockTupleKeyShare,
 								  LockWaitBlock, 0, &tmfd);
-		found = (result == TM_Ok || result == TM_SelfModified);
+		found = (result == TM_Ok);
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
