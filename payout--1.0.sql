@@ -746,6 +746,33 @@ END
 $$;
 COMMENT ON FUNCTION payout.detach(regclass) IS 'drops the triggers that payout.attach created; the table''s history stays';
 
+-- Checks that the column the payout trigger of tbl names as its status or
+-- resolution column (what) still exists with its type.
+CREATE FUNCTION payout.check_column(tbl regclass, col name, typ regtype, what text)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	coltype regtype := payout.base_type(tbl, col);
+BEGIN
+	IF coltype IS NULL THEN
+		RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, payout.relname(tbl)
+			USING ERRCODE = 'undefined_column',
+				  DETAIL = format('The payout trigger of table "%s" names it as its %s column.',
+								  payout.relname(tbl), what),
+				  HINT = 'Detach the table with payout.detach() and attach it again with payout.attach(), naming its columns as they are now.';
+	END IF;
+	IF coltype OPERATOR(pg_catalog.<>) typ THEN
+		RAISE EXCEPTION 'column "%" of relation "%" must be of type %', col, payout.relname(tbl), typ
+			USING ERRCODE = 'datatype_mismatch',
+				  DETAIL = format('It is of type %s.', coltype);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION payout.check_column(regclass, name, regtype, text) IS 'internal: checks that a column the payout trigger names still exists with its type';
+
 CREATE FUNCTION payout.attachment(tbl regclass,
 								  OUT status_column name,
 								  OUT resolution_column name,
@@ -792,6 +819,13 @@ BEGIN
 	history := EXISTS (SELECT FROM pg_trigger t
 					   WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
 						 AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_history');
+
+	-- A column renamed, dropped or retyped since attach: say so here, for
+	-- claim() and expire() too, rather than fail in their queries.
+	PERFORM payout.check_column(tbl, status_column, 'payout.status'::regtype, 'status');
+	IF resolution_column IS NOT NULL THEN
+		PERFORM payout.check_column(tbl, resolution_column, 'payout.resolution'::regtype, 'resolution');
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION payout.attachment(regclass) IS 'how the payout trigger is attached to the table: its status and resolution columns and options';

@@ -199,6 +199,139 @@ WHERE payout.requires_moderation(status, resolution);
 RESET ROLE;
 SELECT id, status, resolution FROM payouts ORDER BY id;
 
+-- The moderation queue as README.md builds it: its index and its query, word
+-- for word, on a payouts table that has created_at (in a schema of its own,
+-- so that the names are the README's).  Everything runs in one transaction
+-- so that now(), and with it the age column, is the same in every statement.
+CREATE SCHEMA regress_queue;
+-- A role without USAGE would silently skip the schema and find
+-- public.payouts instead.
+GRANT USAGE ON SCHEMA regress_queue TO regress_payout_app, regress_payout_moderator;
+SET search_path = regress_queue, public;
+CREATE TABLE payouts (
+	id bigint PRIMARY KEY,
+	amount numeric NOT NULL,
+	status payout.status NOT NULL DEFAULT 'CREATED',
+	resolution payout.resolution,
+	created_at timestamptz NOT NULL DEFAULT now()
+);
+SELECT payout.attach('payouts');
+GRANT SELECT, INSERT, UPDATE ON payouts TO regress_payout_app;
+-- As README.md "Moderators" says: the table privileges go to the moderator
+-- role, and its members use them.
+GRANT SELECT, UPDATE ON payouts TO regress_payout_moderator;
+-- Made before the rows: an index built over HOT-updated rows in the same
+-- transaction would not be usable in that transaction (indcheckxmin).
+CREATE INDEX payouts_held ON payouts (resolution, created_at)
+WHERE payout.requires_moderation(status, resolution);
+BEGIN;
+INSERT INTO payouts (id, amount, created_at)
+SELECT g, 10 * g, now() - (g || ' hours')::interval
+FROM generate_series(1, 10) AS g;
+SET ROLE regress_payout_app;
+UPDATE payouts SET status = 'READY' WHERE id BETWEEN 2 AND 10;
+UPDATE payouts SET status = 'INVOKING' WHERE id BETWEEN 4 AND 10;
+UPDATE payouts SET status = 'PROCESSING' WHERE id BETWEEN 6 AND 10;
+UPDATE payouts SET status = 'PENDING' WHERE id = 8;
+UPDATE payouts SET status = 'PROCESSED' WHERE id = 10;
+-- Held: 1 (CREATED), 2 and 3 (READY), 4 and 5 (INVOKING), 6 and 7
+-- (PROCESSING), 8 (PENDING); 9 and 10 are not held.
+UPDATE payouts SET resolution = 'PROVIDER_INTERNAL_ERROR' WHERE id IN (2, 5, 7);
+UPDATE payouts SET resolution = 'CONNECTION_TIMEOUT_ERROR' WHERE id = 8;
+UPDATE payouts SET resolution = 'UNKNOWN' WHERE id IN (1, 6);
+UPDATE payouts SET resolution = 'CONNECTION_ERROR' WHERE id IN (3, 4);
+RESET ROLE;
+-- The table is tiny, so the planner would read it whole; with sequential
+-- scans off it shows that the partial index serves the query (its
+-- predicate is the query's WHERE clause, so there is no Filter) ...
+SET LOCAL enable_seqscan = off;
+EXPLAIN (COSTS OFF)
+SELECT id, status, resolution, now() - created_at AS age
+FROM payouts
+WHERE payout.requires_moderation(status, resolution)
+ORDER BY resolution, created_at;
+-- ... and, with bitmap scans off too, that it also gives the query's order
+-- (no Sort).
+SET LOCAL enable_bitmapscan = off;
+EXPLAIN (COSTS OFF)
+SELECT id, status, resolution, now() - created_at AS age
+FROM payouts
+WHERE payout.requires_moderation(status, resolution)
+ORDER BY resolution, created_at;
+SELECT id, status, resolution, now() - created_at AS age
+FROM payouts
+WHERE payout.requires_moderation(status, resolution)
+ORDER BY resolution, created_at;
+COMMIT;
+
+-- A role that is not a moderator can run neither of README.md's
+-- statements: the first held row stops each one, and nothing changes.
+SET ROLE regress_payout_app;
+UPDATE payouts SET resolution = 'OK'
+WHERE payout.requires_moderation(status, resolution)
+  AND resolution IN ('PROVIDER_INTERNAL_ERROR', 'CONNECTION_TIMEOUT_ERROR');
+\echo :SQLSTATE
+UPDATE payouts
+SET resolution = 'GENERAL_FATAL_ERROR', status = payout.failure_status(status)
+WHERE payout.requires_moderation(status, resolution);
+\echo :SQLSTATE
+RESET ROLE;
+SELECT id, status, resolution FROM payouts ORDER BY id;
+
+-- A moderator releases many payouts in one statement, README.md's own ...
+SET ROLE regress_payout_mod;
+UPDATE payouts SET resolution = 'OK'
+WHERE payout.requires_moderation(status, resolution)
+  AND resolution IN ('PROVIDER_INTERNAL_ERROR', 'CONNECTION_TIMEOUT_ERROR');
+RESET ROLE;
+SELECT id, status, resolution, payout.requires_moderation(status, resolution) AS held
+FROM payouts ORDER BY id;
+-- ... and fails the rest in another, each to the failure status of its own
+-- stage.
+SET ROLE regress_payout_mod;
+UPDATE payouts
+SET resolution = 'GENERAL_FATAL_ERROR', status = payout.failure_status(status)
+WHERE payout.requires_moderation(status, resolution);
+RESET ROLE;
+SELECT id, status, resolution, payout.requires_moderation(status, resolution) AS held
+FROM payouts ORDER BY id;
+-- The queue is empty, and the second statement finds nothing more to fail.
+SELECT count(*) AS queue FROM payouts
+WHERE payout.requires_moderation(status, resolution);
+SET ROLE regress_payout_mod;
+UPDATE payouts
+SET resolution = 'GENERAL_FATAL_ERROR', status = payout.failure_status(status)
+WHERE payout.requires_moderation(status, resolution);
+RESET ROLE;
+
+-- A member made NOINHERIT has the moderator role's membership but not its
+-- privileges, so it is no moderator (README.md "Moderators") until it runs
+-- SET ROLE.  It gets the table privileges of its own, so that only the
+-- moderation check can stop it.  SET SESSION AUTHORIZATION makes it the
+-- session user, so SET ROLE is checked against its own memberships.
+CREATE ROLE regress_payout_noinherit NOINHERIT;
+GRANT regress_payout_moderator TO regress_payout_noinherit;
+GRANT USAGE ON SCHEMA regress_queue TO regress_payout_noinherit;
+GRANT SELECT, UPDATE ON payouts TO regress_payout_noinherit;
+SET ROLE regress_payout_app;
+UPDATE payouts SET resolution = 'CONNECTION_ERROR' WHERE id = 9;
+RESET ROLE;
+SET SESSION AUTHORIZATION regress_payout_noinherit;
+SELECT session_user, current_user;
+UPDATE payouts SET resolution = 'OK' WHERE id = 9;
+\echo :SQLSTATE
+SELECT id, status, resolution FROM payouts WHERE id = 9;
+SET ROLE regress_payout_moderator;
+SELECT session_user, current_user;
+UPDATE payouts SET resolution = 'OK' WHERE id = 9;
+RESET ROLE;
+RESET SESSION AUTHORIZATION;
+SELECT id, status, resolution, payout.requires_moderation(status, resolution) AS held
+FROM payouts WHERE id = 9;
+DROP TABLE payouts;
+DROP SCHEMA regress_queue;
+RESET search_path;
+
 -- A table without a resolution column has no resolution rules.
 CREATE TABLE plain (id int PRIMARY KEY, status payout.status NOT NULL);
 SELECT payout.attach('plain');
@@ -215,4 +348,5 @@ UPDATE noresolution SET status = 'READY';
 
 DROP TABLE payouts, plain, noresolution;
 DROP EXTENSION payout;
-DROP ROLE regress_payout_app, regress_payout_mod, regress_payout_moderator;
+DROP ROLE regress_payout_app, regress_payout_mod, regress_payout_moderator,
+	regress_payout_noinherit;

@@ -201,7 +201,7 @@ FindEnumColumn(Relation rel, const char *colname, PayoutEnumKind kind,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("column \"%s\" of relation \"%s\" does not exist",
 						colname, RelationGetRelationName(rel)),
-				 errhint("Name the payout columns in the trigger arguments, or with payout.attach()."),
+				 errhint("Name the payout columns in the trigger arguments; for a table attached with payout.attach(), detach it and attach it again."),
 				 errtable(rel)));
 
 	coltype = getBaseType(TupleDescAttr(tupdesc, attnum - 1)->atttypid);
