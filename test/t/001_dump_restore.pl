@@ -17,6 +17,12 @@
 # their rows, the partition keeps its indexes, the restore prints no error
 # (which it would if the partitioned table had indexes of its own), and the
 # id sequence goes on where it was.
+#
+# So do the provider codes: payout.provider_code is dumped whole, and
+# payout.classify() answers with the restored mappings, from a cache that
+# follows the table.  A session that is already connected while pg_restore
+# loads the data (restored section by section) sees the rows without
+# reconnecting.
 
 use strict;
 use warnings;
@@ -42,6 +48,22 @@ my $default_query = q{
 	FROM payout.default_transition
 	ORDER BY from_status NULLS FIRST, to_status};
 my $rows_query = q{SELECT id, status FROM payouts ORDER BY id};
+my $codes_query = q{
+	SELECT provider, code, resolution FROM payout.provider_code
+	ORDER BY provider COLLATE "C", code COLLATE "C"};
+# classify() on the mapped pairs, named here rather than read from the table.
+my $classify_query = q{
+	SELECT p, c, payout.classify(p, c)
+	FROM (VALUES ('acme', '0'), ('acme', 'E_BUSY'), ('acme', 'E_FUNDS'),
+				 ('globex', '0'), ('globex', 'E_FUNDS'), ('initech', '051')) v(p, c)
+	ORDER BY p COLLATE "C", c COLLATE "C"};
+# The mappings of the source, in that order: OK, and resolutions of the
+# ERROR group (GENERAL_ERROR, CONNECTION_TIMEOUT_ERROR) and of the
+# FATAL_ERROR group (INSUFFICIENT_FUNDS, DECLINED_ERROR).
+my $expected_codes = join("\n",
+	'acme|0|OK', 'acme|E_BUSY|GENERAL_ERROR', 'acme|E_FUNDS|INSUFFICIENT_FUNDS',
+	'globex|0|OK', 'globex|E_FUNDS|DECLINED_ERROR',
+	'initech|051|CONNECTION_TIMEOUT_ERROR');
 # Every history row with the partition that holds it.
 my $history_query = q{
 	SELECT tableoid::regclass, id, tbl, key, old_status, new_status,
@@ -95,10 +117,10 @@ sub dumped_rows
 }
 
 # check_restored($node, $db, $what): the restored database has the source's
-# history, graph, removals and rows, its trigger follows that graph, and its
-# history goes on.
+# history, graph, removals, rows and provider codes, its trigger follows
+# that graph, its history goes on, and classify() follows the codes.
 my ($src_graph, $src_removed, $src_rows, $src_history, $src_partitions,
-	$src_last_id);
+	$src_last_id, $src_codes);
 
 sub check_restored
 {
@@ -156,6 +178,27 @@ sub check_restored
 	is( $node->safe_psql(
 			$db, q{SELECT count(*) = count(DISTINCT id) FROM payout.history}),
 		't', "$what: history ids are unique across partitions");
+
+	is($node->safe_psql($db, $codes_query),
+		$src_codes, "$what: payout.provider_code equals the source's");
+	# One session loads its cache of the codes, another edits them: an
+	# edited, an added and a deleted mapping reach the first session.
+	my $session = $node->background_psql($db);
+	is($session->query_safe($classify_query),
+		$expected_codes, "$what: classify() returns the restored mappings");
+	$node->safe_psql(
+		$db, q{
+		UPDATE payout.provider_code SET resolution = 'OK'
+		WHERE provider = 'acme' AND code = 'E_BUSY';
+		INSERT INTO payout.provider_code VALUES ('globex', 'E_LIMIT', 'LIMIT_VIOLATION');
+		DELETE FROM payout.provider_code WHERE provider = 'globex' AND code = '0';
+	});
+	is( $session->query_safe(
+			q{SELECT payout.classify('acme', 'E_BUSY'), payout.classify('globex', 'E_LIMIT'),
+				payout.classify('globex', '0')}),
+		'OK|LIMIT_VIOLATION|UNKNOWN',
+		"$what: a session's classify() cache follows edits of the restored codes");
+	$session->quit;
 	return;
 }
 
@@ -170,6 +213,14 @@ $node->safe_psql('postgres', 'CREATE DATABASE src');
 $node->safe_psql(
 	'src', q{
 	CREATE EXTENSION payout;
+
+	INSERT INTO payout.provider_code (provider, code, resolution) VALUES
+		('acme', '0', 'OK'),
+		('acme', 'E_BUSY', 'GENERAL_ERROR'),
+		('acme', 'E_FUNDS', 'INSUFFICIENT_FUNDS'),
+		('globex', '0', 'OK'),
+		('globex', 'E_FUNDS', 'DECLINED_ERROR'),
+		('initech', '051', 'CONNECTION_TIMEOUT_ERROR');
 
 	-- added: an edge and an initial status
 	INSERT INTO payout.transition (from_status, to_status)
@@ -235,6 +286,7 @@ $src_rows = $node->safe_psql('src', $rows_query);
 $src_history = $node->safe_psql('src', $history_query);
 $src_partitions = $node->safe_psql('src', $partitions_query);
 $src_last_id = $node->safe_psql('src', 'SELECT last_value FROM payout.history_id_seq');
+$src_codes = $node->safe_psql('src', $codes_query);
 
 my $defaults = $node->safe_psql('src', $default_query);
 my @expected_graph = grep {
@@ -250,6 +302,15 @@ is( $src_removed,
 is($src_rows, "1|CREATED\n2|READY\n3|PROCESSED", 'source: the payouts rows');
 is(try_sql($node, 'src', q{UPDATE payouts SET status = 'REVOKING' WHERE id = 3}),
 	'23514', 'source: the removed edge PROCESSED -> REVOKING is rejected');
+is($src_codes, $expected_codes, 'source: payout.provider_code holds the mappings');
+is( $node->safe_psql(
+		'src', q{
+		SELECT string_agg(DISTINCT payout.resolution_group(resolution)::text, ' ')
+		FROM payout.provider_code}),
+	'ERROR FATAL_ERROR OK',
+	'source: the mapped resolutions are of all three groups');
+is($node->safe_psql('src', $classify_query),
+	$expected_codes, 'source: classify() returns the mapped resolutions');
 
 #
 # What the dump holds: only the changes, never the seeded defaults.
@@ -276,6 +337,9 @@ like(
 	$script,
 	qr/^ALTER TABLE ONLY payout\.history ATTACH PARTITION payout\.history_recent FOR VALUES FROM /m,
 	"plain dump: the DBA's partition is attached again on restore");
+is( dumped_rows($script, 'payout.provider_code'),
+	join("\n", sort map { join("\t", split /\|/) } split /\n/, $expected_codes),
+	'plain dump: payout.provider_code holds every mapping');
 
 #
 # pg_dump -Fc, pg_restore into a fresh database on the same node.
@@ -307,6 +371,40 @@ restore_ok(
 check_restored($node2, 'restored_plain', 'plain dump restored with psql');
 
 #
+# The archive restored section by section, with a session connected from
+# the start: it loads its cache of the provider codes while the table is
+# still empty, and sees the codes once the data section has been loaded.
+#
+restore_ok($node2, 'restored_sections',
+	[ 'pg_restore', '--section=pre-data', "$tempdir/src.dump" ],
+	'pg_restore --section=pre-data into a fresh database');
+my $early = $node2->background_psql('restored_sections', on_error_stop => 0);
+$early->query(
+	"\\set VERBOSITY sqlstate\nSELECT payout.classify('acme', '0')");
+like($early->{stderr}, qr/ERROR:\s+22023/,
+	'pg_restore by sections, before the data: classify() knows no provider');
+$early->{stderr} = '';
+$node2->command_checks_all(
+	[
+		'pg_restore', '--section=data', "$tempdir/src.dump",
+		'-d', $node2->connstr('restored_sections')
+	],
+	0, [], [qr/\A\z/],
+	'pg_restore --section=data');
+is(scalar($early->query($classify_query)),
+	$expected_codes,
+	'pg_restore by sections: a session connected before the data sees the restored codes');
+$early->quit;
+$node2->command_checks_all(
+	[
+		'pg_restore', '--section=post-data', "$tempdir/src.dump",
+		'-d', $node2->connstr('restored_sections')
+	],
+	0, [], [qr/\A\z/],
+	'pg_restore --section=post-data');
+check_restored($node2, 'restored_sections', 'pg_restore by sections');
+
+#
 # An unmodified graph: nothing of it is dumped, and it comes back as the
 # defaults, with no duplicate keys.
 #
@@ -331,6 +429,8 @@ is(dumped_rows($script, 'payout.transition'),
 	'', 'pristine plain dump: no rows of payout.transition');
 is(dumped_rows($script, 'payout.transition_removed'),
 	'', 'pristine plain dump: no rows of payout.transition_removed');
+is(dumped_rows($script, 'payout.provider_code'),
+	'', 'pristine plain dump: no rows of payout.provider_code');
 
 foreach my $case ([ $node, 'same node' ], [ $node2, 'second node' ])
 {

@@ -8,13 +8,19 @@
 # commit, so every line a client printed is a transition it saw committed.
 # In the middle of the load the server is stopped in immediate mode (no
 # shutdown checkpoint, backends killed: a crash), then started again, which
-# runs crash recovery.  Afterwards:
+# runs crash recovery.  A third session has had a transaction open since
+# before the load: it changed the status of payouts made before the load
+# (several times for some), and inserted one, and never committed.
+# Afterwards:
 #   - every transition a client saw committed is in the table, and each has
 #     its row in payout.history;
 #   - no history row exists for a change the table does not have, and each
 #     payout's history is one chain, from its insert to its current row;
 #   - beyond what the clients saw, a payout has at most the one change that
 #     was in flight in its client when the server went down;
+#   - nothing of the open transaction is there: neither its changes, nor
+#     its insert, nor any history row of them, and the trigger judges those
+#     payouts by their committed status;
 #   - the customized graph is still enforced, a held payout still held, and
 #     new history rows get ids after every old one.
 #
@@ -70,10 +76,51 @@ $node->safe_psql(
 	WHERE id = 4;
 	UPDATE crash_payouts SET status = 'INVOKE_FAILED', resolution = 'DECLINED_ERROR'
 	WHERE id = 5;
+
+	-- Payouts that the open transaction changes.
+	INSERT INTO crash_payouts (id) VALUES (11), (12), (13);
+	UPDATE crash_payouts SET status = 'READY' WHERE id IN (12, 13);
+	UPDATE crash_payouts SET status = 'INVOKING' WHERE id = 13;
 });
 my $graph_query = q{SELECT coalesce(from_status::text, '-') || '>' || to_status
 	FROM payout.transition ORDER BY 1};
 my $graph_before = $node->safe_psql('postgres', $graph_query);
+
+# The open transaction's payouts as committed, and their history.
+my $open_query = q{SELECT id, status, coalesce(resolution::text, '')
+	FROM crash_payouts WHERE id BETWEEN 11 AND 14 ORDER BY id};
+my $open_history_query = q{SELECT key, coalesce(old_status::text, '-'), new_status,
+		coalesce(new_resolution::text, '-')
+	FROM payout.history
+	WHERE tbl = 'crash_payouts'::regclass AND key IN ('11', '12', '13', '14')
+	ORDER BY id};
+my $open_before = $node->safe_psql('postgres', $open_query);
+my $open_history_before = $node->safe_psql('postgres', $open_history_query);
+is($open_before, "11|CREATED|\n12|READY|\n13|INVOKING|",
+	'the payouts for the open transaction, as committed');
+
+# The transaction: five status changes of three payouts, and an insert.
+# It sees its own changes and their history rows; it never commits.
+my $open = $node->background_psql('postgres');
+$open->query_safe(q{
+	BEGIN;
+	UPDATE crash_payouts SET status = 'READY' WHERE id = 11;
+	UPDATE crash_payouts SET status = 'CANCELLING' WHERE id = 11;
+	UPDATE crash_payouts SET status = 'INVOKING' WHERE id = 12;
+	UPDATE crash_payouts SET status = 'PROCESSING' WHERE id = 13;
+	UPDATE crash_payouts SET status = 'PROCESSED', resolution = 'OK' WHERE id = 13;
+	INSERT INTO crash_payouts (id, amount) VALUES (14, 14);
+});
+my @open_changes = (
+	'11|CREATED|READY|-', '11|READY|CANCELLING|-',
+	'12|READY|INVOKING|-', '13|INVOKING|PROCESSING|-',
+	'13|PROCESSING|PROCESSED|OK', '14|-|CREATED|-');
+is($open->query_safe($open_query),
+	"11|CANCELLING|\n12|INVOKING|\n13|PROCESSED|OK\n14|CREATED|",
+	'the open transaction sees its own changes');
+is($open->query_safe($open_history_query),
+	join("\n", $open_history_before, @open_changes),
+	'the open transaction sees the history rows of its changes');
 
 #
 # The load: for each client, a script of steps along legal paths, several
@@ -227,7 +274,14 @@ while (time() < $deadline)
 	usleep(20_000);
 }
 note("crashing with $seen of $total steps reported");
+is( $node->safe_psql(
+		'postgres', q{
+		SELECT count(*) FROM pg_stat_activity
+		WHERE state = 'idle in transaction' AND backend_xid IS NOT NULL}),
+	'1',
+	'a transaction with changes is open when the server goes down');
 $node->stop('immediate');
+$open->quit;
 
 foreach my $c (@clients)
 {
@@ -357,7 +411,7 @@ is($unexplained, 0,
 	'every change in the history that no client saw committed was the step in flight in its client');
 ok($unseen <= scalar(@clients),
 	"at most one change per client was committed without the client seeing it ($unseen)");
-my %known = map { $_ => 1 } 1 .. 5;    # the payouts made before the load
+my %known = map { $_ => 1 } 1 .. 5, 11 .. 13;    # made before the load
 foreach my $c (@clients)
 {
 	my $n = @{ $c->{lines} };
@@ -416,10 +470,47 @@ is( $node->safe_psql(
 	'1 CREATED READY -, 2 READY CANCELLING -, 4 PROCESSING PROCESSING OK',
 	'after recovery, the accepted changes are recorded, after every older history row');
 
+#
+# The transaction that was open: none of it survived.
+#
+
+# Its changes that are in the table or in the history after recovery.
+my $open_after = $node->safe_psql('postgres', $open_query);
+my $open_history_after = $node->safe_psql('postgres', $open_history_query);
+my %committed = map { $_ => 1 } split(/\n/, $open_before),
+  split(/\n/, $open_history_before);
+my $uncommitted = grep { !$committed{$_} } split(/\n/, $open_after),
+  split(/\n/, $open_history_after);
+is($open_after, $open_before,
+	'after recovery, the open transaction left its payouts as they were committed, and no new one');
+is($open_history_after, $open_history_before,
+	'after recovery, payout.history has no row of the open transaction');
+is($uncommitted, 0, 'after recovery, no change of the open transaction is found');
+
+# The trigger judges these payouts by their committed status: each change
+# below is rejected from the status the open transaction had given the
+# payout, or allowed from it, and the trigger decides the other way.
+is(try(q{SET ROLE crash_app; UPDATE crash_payouts SET status = 'CANCELLED' WHERE id = 11}),
+	'23514', 'after recovery, payout 11 is CREATED again: CREATED -> CANCELLED is rejected');
+is(try(q{SET ROLE crash_app; UPDATE crash_payouts SET status = 'PROCESSING' WHERE id = 12}),
+	'23514', 'after recovery, payout 12 is READY again: READY -> PROCESSING is rejected');
+is(try(q{SET ROLE crash_app; UPDATE crash_payouts SET status = 'READY' WHERE id = 11}),
+	'ok', 'after recovery, payout 11 moves on from CREATED (CREATED -> READY)');
+is(try(q{SET ROLE crash_app; UPDATE crash_payouts SET status = 'PROCESSING' WHERE id = 13}),
+	'ok', 'after recovery, payout 13 moves on from INVOKING (INVOKING -> PROCESSING)');
+is(try(q{SET ROLE crash_app; INSERT INTO crash_payouts (id, status) VALUES (14, 'READY')}),
+	'23514', 'after recovery, the lost insert cannot be made again in READY');
+is(try(q{SET ROLE crash_app; INSERT INTO crash_payouts (id) VALUES (14)}),
+	'ok', 'after recovery, the id of the lost insert is free again');
+is($node->safe_psql('postgres', $open_history_query),
+	join("\n", $open_history_before,
+		'11|CREATED|READY|-', '13|INVOKING|PROCESSING|-', '14|-|CREATED|-'),
+	'after recovery, the accepted changes of those payouts are recorded');
+
 note(sprintf(
 	'crash: %d steps planned, %d seen committed before the crash, %d found after it, '
-	  . '%d committed unseen',
-	$total, $committed, $found, $unseen));
+	  . '%d committed unseen; %d uncommitted changes open at the crash, %d uncommitted found',
+	$total, $committed, $found, $unseen, scalar(@open_changes), $uncommitted));
 
 $node->stop;
 
