@@ -72,14 +72,21 @@ FROM generate_series(1, 1000) AS g;
 UPDATE answers SET resolution = payout.classify('acme', code, http, timed_out);
 SELECT resolution, count(*) FROM answers GROUP BY resolution ORDER BY resolution;
 
--- An unprivileged role may classify but not edit the mappings.
+-- An unprivileged role may classify but not edit the mappings: every edit
+-- is refused (42501), and the mappings are the same afterwards.
+SELECT provider, code, resolution FROM payout.provider_code ORDER BY provider, code;
 CREATE ROLE regress_payout_app;
 SET ROLE regress_payout_app;
 SELECT payout.classify('acme', 'E_FUNDS');
+\set VERBOSITY sqlstate
 INSERT INTO payout.provider_code VALUES ('acme', 'x', 'OK');
+UPDATE payout.provider_code SET resolution = 'OK';
 DELETE FROM payout.provider_code;
+TRUNCATE payout.provider_code;
+\set VERBOSITY default
 RESET ROLE;
-SELECT count(*) FROM payout.provider_code;
+SELECT provider, code, resolution FROM payout.provider_code ORDER BY provider, code;
+SELECT payout.classify('acme', 'E_FUNDS');
 
 DROP TABLE answers;
 DROP ROLE regress_payout_app;
