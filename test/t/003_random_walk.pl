@@ -1,13 +1,13 @@
 # 003_random_walk.pl: a seeded random walk of inserts, updates and graph
 # edits, each checked against a reference model of the documented rules.
 #
-# The model below is written from the rules as README.md and the header of
-# src/transition.c state them, not from the C code: the statuses and which
-# are final, the resolution groups, the default graph, and the workflow
-# (hold, fatal, final, processed, graph, initial status, NULL status).  It
-# predicts, for every operation, whether it is accepted, and if not, its
-# SQLSTATE and constraint name.  At the end the whole table and every
-# payout's history must equal what the model accepted.
+# The model below is written from the rules as README.md states them, not
+# from the C code: the statuses and which are final, the resolution groups,
+# the default graph, and the workflow (hold, fatal, final, processed, graph,
+# initial status, NULL status).  It predicts, for every operation, whether
+# it is accepted, and if not, its SQLSTATE and constraint name.  At the end
+# the whole table and every payout's history must equal what the model
+# accepted.
 #
 # Operations: inserts in a random status with a random resolution
 # (NULL included), as the application role or a superuser; updates of the
