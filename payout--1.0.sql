@@ -557,6 +557,17 @@ AS $$
 $$;
 COMMENT ON FUNCTION payout.relname(regclass) IS 'the table''s name, for messages';
 
+CREATE FUNCTION payout.schema_name(tbl regclass)
+RETURNS name
+LANGUAGE sql
+STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+	WHERE c.oid OPERATOR(pg_catalog.=) $1
+$$;
+COMMENT ON FUNCTION payout.schema_name(regclass) IS 'the schema of the table, for the schema field of errors';
+
 -- The type of a column, seen through any number of domains.
 CREATE FUNCTION payout.base_type(tbl regclass, col name)
 RETURNS regtype
@@ -595,6 +606,7 @@ AS $$
 DECLARE
 	relkind "char";
 	relname name;
+	nspname name;
 	coltype regtype;
 	args text;
 	changed text;
@@ -605,8 +617,9 @@ BEGIN
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 
-	SELECT c.relkind, c.relname INTO relkind, relname
-	FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+	SELECT c.relkind, c.relname, n.nspname INTO relkind, relname, nspname
+	FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+	WHERE c.oid OPERATOR(pg_catalog.=) tbl;
 	IF relkind NOT IN ('r', 'p') THEN
 		RAISE EXCEPTION '"%" is not a table', relname
 			USING ERRCODE = 'wrong_object_type',
@@ -629,12 +642,14 @@ BEGIN
 	coltype := payout.base_type(tbl, status_column);
 	IF coltype IS NULL THEN
 		RAISE EXCEPTION 'column "%" of relation "%" does not exist', status_column, relname
-			USING ERRCODE = 'undefined_column';
+			USING ERRCODE = 'undefined_column',
+				  SCHEMA = nspname, TABLE = relname;
 	END IF;
 	IF coltype OPERATOR(pg_catalog.<>) 'payout.status'::regtype THEN
 		RAISE EXCEPTION 'column "%" of relation "%" must be of type payout.status', status_column, relname
 			USING ERRCODE = 'datatype_mismatch',
-				  DETAIL = format('It is of type %s.', coltype);
+				  DETAIL = format('It is of type %s.', coltype),
+				  SCHEMA = nspname, TABLE = relname, COLUMN = status_column;
 	END IF;
 	args := format('%L', status_column);
 
@@ -644,13 +659,15 @@ BEGIN
 			-- The default name is optional: such a table has no resolution.
 			IF resolution_column OPERATOR(pg_catalog.<>) 'resolution' THEN
 				RAISE EXCEPTION 'column "%" of relation "%" does not exist', resolution_column, relname
-					USING ERRCODE = 'undefined_column';
+					USING ERRCODE = 'undefined_column',
+						  SCHEMA = nspname, TABLE = relname;
 			END IF;
 			resolution_column := NULL;
 		ELSIF coltype OPERATOR(pg_catalog.<>) 'payout.resolution'::regtype THEN
 			RAISE EXCEPTION 'column "%" of relation "%" must be of type payout.resolution', resolution_column, relname
 				USING ERRCODE = 'datatype_mismatch',
-					  DETAIL = format('It is of type %s.', coltype);
+					  DETAIL = format('It is of type %s.', coltype),
+					  SCHEMA = nspname, TABLE = relname, COLUMN = resolution_column;
 		END IF;
 	END IF;
 	-- An empty resolution column name says "none".
@@ -756,19 +773,26 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	coltype regtype := payout.base_type(tbl, col);
+	relname name;
+	nspname name;
 BEGIN
+	IF coltype IS NOT NULL AND coltype OPERATOR(pg_catalog.=) typ THEN
+		RETURN;
+	END IF;
+	relname := payout.relname(tbl);
+	nspname := payout.schema_name(tbl);
 	IF coltype IS NULL THEN
-		RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, payout.relname(tbl)
+		RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, relname
 			USING ERRCODE = 'undefined_column',
 				  DETAIL = format('The payout trigger of table "%s" names it as its %s column.',
-								  payout.relname(tbl), what),
-				  HINT = 'Detach the table with payout.detach() and attach it again with payout.attach(), naming its columns as they are now.';
+								  relname, what),
+				  HINT = 'Detach the table with payout.detach() and attach it again with payout.attach(), naming its columns as they are now.',
+				  SCHEMA = nspname, TABLE = relname;
 	END IF;
-	IF coltype OPERATOR(pg_catalog.<>) typ THEN
-		RAISE EXCEPTION 'column "%" of relation "%" must be of type %', col, payout.relname(tbl), typ
-			USING ERRCODE = 'datatype_mismatch',
-				  DETAIL = format('It is of type %s.', coltype);
-	END IF;
+	RAISE EXCEPTION 'column "%" of relation "%" must be of type %', col, relname, typ
+		USING ERRCODE = 'datatype_mismatch',
+			  DETAIL = format('It is of type %s.', coltype),
+			  SCHEMA = nspname, TABLE = relname, COLUMN = col;
 END
 $$;
 COMMENT ON FUNCTION payout.check_column(regclass, name, regtype, text) IS 'internal: checks that a column the payout trigger names still exists with its type';
@@ -941,12 +965,14 @@ BEGIN
 	  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'column "%" of relation "%" does not exist', since_column, payout.relname(tbl)
-			USING ERRCODE = 'undefined_column';
+			USING ERRCODE = 'undefined_column',
+				  SCHEMA = payout.schema_name(tbl), TABLE = payout.relname(tbl);
 	END IF;
 	IF coltype NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
 		RAISE EXCEPTION 'column "%" of relation "%" must be a timestamp or a date', since_column, payout.relname(tbl)
 			USING ERRCODE = 'datatype_mismatch',
-				  DETAIL = format('It is of type %s.', coltype);
+				  DETAIL = format('It is of type %s.', coltype),
+				  SCHEMA = payout.schema_name(tbl), TABLE = payout.relname(tbl), COLUMN = since_column;
 	END IF;
 	IF att.resolution_column IS NOT NULL THEN
 		not_held := format(' AND NOT payout.requires_moderation(%I, %I)',

@@ -238,6 +238,37 @@ SELECT payout.expire('dropped', '0');
 UPDATE dropped SET state = 'INVOKING' WHERE id = 1;
 \echo :SQLSTATE
 SELECT id, state FROM dropped ORDER BY id;
+-- Attached again under the new name, then retyped: the type is checked
+-- too.  The error fields name the table and, for the type, the column.
+SELECT payout.detach('dropped');
+SELECT payout.attach('dropped', 'state', history => false);
+ALTER TABLE dropped ALTER COLUMN state TYPE text;
+SELECT payout.claim('dropped', 10);
+\echo :SQLSTATE
+DO $$
+DECLARE
+	e_schema text;
+	e_table text;
+	e_column text;
+BEGIN
+	FOR stmt IN 1 .. 3 LOOP
+		BEGIN
+			IF stmt = 1 THEN
+				PERFORM payout.claim('dropped', 10);
+			ELSIF stmt = 2 THEN
+				PERFORM payout.claim('renamed', 10);
+			ELSE
+				PERFORM payout.expire('undated', '0');
+			END IF;
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS e_schema = SCHEMA_NAME, e_table = TABLE_NAME,
+									e_column = COLUMN_NAME;
+			RAISE NOTICE 'schema "%" table "%" column "%"', e_schema, e_table, e_column;
+		END;
+	END LOOP;
+END
+$$;
+SELECT id, state FROM dropped ORDER BY id;
 
 -- Privileges: claim and expire run with the caller's rights.  A processor
 -- that is not a superuser but may select and update the table claims and

@@ -278,6 +278,11 @@ SELECT payout.attach('payouts', 'status', 'id');
 \echo :SQLSTATE
 SELECT payout.attach('payouts', 'ctid');
 \echo :SQLSTATE
+-- The error fields name the table, and the column where it exists.
+SELECT show_error($$SELECT payout.attach('payouts', 'state')$$);
+SELECT show_error($$SELECT payout.attach('payouts', 'id')$$);
+SELECT show_error($$SELECT payout.attach('payouts', 'status', 'outcome')$$);
+SELECT show_error($$SELECT payout.attach('payouts', 'status', 'id')$$);
 SELECT payout.detach('payouts');
 \echo :SQLSTATE
 -- None of this created a trigger.
