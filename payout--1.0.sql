@@ -606,7 +606,6 @@ AS $$
 DECLARE
 	relkind "char";
 	relname name;
-	nspname name;
 	coltype regtype;
 	args text;
 	changed text;
@@ -617,9 +616,8 @@ BEGIN
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 
-	SELECT c.relkind, c.relname, n.nspname INTO relkind, relname, nspname
-	FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-	WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+	SELECT c.relkind, c.relname INTO relkind, relname
+	FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
 	IF relkind NOT IN ('r', 'p') THEN
 		RAISE EXCEPTION '"%" is not a table', relname
 			USING ERRCODE = 'wrong_object_type',
@@ -643,13 +641,13 @@ BEGIN
 	IF coltype IS NULL THEN
 		RAISE EXCEPTION 'column "%" of relation "%" does not exist', status_column, relname
 			USING ERRCODE = 'undefined_column',
-				  SCHEMA = nspname, TABLE = relname;
+				  SCHEMA = payout.schema_name(tbl), TABLE = relname;
 	END IF;
 	IF coltype OPERATOR(pg_catalog.<>) 'payout.status'::regtype THEN
 		RAISE EXCEPTION 'column "%" of relation "%" must be of type payout.status', status_column, relname
 			USING ERRCODE = 'datatype_mismatch',
 				  DETAIL = format('It is of type %s.', coltype),
-				  SCHEMA = nspname, TABLE = relname, COLUMN = status_column;
+				  SCHEMA = payout.schema_name(tbl), TABLE = relname, COLUMN = status_column;
 	END IF;
 	args := format('%L', status_column);
 
@@ -660,14 +658,14 @@ BEGIN
 			IF resolution_column OPERATOR(pg_catalog.<>) 'resolution' THEN
 				RAISE EXCEPTION 'column "%" of relation "%" does not exist', resolution_column, relname
 					USING ERRCODE = 'undefined_column',
-						  SCHEMA = nspname, TABLE = relname;
+						  SCHEMA = payout.schema_name(tbl), TABLE = relname;
 			END IF;
 			resolution_column := NULL;
 		ELSIF coltype OPERATOR(pg_catalog.<>) 'payout.resolution'::regtype THEN
 			RAISE EXCEPTION 'column "%" of relation "%" must be of type payout.resolution', resolution_column, relname
 				USING ERRCODE = 'datatype_mismatch',
 					  DETAIL = format('It is of type %s.', coltype),
-					  SCHEMA = nspname, TABLE = relname, COLUMN = resolution_column;
+					  SCHEMA = payout.schema_name(tbl), TABLE = relname, COLUMN = resolution_column;
 		END IF;
 	END IF;
 	-- An empty resolution column name says "none".

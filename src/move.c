@@ -176,6 +176,7 @@ PayoutIsMovedRow(Relation rel, HeapTuple tuple, Oid status, Oid resolution)
 	Relation	oldrel;
 	char	   *oldkey;
 	char	   *newkey;
+	bool		same;
 	MemoryContext oldcontext;
 	Move	   *move;
 
@@ -191,23 +192,18 @@ PayoutIsMovedRow(Relation rel, HeapTuple tuple, Oid status, Oid resolution)
 	oldkey = PayoutRowKey(oldrel, movable.tuple);
 	newkey = PayoutRowKey(rel, tuple);
 	if (oldkey == NULL && newkey == NULL)
-	{
-		/*
-		 * No primary key (so no history either): the moved row is the one
-		 * whose every column is the same.
-		 */
-		bool		same = SameRowValues(oldrel, movable.tuple, rel, tuple);
-
-		RelationClose(oldrel);
-		if (same)
-			movable.lxid = InvalidLocalTransactionId;
-		return same;
-	}
+		same = SameRowValues(oldrel, movable.tuple, rel, tuple);
+	else
+		same = oldkey != NULL && newkey != NULL && strcmp(oldkey, newkey) == 0;
 	RelationClose(oldrel);
-	if (oldkey == NULL || newkey == NULL || strcmp(oldkey, newkey) != 0)
+	if (!same)
 		return false;
 
 	movable.lxid = InvalidLocalTransactionId;	/* one move per row */
+
+	/* No primary key, so no history: nobody will take the move. */
+	if (newkey == NULL)
+		return true;
 
 	if (moves_context == NULL)
 		moves_context = AllocSetContextCreate(CacheMemoryContext,
