@@ -4,16 +4,19 @@ EXTENSION = payout
 MODULE_big = payout
 OBJS = \
 	src/history.o \
+	src/key.o \
 	src/move.o \
 	src/payout.o \
 	src/provider.o \
+	src/rules.o \
 	src/status.o \
 	src/table_cache.o \
+	src/table_state.o \
 	src/transition.o \
 	src/transition_cache.o
 PGFILEDESC = "payout - payout status workflow enforced in the database"
 
-DATA = payout--1.0.sql $(wildcard payout--*--*.sql)
+DATA = payout--1.0.sql payout--1.1.sql $(wildcard payout--*--*.sql)
 
 # security runs first and creates the extension itself, as do the others:
 # no --load-extension here.

@@ -12,6 +12,8 @@ SET timezone = 'UTC';
 
 CREATE ROLE regress_payout_owner;
 CREATE ROLE regress_payout_app;
+-- Tables keep history where a superuser lets their owner, as the README says.
+GRANT EXECUTE ON FUNCTION payout.record_history() TO regress_payout_owner;
 
 -- pg_temp.news() returns the history rows recorded since its last call,
 -- by table and key, oldest first for each key.
@@ -93,9 +95,12 @@ UPDATE payouts SET resolution = 'OK' WHERE id = 2;
 UPDATE payouts SET status = 'READY' WHERE id = 999;
 SELECT * FROM pg_temp.news();
 
--- Nothing for a DELETE or a TRUNCATE either: history records the changes
--- of status and resolution, and a deleted payout's history stays.
+-- A DELETE is recorded with a NULL new status, and the deleted payout's
+-- history stays.  Only final payouts may be deleted (the default).  A
+-- TRUNCATE records nothing: it fires no row trigger.
 INSERT INTO payouts (id, amount) VALUES (90, 1), (91, 1);
+DELETE FROM payouts WHERE id = 90;
+UPDATE payouts SET status = 'TERMINATED' WHERE id = 90;
 DELETE FROM payouts WHERE id = 90;
 SELECT * FROM pg_temp.news();
 CREATE TABLE scratch (id int PRIMARY KEY, status payout.status NOT NULL);

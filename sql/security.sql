@@ -520,6 +520,8 @@ CREATE ROLE regress_payout_clerk;
 CREATE SCHEMA regress_payout_clerk AUTHORIZATION regress_payout_clerk;
 GRANT USAGE ON SCHEMA regress_payout_sec TO regress_payout_clerk;
 GRANT SELECT ON payout.history TO regress_payout_clerk;
+-- A superuser lets its tables keep history, as the README says.
+GRANT EXECUTE ON FUNCTION payout.record_history() TO regress_payout_clerk;
 SET ROLE regress_payout_clerk;
 SET search_path = "$user", public, pg_catalog;
 SELECT pg_catalog.current_schemas(false);
@@ -585,6 +587,7 @@ SELECT payout.next_statuses(NULL) AS new_payout,
 	   payout.next_statuses('CANCELLED') AS cancelled;
 RESET ROLE;
 DROP OWNED BY regress_payout_clerk;
+REVOKE EXECUTE ON FUNCTION payout.record_history() FROM regress_payout_clerk;
 DROP ROLE regress_payout_clerk;
 DROP FUNCTION regress_payout_sec.plant(name);
 

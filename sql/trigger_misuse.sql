@@ -74,7 +74,8 @@ UPDATE misuse SET status = 'READY';
 SELECT * FROM misuse ORDER BY id;
 DROP TRIGGER misfire ON misuse;
 
--- BEFORE DELETE ROW.
+-- BEFORE DELETE ROW is a use since 1.1: the delete rules apply, and a
+-- payout that is not final stays.
 CREATE TRIGGER misfire
 	BEFORE DELETE ON misuse
 	FOR EACH ROW EXECUTE FUNCTION payout.enforce_transition();
@@ -406,6 +407,7 @@ DROP SCHEMA "My Schema" CASCADE;
 --
 CREATE ROLE regress_payout_stranger;
 CREATE ROLE regress_payout_owner;
+GRANT EXECUTE ON FUNCTION payout.record_history() TO regress_payout_owner;
 CREATE SCHEMA payout_owned;
 GRANT USAGE, CREATE ON SCHEMA payout_owned TO regress_payout_owner;
 
@@ -479,6 +481,7 @@ DROP TABLE payout_owned.mine;
 RESET ROLE;
 DROP SCHEMA payout_owned;
 DROP ROLE regress_payout_stranger;
+REVOKE EXECUTE ON FUNCTION payout.record_history() FROM regress_payout_owner;
 DROP ROLE regress_payout_owner;
 
 --

@@ -14,6 +14,15 @@
  * owner of the referenced table; current_user is taken before the switch,
  * so the row names whoever made the change.
  *
+ * A DELETE is recorded with a NULL new_status.  The INSERT half of an
+ * UPDATE that moves a row to another partition is recorded as the UPDATE
+ * it is, once move.c has proved it one; the DELETE half, which PostgreSQL
+ * marks as moved, is not recorded.
+ *
+ * History is written only for permanent tables whose owner may execute
+ * payout.record_history(), which PUBLIC may not (table_state.c).  The key
+ * is the canonical text of key.c, the same under any session settings.
+ *
  * Trigger arguments: the status column and the resolution column (an empty
  * string for none), as for payout.enforce_transition().
  *
@@ -46,8 +55,9 @@
 
 #include "move.h"
 #include "payout.h"
+#include "rules.h"
 #include "status.h"
-#include "transition.h"
+#include "table_state.h"
 
 #define HISTORY_NARGS 12
 
@@ -57,78 +67,12 @@ static const char *const history_insert =
 "  xact_time, clock_time, user_name, session_user_name, application_name, xid)"
 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
-/* What the trigger knows about its table for the current statement. */
-typedef struct HistoryState
-{
-	Oid			relid;
-	AttrNumber	status_attnum;
-	AttrNumber	resolution_attnum;	/* InvalidAttrNumber: no resolution */
-	Oid			history_owner;
-	Oid			table;			/* the table the trigger was attached to */
-} HistoryState;
-
 /* The prepared INSERT, and the enum types it was prepared for. */
 static SPIPlanPtr history_plan = NULL;
 static Oid	plan_status_type = InvalidOid;
 static Oid	plan_resolution_type = InvalidOid;
 
-static HistoryState *GetHistoryState(FunctionCallInfo fcinfo);
 static SPIPlanPtr GetHistoryPlan(void);
-
-/*
- * GetHistoryState
- *		Columns and the history table's owner, worked out at the first row
- *		of each statement.
- */
-static HistoryState *
-GetHistoryState(FunctionCallInfo fcinfo)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Trigger    *trigger = trigdata->tg_trigger;
-	Relation	rel = trigdata->tg_relation;
-	HistoryState *state = (HistoryState *) fcinfo->flinfo->fn_extra;
-	Oid			history_relid;
-	HeapTuple	classtup;
-
-	if (state != NULL && state->relid == RelationGetRelid(rel))
-		return state;
-
-	if (trigger->tgnargs > 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" on table \"%s\" has %d arguments, but payout.record_history takes at most 2",
-						trigger->tgname, RelationGetRelationName(rel),
-						trigger->tgnargs),
-				 errhint("Attach the trigger with payout.attach().")));
-
-	if (!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" has no primary key", RelationGetRelationName(rel)),
-				 errdetail("History records each payout by its primary key."),
-				 errhint("Add a primary key, or attach with history => false.")));
-
-	if (state == NULL)
-		state = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(HistoryState));
-
-	PayoutTriggerColumns(rel, trigger, &state->status_attnum,
-						 &state->resolution_attnum);
-
-	history_relid = get_relname_relid("history", get_namespace_oid(PAYOUT_SCHEMA, false));
-	classtup = SearchSysCache1(RELOID, ObjectIdGetDatum(history_relid));
-	if (!HeapTupleIsValid(classtup))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"%s.history\" does not exist", PAYOUT_SCHEMA),
-				 errhint("Reinstall the extension with DROP EXTENSION payout and CREATE EXTENSION payout.")));
-	state->history_owner = ((Form_pg_class) GETSTRUCT(classtup))->relowner;
-	ReleaseSysCache(classtup);
-
-	state->table = PayoutAttachedTable(rel, trigger);
-	state->relid = RelationGetRelid(rel);
-	fcinfo->flinfo->fn_extra = state;
-	return state;
-}
 
 /*
  * GetHistoryPlan
@@ -177,27 +121,29 @@ GetHistoryPlan(void)
 }
 
 /*
- * payout.record_history(): AFTER INSERT OR UPDATE FOR EACH ROW trigger.
+ * payout.record_history(): AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW
+ * trigger.
  */
 PG_FUNCTION_INFO_V1(payout_record_history);
 Datum
 payout_record_history(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	HistoryState *state;
+	PayoutTableState *state;
 	Relation	rel;
 	TupleDesc	tupdesc;
 	HeapTuple	oldtuple = NULL;
-	HeapTuple	newtuple;
+	HeapTuple	newtuple = NULL;
+	HeapTuple	keytuple;
 	Datum		values[HISTORY_NARGS];
 	char		nulls[HISTORY_NARGS];
 	bool		isnull;
-	char	   *key;
 	const char *appname;
 	Oid			save_userid;
 	int			save_sec_context;
 	int			ret;
-	bool		moved = false;
+	int			from;
+	int			oldres;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -206,16 +152,15 @@ payout_record_history(PG_FUNCTION_ARGS)
 				 errhint("Attach it to a table with payout.attach().")));
 	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
-		  TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+		TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("trigger \"%s\" on table \"%s\" must be fired AFTER INSERT OR UPDATE FOR EACH ROW",
+				 errmsg("trigger \"%s\" on table \"%s\" must be fired AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW",
 						trigdata->tg_trigger->tgname,
 						RelationGetRelationName(trigdata->tg_relation)),
 				 errhint("Attach the trigger with payout.attach().")));
 
-	state = GetHistoryState(fcinfo);
+	state = PayoutGetTableState(fcinfo, PAYOUT_TRIGGER_HISTORY);
 	rel = trigdata->tg_relation;
 	tupdesc = RelationGetDescr(rel);
 
@@ -224,64 +169,72 @@ payout_record_history(PG_FUNCTION_ARGS)
 		oldtuple = trigdata->tg_trigtuple;
 		newtuple = trigdata->tg_newtuple;
 	}
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+	{
+		oldtuple = trigdata->tg_trigtuple;
+		/* the DELETE half of a move: its INSERT half records the move */
+		if (HeapTupleHeaderIndicatesMovedPartitions(oldtuple->t_data))
+			return PointerGetDatum(NULL);
+	}
 	else
 		newtuple = trigdata->tg_trigtuple;
 
 	memset(nulls, ' ', sizeof(nulls));
+	nulls[2] = nulls[3] = nulls[4] = nulls[5] = 'n';
 
-	values[2] = oldtuple ? heap_getattr(oldtuple, state->status_attnum, tupdesc, &isnull) : (Datum) 0;
-	if (oldtuple == NULL || isnull)
-		nulls[2] = 'n';
-	values[3] = heap_getattr(newtuple, state->status_attnum, tupdesc, &isnull);
-	if (isnull)
-		nulls[3] = 'n';
-	if (state->resolution_attnum != InvalidAttrNumber)
+	if (oldtuple != NULL)
 	{
-		values[4] = oldtuple ? heap_getattr(oldtuple, state->resolution_attnum, tupdesc, &isnull) : (Datum) 0;
-		if (oldtuple == NULL || isnull)
-			nulls[4] = 'n';
-		values[5] = heap_getattr(newtuple, state->resolution_attnum, tupdesc, &isnull);
-		if (isnull)
-			nulls[5] = 'n';
-	}
-	else
-		nulls[4] = nulls[5] = 'n';
-
-	key = PayoutRowKey(rel, newtuple);
-
-	/* The INSERT half of a cross-partition UPDATE records the UPDATE. */
-	if (oldtuple == NULL && rel->rd_rel->relispartition && key != NULL)
-	{
-		Oid			oldstatus;
-		Oid			oldresolution;
-
-		if (PayoutTakeMove(rel, key, &oldstatus, &oldresolution))
+		values[2] = heap_getattr(oldtuple, state->status_attnum, tupdesc, &isnull);
+		nulls[2] = isnull ? 'n' : ' ';
+		if (state->resolution_attnum != InvalidAttrNumber)
 		{
-			values[2] = ObjectIdGetDatum(oldstatus);
-			nulls[2] = OidIsValid(oldstatus) ? ' ' : 'n';
-			if (state->resolution_attnum != InvalidAttrNumber)
-			{
-				values[4] = ObjectIdGetDatum(oldresolution);
-				nulls[4] = OidIsValid(oldresolution) ? ' ' : 'n';
-			}
-			moved = true;
+			values[4] = heap_getattr(oldtuple, state->resolution_attnum, tupdesc, &isnull);
+			nulls[4] = isnull ? 'n' : ' ';
+		}
+	}
+	if (newtuple != NULL)
+	{
+		values[3] = heap_getattr(newtuple, state->status_attnum, tupdesc, &isnull);
+		nulls[3] = isnull ? 'n' : ' ';
+		if (state->resolution_attnum != InvalidAttrNumber)
+		{
+			values[5] = heap_getattr(newtuple, state->resolution_attnum, tupdesc, &isnull);
+			nulls[5] = isnull ? 'n' : ' ';
 		}
 	}
 
+	/* The INSERT half of a move that move.c proved records the UPDATE. */
+	if (oldtuple == NULL && rel->rd_rel->relispartition &&
+		PayoutTakeMovedRow(state, rel, newtuple, &from, &oldres))
+	{
+		if (from != PAYOUT_INITIAL)
+		{
+			values[2] = ObjectIdGetDatum(PayoutEnumOid(PAYOUT_ENUM_STATUS, from));
+			nulls[2] = ' ';
+		}
+		if (oldres != PAYOUT_NO_RESOLUTION)
+		{
+			values[4] = ObjectIdGetDatum(PayoutEnumOid(PAYOUT_ENUM_RESOLUTION, oldres));
+			nulls[4] = ' ';
+		}
+		oldtuple = newtuple;	/* recorded as an UPDATE */
+	}
+
 	/*
-	 * Skip rows that keep both status and resolution: a move within the
+	 * Skip updates that keep both status and resolution: a move within the
 	 * same status, or an update when attached by hand without WHEN.
 	 */
-	if ((oldtuple != NULL || moved) &&
+	if (oldtuple != NULL && newtuple != NULL &&
 		nulls[2] == nulls[3] && nulls[4] == nulls[5] &&
 		(nulls[2] == 'n' || DatumGetObjectId(values[2]) == DatumGetObjectId(values[3])) &&
 		(nulls[4] == 'n' || DatumGetObjectId(values[4]) == DatumGetObjectId(values[5])))
 		return PointerGetDatum(NULL);
 
+	keytuple = newtuple ? newtuple : oldtuple;
 	appname = GetConfigOption("application_name", true, false);
 
-	values[0] = ObjectIdGetDatum(state->table);
-	values[1] = CStringGetTextDatum(key);
+	values[0] = ObjectIdGetDatum(state->root);
+	values[1] = CStringGetTextDatum(PayoutRowKey(state, rel, keytuple));
 	values[6] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	values[7] = TimestampTzGetDatum(GetCurrentTimestamp());
 	values[8] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));

@@ -1,31 +1,36 @@
 /*-------------------------------------------------------------------------
  *
  * move.c
- *	  Recognizing the rows an UPDATE moves from one partition to another.
+ *	  Proving that a row an UPDATE inserts into a partition is a row it
+ *	  moved there.
  *
  * PostgreSQL carries out an UPDATE that changes a row's partition as a
  * DELETE from the old partition and an INSERT into the new one.  Row
- * triggers see it that way too: BEFORE UPDATE on the old partition, then
- * BEFORE INSERT on the new one, then (at the end of the statement) AFTER
- * INSERT on the new one; AFTER UPDATE triggers do not fire.  Left alone,
- * the enforcement trigger would judge the INSERT as a new payout and
- * reject it, and history would record it as one.
+ * triggers see it that way too: BEFORE UPDATE on the old partition, BEFORE
+ * DELETE there, then BEFORE INSERT on the new one; after the statement,
+ * AFTER DELETE on the old and AFTER INSERT on the new one (no AFTER
+ * UPDATE).  Left alone, the enforcement trigger would judge the INSERT as
+ * a new payout, and history would record a delete and a new payout.
  *
- * So the BEFORE UPDATE path remembers the last row it let through on a
- * partition; the BEFORE INSERT that follows at once for a moved row
- * recognizes it (same command, same key, same status and resolution) and
- * queues the move; the history trigger's AFTER INSERT finds it at the head
- * of that queue, in the same order, and records the move as the change it
- * is.  Nested statements run with a later command id, so they never match;
- * the key comparison keeps a MERGE from passing off a new row as a moved
- * one.  A table without a primary key (which cannot have history) compares
- * every column instead.
+ * Nothing here guesses which INSERT belongs to which UPDATE.  The BEFORE
+ * UPDATE path, having judged the change, records the old row version's TID
+ * with the verdict; that record is good for exactly one BEFORE INSERT, the
+ * next one in the same subtransaction, which is the INSERT half of the
+ * move if there is one.  That INSERT passes as a move only when
+ *	- it comes from the same subtransaction and lands in another partition
+ *	  of the same attached table;
+ *	- the old row version was deleted by this very subtransaction and
+ *	  carries PostgreSQL's own mark of a row moved to another partition
+ *	  (HeapTupleHeaderIndicatesMovedPartitions), read from the heap;
+ *	- the inserted row has the status, the resolution and the primary key
+ *	  (compared as datums) of the row the UPDATE judged.
+ * Anything else is judged as a new payout.  The BEFORE DELETE of the move
+ * is recognized by the same record: the very row version just judged.
  *
- * Both live in their own memory contexts under CacheMemoryContext: the
- * remembered row is replaced row by row, and the queue is emptied when a
- * new command starts filling it.  A statement nested in a trigger that
- * moves rows of its own empties the queue too; the outer statement's moves
- * are then recorded as inserts into the new partition.
+ * A proven move is queued for the history trigger, whose AFTER INSERT finds
+ * it by partition and key datums and records the UPDATE it was.  All of it
+ * lives in one memory context and dies with its subtransaction or
+ * transaction (RegisterSubXactCallback, RegisterXactCallback).
  *
  * src/move.c
  *
@@ -33,231 +38,394 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_am.h"
 #include "nodes/pg_list.h"
-#include "storage/proc.h"
+#include "storage/bufmgr.h"
 #include "utils/datum.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "move.h"
-#include "transition.h"
+#include "rules.h"
+#include "status.h"
 
-/* The last row the UPDATE path let through on a partition. */
-typedef struct MovableRow
+/* The key of a row, as datums copied into move_context. */
+typedef struct RowKey
 {
-	LocalTransactionId lxid;
-	CommandId	cid;
-	Oid			relid;
-	Oid			oldstatus;
-	Oid			oldresolution;	/* InvalidOid: none */
-	Oid			newstatus;
-	Oid			newresolution;
-	HeapTuple	tuple;
-} MovableRow;
+	int			nkeys;
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+	bool		byval[INDEX_MAX_KEYS];
+	int16		len[INDEX_MAX_KEYS];
+} RowKey;
 
-/* A recognized move, waiting for the history trigger. */
+/* The row version the UPDATE path judged last, on a partition. */
+typedef struct JudgedUpdate
+{
+	bool		valid;
+	SubTransactionId subid;
+	Oid			relid;			/* the old partition */
+	ItemPointerData tid;		/* the old row version */
+	Oid			root;			/* the attached table */
+	int			from;
+	int			oldres;
+	int			to;
+	int			newres;
+	RowKey		key;			/* of the new row */
+} JudgedUpdate;
+
+/* A proven move, waiting for the history trigger. */
 typedef struct Move
 {
+	SubTransactionId subid;
 	Oid			relid;			/* the new partition */
-	char	   *key;
-	Oid			oldstatus;
-	Oid			oldresolution;
+	int			from;
+	int			oldres;
+	RowKey		key;
 } Move;
 
-static MemoryContext movable_context = NULL;
-static MovableRow movable = {InvalidLocalTransactionId};
-
-static MemoryContext moves_context = NULL;
-static LocalTransactionId moves_lxid = InvalidLocalTransactionId;
-static CommandId moves_cid = InvalidCommandId;
+static MemoryContext move_context = NULL;
+static MemoryContext judged_context = NULL;
+static JudgedUpdate judged;
 static List *moves = NIL;
-static int	moves_next = 0;		/* the head of the queue */
 
-static bool SameCommand(LocalTransactionId lxid, CommandId cid);
-static bool SameRowValues(Relation oldrel, HeapTuple oldtuple,
-						  Relation newrel, HeapTuple newtuple);
+static void ReadKey(PayoutTableState *state, Relation rel, HeapTuple tuple,
+					RowKey *key);
+static bool SameKey(const RowKey *a, const RowKey *b);
+static bool OldVersionMoved(void);
+static void MoveXactCallback(XactEvent event, void *arg);
+static void MoveSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
+								SubTransactionId parentSubid, void *arg);
+static void ForgetAll(void);
 
-static bool
-SameCommand(LocalTransactionId lxid, CommandId cid)
+/*
+ * PayoutRegisterMoveCallbacks
+ *		Called once per backend from _PG_init.
+ */
+void
+PayoutRegisterMoveCallbacks(void)
 {
-	return lxid == MyProc->lxid && cid == GetCurrentCommandId(false);
+	RegisterXactCallback(MoveXactCallback, NULL);
+	RegisterSubXactCallback(MoveSubXactCallback, NULL);
+}
+
+static void
+ForgetAll(void)
+{
+	judged.valid = false;
+	moves = NIL;
+	if (move_context != NULL)
+		MemoryContextReset(move_context);
+	if (judged_context != NULL)
+		MemoryContextReset(judged_context);
+}
+
+static void
+MoveXactCallback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			ForgetAll();
+			break;
+		default:
+			break;
+	}
 }
 
 /*
- * SameRowValues
- *		Whether two rows of two partitions hold the same value in each
- *		column, matching columns by name (partitions may order them
- *		differently).  Stored generated columns are left out: the UPDATE
- *		computes them after its BEFORE triggers, before the move.
- *
- * A moved row carries the very datums the UPDATE path saw, so binary
- * equality is the right test.  The same values in every column, partition
- * key included, route to one partition only, so no other row inserted into
- * the new partition by the same command can match a row that stayed put.
+ * MoveSubXactCallback
+ *		A move never spans the end of a subtransaction: forget the judged
+ *		row, and the queued moves of the subtransaction that ends (its
+ *		statements' AFTER triggers have fired; what is left belongs to a
+ *		table without history, or to a rolled-back statement).
  */
-static bool
-SameRowValues(Relation oldrel, HeapTuple oldtuple,
-			  Relation newrel, HeapTuple newtuple)
+static void
+MoveSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
+					SubTransactionId parentSubid, void *arg)
 {
-	TupleDesc	olddesc = RelationGetDescr(oldrel);
-	TupleDesc	newdesc = RelationGetDescr(newrel);
-	int			matched = 0;
+	ListCell   *lc;
+
+	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	judged.valid = false;
+	foreach(lc, moves)
+	{
+		Move	   *move = (Move *) lfirst(lc);
+
+		if (move->subid == mySubid)
+			moves = foreach_delete_current(moves, lc);
+	}
+	if (moves == NIL && move_context != NULL)
+		MemoryContextReset(move_context);
+}
+
+/*
+ * ReadKey
+ *		Copy the primary key datums of a row into the current context.
+ */
+static void
+ReadKey(PayoutTableState *state, Relation rel, HeapTuple tuple, RowKey *key)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
 	int			i;
 
-	for (i = 0; i < newdesc->natts; i++)
+	key->nkeys = state->nkeys;
+	for (i = 0; i < state->nkeys; i++)
 	{
-		Form_pg_attribute newatt = TupleDescAttr(newdesc, i);
-		AttrNumber	oldattnum;
-		Datum		oldvalue;
-		Datum		newvalue;
-		bool		oldnull;
-		bool		newnull;
+		Form_pg_attribute att = TupleDescAttr(tupdesc, state->keyattnums[i] - 1);
+		Datum		value = heap_getattr(tuple, state->keyattnums[i], tupdesc,
+										 &key->isnull[i]);
 
-		if (newatt->attisdropped || newatt->attgenerated)
-			continue;
-		oldattnum = get_attnum(RelationGetRelid(oldrel), NameStr(newatt->attname));
-		if (oldattnum == InvalidAttrNumber)
-			return false;
-		oldvalue = heap_getattr(oldtuple, oldattnum, olddesc, &oldnull);
-		newvalue = heap_getattr(newtuple, i + 1, newdesc, &newnull);
-		if (oldnull != newnull ||
-			(!newnull && !datumIsEqual(oldvalue, newvalue,
-									   newatt->attbyval, newatt->attlen)))
-			return false;
-		matched++;
+		key->byval[i] = att->attbyval;
+		key->len[i] = att->attlen;
+		key->values[i] = key->isnull[i] ? (Datum) 0 :
+			datumCopy(value, att->attbyval, att->attlen);
 	}
-	return matched > 0;
+}
+
+/*
+ * SameKey
+ *		Whether two keys hold the same datums (partitions of one table have
+ *		the same key columns, in the same order, of the same types).
+ */
+static bool
+SameKey(const RowKey *a, const RowKey *b)
+{
+	int			i;
+
+	if (a->nkeys != b->nkeys)
+		return false;
+	for (i = 0; i < a->nkeys; i++)
+	{
+		if (a->isnull[i] != b->isnull[i] || a->byval[i] != b->byval[i] ||
+			a->len[i] != b->len[i])
+			return false;
+		if (!a->isnull[i] &&
+			!datumIsEqual(a->values[i], b->values[i], a->byval[i], a->len[i]))
+			return false;
+	}
+	return true;
 }
 
 /*
  * PayoutRememberUpdate
- *		Remember a row the UPDATE path let through on a partition, in case
- *		the UPDATE moves it to another partition.
+ *		Record the row version the UPDATE path just let through on a
+ *		partition, with the verdict, in case the UPDATE moves it.
  */
 void
-PayoutRememberUpdate(Relation rel, HeapTuple newtuple,
-					 Oid oldstatus, Oid oldresolution,
-					 Oid newstatus, Oid newresolution)
+PayoutRememberUpdate(PayoutTableState *state, Relation rel,
+					 HeapTuple oldtuple, HeapTuple newtuple,
+					 int from, int oldres)
 {
+	TupleDesc	tupdesc = RelationGetDescr(rel);
 	MemoryContext oldcontext;
+	Datum		value;
+	bool		isnull;
 
-	if (movable_context == NULL)
-		movable_context = AllocSetContextCreate(CacheMemoryContext,
-												"payout movable row",
-												ALLOCSET_SMALL_SIZES);
+	if (judged_context == NULL)
+		judged_context = AllocSetContextCreate(CacheMemoryContext,
+											   "payout judged update",
+											   ALLOCSET_SMALL_SIZES);
 	else
-		MemoryContextReset(movable_context);
+		MemoryContextReset(judged_context);
 
-	oldcontext = MemoryContextSwitchTo(movable_context);
-	movable.tuple = heap_copytuple(newtuple);
+	judged.valid = false;
+	value = heap_getattr(newtuple, state->status_attnum, tupdesc, &isnull);
+	if (isnull)
+		return;
+	judged.to = PayoutEnumIndex(PAYOUT_ENUM_STATUS, DatumGetObjectId(value));
+	judged.newres = PAYOUT_NO_RESOLUTION;
+	if (state->resolution_attnum != InvalidAttrNumber)
+	{
+		value = heap_getattr(newtuple, state->resolution_attnum, tupdesc, &isnull);
+		if (!isnull)
+			judged.newres = PayoutEnumIndex(PAYOUT_ENUM_RESOLUTION,
+											DatumGetObjectId(value));
+	}
+
+	oldcontext = MemoryContextSwitchTo(judged_context);
+	ReadKey(state, rel, newtuple, &judged.key);
 	MemoryContextSwitchTo(oldcontext);
 
-	movable.lxid = MyProc->lxid;
-	movable.cid = GetCurrentCommandId(false);
-	movable.relid = RelationGetRelid(rel);
-	movable.oldstatus = oldstatus;
-	movable.oldresolution = oldresolution;
-	movable.newstatus = newstatus;
-	movable.newresolution = newresolution;
+	judged.subid = GetCurrentSubTransactionId();
+	judged.relid = RelationGetRelid(rel);
+	judged.tid = oldtuple->t_self;
+	judged.root = state->root;
+	judged.from = from;
+	judged.oldres = oldres;
+	judged.valid = true;
 }
 
 /*
- * PayoutIsMovedRow
- *		Whether the row being inserted into a partition is the row this
- *		command just let through on another partition.  If so, the move is
- *		queued for the history trigger.
+ * PayoutIsMoveDelete
+ *		Whether a BEFORE DELETE on a partition is the DELETE half of a move:
+ *		the row version the UPDATE path judged last, in this subtransaction.
  */
 bool
-PayoutIsMovedRow(Relation rel, HeapTuple tuple, Oid status, Oid resolution)
+PayoutIsMoveDelete(Relation rel, HeapTuple oldtuple)
+{
+	return judged.valid &&
+		judged.subid == GetCurrentSubTransactionId() &&
+		judged.relid == RelationGetRelid(rel) &&
+		ItemPointerEquals(&judged.tid, &oldtuple->t_self);
+}
+
+/*
+ * OldVersionMoved
+ *		Whether the judged row version was deleted by the current
+ *		subtransaction and marked as moved to another partition.  Read from
+ *		the heap: the mark is PostgreSQL's, set by the DELETE half of the
+ *		move.  A partition of another table access method proves nothing.
+ */
+static bool
+OldVersionMoved(void)
 {
 	Relation	oldrel;
-	char	   *oldkey;
-	char	   *newkey;
-	bool		same;
-	MemoryContext oldcontext;
-	Move	   *move;
+	HeapTupleData tuple;
+	Buffer		buffer;
+	bool		moved = false;
 
-	if (!SameCommand(movable.lxid, movable.cid) ||
-		movable.relid == RelationGetRelid(rel) ||
-		movable.newstatus != status ||
-		movable.newresolution != resolution)
-		return false;
-
-	oldrel = RelationIdGetRelation(movable.relid);
-	if (!RelationIsValid(oldrel))
-		return false;
-	oldkey = PayoutRowKey(oldrel, movable.tuple);
-	newkey = PayoutRowKey(rel, tuple);
-	if (oldkey == NULL && newkey == NULL)
-		same = SameRowValues(oldrel, movable.tuple, rel, tuple);
-	else
-		same = oldkey != NULL && newkey != NULL && strcmp(oldkey, newkey) == 0;
-	RelationClose(oldrel);
-	if (!same)
-		return false;
-
-	movable.lxid = InvalidLocalTransactionId;	/* one move per row */
-
-	/* No primary key, so no history: nobody will take the move. */
-	if (newkey == NULL)
-		return true;
-
-	if (moves_context == NULL)
-		moves_context = AllocSetContextCreate(CacheMemoryContext,
-											  "payout moved rows",
-											  ALLOCSET_SMALL_SIZES);
-	if (!SameCommand(moves_lxid, moves_cid))
+	oldrel = table_open(judged.relid, AccessShareLock);
+	if (oldrel->rd_rel->relam != HEAP_TABLE_AM_OID)
 	{
-		MemoryContextReset(moves_context);
-		moves = NIL;
-		moves_next = 0;
-		moves_lxid = MyProc->lxid;
-		moves_cid = GetCurrentCommandId(false);
+		table_close(oldrel, AccessShareLock);
+		return false;
 	}
 
-	oldcontext = MemoryContextSwitchTo(moves_context);
-	move = palloc(sizeof(Move));
-	move->relid = RelationGetRelid(rel);
-	move->key = pstrdup(newkey);
-	move->oldstatus = movable.oldstatus;
-	move->oldresolution = movable.oldresolution;
-	moves = lappend(moves, move);
-	MemoryContextSwitchTo(oldcontext);
+	tuple.t_self = judged.tid;
+	if (heap_fetch(oldrel, SnapshotAny, &tuple, &buffer, false))
+	{
+		HeapTupleHeader htup;
 
-	return true;
+		LockBuffer(buffer, BUFFER_LOCK_SHARE);
+		htup = tuple.t_data;
+		moved = !(htup->t_infomask & HEAP_XMAX_INVALID) &&
+			!HEAP_XMAX_IS_LOCKED_ONLY(htup->t_infomask) &&
+			HeapTupleHeaderIndicatesMovedPartitions(htup) &&
+			TransactionIdEquals(HeapTupleHeaderGetUpdateXid(htup),
+								GetCurrentTransactionIdIfAny());
+		LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+		ReleaseBuffer(buffer);
+	}
+	table_close(oldrel, AccessShareLock);
+	return moved;
 }
 
 /*
  * PayoutTakeMove
- *		Whether the row the history trigger is about to record as inserted
- *		into rel is a moved row; if so, return its status and resolution
- *		before the move and take it off the queue.
- *
- * AFTER INSERT events fire in the order of the inserts, so a moved row is
- * always at the head of the queue when its event comes.
+ *		Whether the row a BEFORE INSERT on a partition is about to insert is
+ *		the INSERT half of a move (see the file header).  If so, return the
+ *		status and resolution it had before the move, and queue the move
+ *		for the history trigger.  Every call uses up the judged row.
  */
 bool
-PayoutTakeMove(Relation rel, const char *key,
-			   Oid *oldstatus, Oid *oldresolution)
+PayoutTakeMove(PayoutTableState *state, Relation rel, HeapTuple newtuple,
+			   int *from, int *oldres)
 {
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	RowKey		key;
+	Datum		value;
+	bool		isnull;
+	int			to;
+	int			newres = PAYOUT_NO_RESOLUTION;
+	MemoryContext oldcontext;
 	Move	   *move;
 
-	/*
-	 * Only the transaction is compared: the history trigger's own inserts
-	 * advance the command id while the statement's AFTER events fire.
-	 */
-	if (moves_next >= list_length(moves) || moves_lxid != MyProc->lxid)
+	if (!judged.valid)
+		return false;
+	judged.valid = false;
+
+	if (judged.subid != GetCurrentSubTransactionId() ||
+		judged.root != state->root ||
+		judged.relid == RelationGetRelid(rel))
 		return false;
 
-	move = (Move *) list_nth(moves, moves_next);
-	if (move->relid != RelationGetRelid(rel) || strcmp(move->key, key) != 0)
+	value = heap_getattr(newtuple, state->status_attnum, tupdesc, &isnull);
+	if (isnull)
+		return false;
+	to = PayoutEnumIndex(PAYOUT_ENUM_STATUS, DatumGetObjectId(value));
+	if (state->resolution_attnum != InvalidAttrNumber)
+	{
+		value = heap_getattr(newtuple, state->resolution_attnum, tupdesc, &isnull);
+		if (!isnull)
+			newres = PayoutEnumIndex(PAYOUT_ENUM_RESOLUTION,
+									 DatumGetObjectId(value));
+	}
+	if (to != judged.to || newres != judged.newres)
 		return false;
 
-	*oldstatus = move->oldstatus;
-	*oldresolution = move->oldresolution;
-	moves_next++;
+	ReadKey(state, rel, newtuple, &key);
+	if (!SameKey(&key, &judged.key) || !OldVersionMoved())
+		return false;
+
+	*from = judged.from;
+	*oldres = judged.oldres;
+
+	if (state->has_history && state->nkeys > 0)
+	{
+		if (move_context == NULL)
+			move_context = AllocSetContextCreate(CacheMemoryContext,
+												 "payout moved rows",
+												 ALLOCSET_DEFAULT_SIZES);
+		oldcontext = MemoryContextSwitchTo(move_context);
+		move = palloc(sizeof(Move));
+		move->subid = GetCurrentSubTransactionId();
+		move->relid = RelationGetRelid(rel);
+		move->from = judged.from;
+		move->oldres = judged.oldres;
+		ReadKey(state, rel, newtuple, &move->key);
+		moves = lappend(moves, move);
+		MemoryContextSwitchTo(oldcontext);
+	}
 	return true;
+}
+
+/*
+ * PayoutTakeMovedRow
+ *		Whether the row the history trigger is about to record as inserted
+ *		into rel is a proven move; if so, return its status and resolution
+ *		before the move and take it off the queue.
+ *
+ * The row must have been inserted by this transaction, into this
+ * partition, with the key of a queued move; the key is unique in the
+ * partition, so no other row of the statement can have it.  AFTER INSERT
+ * events fire in the order of the inserts, so the move is nearly always
+ * at the head of the queue.
+ */
+bool
+PayoutTakeMovedRow(PayoutTableState *state, Relation rel, HeapTuple newtuple,
+				   int *from, int *oldres)
+{
+	RowKey		key;
+	ListCell   *lc;
+
+	if (moves == NIL ||
+		!TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(newtuple->t_data)))
+		return false;
+
+	ReadKey(state, rel, newtuple, &key);
+	foreach(lc, moves)
+	{
+		Move	   *move = (Move *) lfirst(lc);
+
+		if (move->relid != RelationGetRelid(rel) || !SameKey(&move->key, &key))
+			continue;
+		*from = move->from;
+		*oldres = move->oldres;
+		moves = foreach_delete_current(moves, lc);
+		if (moves == NIL)
+			MemoryContextReset(move_context);
+		return true;
+	}
+	return false;
 }

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * move.h
- *	  Recognizing the rows an UPDATE moves from one partition to another.
+ *	  Proving that a row an UPDATE inserts into a partition is a row it
+ *	  moved there.
  *
  * src/move.h
  *
@@ -13,12 +14,16 @@
 #include "access/htup.h"
 #include "utils/relcache.h"
 
-extern void PayoutRememberUpdate(Relation rel, HeapTuple newtuple,
-								 Oid oldstatus, Oid oldresolution,
-								 Oid newstatus, Oid newresolution);
-extern bool PayoutIsMovedRow(Relation rel, HeapTuple tuple, Oid status,
-							 Oid resolution);
-extern bool PayoutTakeMove(Relation rel, const char *key,
-						   Oid *oldstatus, Oid *oldresolution);
+#include "table_state.h"
+
+extern void PayoutRegisterMoveCallbacks(void);
+extern void PayoutRememberUpdate(PayoutTableState *state, Relation rel,
+								 HeapTuple oldtuple, HeapTuple newtuple,
+								 int from, int oldres);
+extern bool PayoutIsMoveDelete(Relation rel, HeapTuple oldtuple);
+extern bool PayoutTakeMove(PayoutTableState *state, Relation rel,
+						   HeapTuple newtuple, int *from, int *oldres);
+extern bool PayoutTakeMovedRow(PayoutTableState *state, Relation rel,
+							   HeapTuple newtuple, int *from, int *oldres);
 
 #endif							/* PAYOUT_MOVE_H */

@@ -3,12 +3,13 @@
  * payout.c
  *	  Module magic and backend start-up of the payout extension.
  *
- * The extension keeps two per-backend caches: the mapping between the
- * labels of its enum types and their OIDs in this database (status.c), and
- * the transition graph read from payout.transition (transition_cache.c).
- * Both are invalidated through callbacks, which can only be registered,
- * never removed, so they are registered exactly once, when the library is
- * loaded into a backend.
+ * The extension keeps per-backend caches: the mapping between the labels
+ * of its enum types and their OIDs in this database (status.c), the
+ * transition graph (transition_cache.c) and the provider codes
+ * (provider.c); and per-transaction state about rows moved between
+ * partitions (move.c).  All are invalidated or forgotten through
+ * callbacks, which can only be registered, never removed, so they are
+ * registered exactly once, when the library is loaded into a backend.
  *
  * src/payout.c
  *
@@ -20,6 +21,7 @@
 #include "utils/guc.h"
 
 #include "compat.h"
+#include "move.h"
 #include "payout.h"
 #include "provider.h"
 #include "status.h"
@@ -43,12 +45,14 @@ _PG_init(void)
 	/*
 	 * Only a superuser may say who the moderators are: anyone who could
 	 * change it could name a role of their own and release their own holds.
+	 * The default names no role: a role the extension named but did not
+	 * create would belong to whoever creates it first.
 	 */
 	DefineCustomStringVariable("payout.moderator_role",
 							   "Role whose members may release payouts held for moderation.",
-							   "Superusers may always release them.  An empty string or a role that does not exist leaves it to superusers.",
+							   "Superusers may always release them.  An empty string (the default) or a role that does not exist leaves it to superusers.",
 							   &payout_moderator_role,
-							   "payout_moderator",
+							   "",
 							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
@@ -57,4 +61,5 @@ _PG_init(void)
 	PayoutRegisterEnumCallbacks();
 	PayoutRegisterGraphCallbacks();
 	PayoutRegisterProviderCallbacks();
+	PayoutRegisterMoveCallbacks();
 }

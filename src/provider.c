@@ -80,8 +80,8 @@ CompareProviderCodes(const void *a, const void *b)
  *		Read payout.provider_code into a sorted array.
  *
  * The new array is built in a fresh context, which replaces the old one
- * only once it is complete, so an error half-way leaks nothing past the
- * next load and leaves no half-built array behind.  The strings are
+ * only once it is complete, so an error half-way (a label C does not know)
+ * leaks nothing and leaves no half-built array behind.  The strings are
  * compared bytewise (strcmp), the same order for building and searching;
  * it need not match any collation.
  */
@@ -99,7 +99,12 @@ LoadProviderCodes(void)
 	SysScanDesc scan;
 	HeapTuple	tuple;
 
-	context = AllocSetContextCreate(CacheMemoryContext,
+	/*
+	 * Built under the caller's context, so that an error half-way frees it
+	 * with the rest of the query's memory; moved under CacheMemoryContext
+	 * once complete.
+	 */
+	context = AllocSetContextCreate(CurrentMemoryContext,
 									"payout provider codes",
 									ALLOCSET_SMALL_SIZES);
 	oldcontext = MemoryContextSwitchTo(context);
@@ -137,6 +142,7 @@ LoadProviderCodes(void)
 
 	qsort(codes, ncodes, sizeof(ProviderCode), CompareProviderCodes);
 
+	MemoryContextSetParent(context, CacheMemoryContext);
 	if (provider_context != NULL)
 		MemoryContextDelete(provider_context);
 	provider_context = context;

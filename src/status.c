@@ -4,11 +4,11 @@
  *	  Label tables of the payout enum types and the functions that
  *	  classify their values.
  *
- * The tables below are the source of truth for what each status and
- * resolution means: whether it is final, which group a resolution belongs
- * to, and its description.  They follow the order of the labels in the
- * CREATE TYPE statements of the install script, which the build of the enum
- * map checks label by label.
+ * The tables below are expanded from the one list of labels, labels.h,
+ * which says what each status and resolution means: whether it is final,
+ * which group a resolution belongs to, and its description.  It follows the
+ * order of the labels in the CREATE TYPE statements of the install script,
+ * which the build of the enum map checks label by label.
  *
  * Enum values reach C as OIDs of pg_enum rows, and those OIDs differ from
  * one database to the next (and change across dump and restore).  So
@@ -54,54 +54,15 @@ typedef struct ResolutionInfo
 } ResolutionInfo;
 
 static const StatusInfo statuses[PAYOUT_NUM_STATUSES] = {
-	{"CREATE_FAILED", true, "Payout was not created (used in the payout request section)."},
-	{"CREATED", false, "Payout was successfully created."},
-	{"READY", false, "Payout is ready to be processed: it waits for a processing command (autoprocess is TRUE) or for manual processing (autoprocess is FALSE)."},
-	{"TERMINATED", true, "User refused to enter additional information and finished the payout."},
-	{"EXPIRED", true, "Payout operation has expired."},
-	{"INVOKING", false, "Payout is being registered by the payment provider."},
-	{"INVOKE_FAILED", true, "Failed to register the payout on the payment provider's side."},
-	{"PROCESSING", false, "Payout is being processed by the payment provider."},
-	{"PENDING", false, "Payout was created by the payment provider and is waiting for a resolution."},
-	{"PROCESSED", false, "Payout was successfully processed."},
-	{"PARTIALLY_PROCESSED", false, "Payout was successfully processed for part of the amount."},
-	{"PROCESS_FAILED", true, "Payment provider could not process the transaction."},
-	{"CANCELLING", false, "Payout is being cancelled."},
-	{"CANCELLED", true, "Payout was cancelled."},
-	{"CANCEL_FAILED", true, "Payout cancellation failed."},
-	{"REVOKING", false, "Payout is being revoked."},
-	{"REVOKED", true, "Payout was revoked."},
-	{"REVOKE_FAILED", true, "Payout revocation failed."},
+#define PAYOUT_STATUS(name, final, description) {#name, final, description},
+#include "labels.h"
+#undef PAYOUT_STATUS
 };
 
 static const ResolutionInfo resolutions[PAYOUT_NUM_RESOLUTIONS] = {
-	{"OK", PAYOUT_GROUP_OK, "Request completed successfully."},
-	{"CONNECTION_ERROR", PAYOUT_GROUP_ERROR, "Transport-level error (no HTTP 200), for example an invalid SSL certificate or an HTTP 5xx, 4xx or 3xx answer."},
-	{"PROVIDER_INTERNAL_ERROR", PAYOUT_GROUP_ERROR, "Error on the payment provider's side, for example 500 Internal Server Error."},
-	{"CONNECTION_TIMEOUT_ERROR", PAYOUT_GROUP_ERROR, "Request time limit exceeded."},
-	{"GENERAL_ERROR", PAYOUT_GROUP_ERROR, "General non-critical error."},
-	{"UNKNOWN", PAYOUT_GROUP_ERROR, "Any other resolution missing in the mapping."},
-	{"INVALID_DETAILS", PAYOUT_GROUP_FATAL_ERROR, "Invalid payout details."},
-	{"INVALID_REQUEST", PAYOUT_GROUP_FATAL_ERROR, "The protocol may have changed or the integration is outdated."},
-	{"REQUEST_ERROR", PAYOUT_GROUP_FATAL_ERROR, "The payment provider failed to process the request: invalid data was passed."},
-	{"INVALID_AMOUNT", PAYOUT_GROUP_FATAL_ERROR, "Invalid payout amount: amount format or route limits violation."},
-	{"INVALID_METHOD", PAYOUT_GROUP_FATAL_ERROR, "Invalid payout method."},
-	{"INVALID_CREDENTIALS", PAYOUT_GROUP_FATAL_ERROR, "Invalid authentication data."},
-	{"FORBIDDEN_IP", PAYOUT_GROUP_FATAL_ERROR, "Forbidden IP: the gateway's IP addresses may be missing from the provider's whitelist."},
-	{"SIGNATURE_ERROR", PAYOUT_GROUP_FATAL_ERROR, "Signature verification error: the key may have changed or be outdated."},
-	{"DUPLICATED_ID", PAYOUT_GROUP_FATAL_ERROR, "Operation ID already exists."},
-	{"INSUFFICIENT_FUNDS", PAYOUT_GROUP_FATAL_ERROR, "Insufficient funds for the payout."},
-	{"ANTIFRAUD_ERROR", PAYOUT_GROUP_FATAL_ERROR, "Payout did not pass the fraud check."},
-	{"DECLINED_ERROR", PAYOUT_GROUP_FATAL_ERROR, "Operation rejected by the provider for an unknown reason."},
-	{"RECIPIENT_NOT_FOUND", PAYOUT_GROUP_FATAL_ERROR, "Payout recipient not found."},
-	{"INVALID_RECIPIENT", PAYOUT_GROUP_FATAL_ERROR, "Payout recipient is invalid or inaccessible."},
-	{"LIMIT_VIOLATION", PAYOUT_GROUP_FATAL_ERROR, "Payout limits violation."},
-	{"INTERNAL_ERROR", PAYOUT_GROUP_FATAL_ERROR, "System error: internal error of the payment gateway."},
-	{"ACCESS_ERROR", PAYOUT_GROUP_FATAL_ERROR, "Not enough permissions to perform the operation: check the configuration at the payment provider."},
-	{"ACCESS_DENIED", PAYOUT_GROUP_FATAL_ERROR, "User is not authorized to perform these actions."},
-	{"GENERAL_FATAL_ERROR", PAYOUT_GROUP_FATAL_ERROR, "Critical error: further processing of the operation is meaningless."},
-	{"OPERATION_EXPIRED", PAYOUT_GROUP_FATAL_ERROR, "Operation has expired."},
-	{"PROCESSING_ERROR", PAYOUT_GROUP_FATAL_ERROR, "Processing error."},
+#define PAYOUT_RESOLUTION(name, group, description) {#name, PAYOUT_GROUP_##group, description},
+#include "labels.h"
+#undef PAYOUT_RESOLUTION
 };
 
 static const char *const group_labels[] = {"OK", "ERROR", "FATAL_ERROR"};

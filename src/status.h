@@ -14,8 +14,22 @@
 #ifndef PAYOUT_STATUS_H
 #define PAYOUT_STATUS_H
 
-#define PAYOUT_NUM_STATUSES		18
-#define PAYOUT_NUM_RESOLUTIONS	27
+/* Index constants PAYOUT_STATUS_<label> and PAYOUT_RESOLUTION_<label>. */
+typedef enum PayoutStatusIndex
+{
+#define PAYOUT_STATUS(name, final, description) PAYOUT_STATUS_##name,
+#include "labels.h"
+#undef PAYOUT_STATUS
+	PAYOUT_NUM_STATUSES
+} PayoutStatusIndex;
+
+typedef enum PayoutResolutionIndex
+{
+#define PAYOUT_RESOLUTION(name, group, description) PAYOUT_RESOLUTION_##name,
+#include "labels.h"
+#undef PAYOUT_RESOLUTION
+	PAYOUT_NUM_RESOLUTIONS
+} PayoutResolutionIndex;
 
 /*
  * Pseudo status index of "no status yet": the from side of the edges that
@@ -44,33 +58,6 @@ extern void PayoutRegisterEnumCallbacks(void);
 extern Oid	PayoutEnumTypeOid(PayoutEnumKind kind);
 extern int	PayoutEnumIndex(PayoutEnumKind kind, Oid value);
 extern Oid	PayoutEnumOid(PayoutEnumKind kind, int index);
-
-/* Status indexes the C code names, in declaration order. */
-#define PAYOUT_STATUS_CREATE_FAILED			0
-#define PAYOUT_STATUS_CREATED				1
-#define PAYOUT_STATUS_READY					2
-#define PAYOUT_STATUS_TERMINATED			3
-#define PAYOUT_STATUS_EXPIRED				4
-#define PAYOUT_STATUS_INVOKING				5
-#define PAYOUT_STATUS_INVOKE_FAILED			6
-#define PAYOUT_STATUS_PROCESSING			7
-#define PAYOUT_STATUS_PENDING				8
-#define PAYOUT_STATUS_PROCESSED				9
-#define PAYOUT_STATUS_PARTIALLY_PROCESSED	10
-#define PAYOUT_STATUS_PROCESS_FAILED		11
-#define PAYOUT_STATUS_CANCELLING			12
-#define PAYOUT_STATUS_CANCELLED				13
-#define PAYOUT_STATUS_CANCEL_FAILED			14
-#define PAYOUT_STATUS_REVOKING				15
-#define PAYOUT_STATUS_REVOKED				16
-#define PAYOUT_STATUS_REVOKE_FAILED			17
-
-/* Resolution indexes the C code names. */
-#define PAYOUT_RESOLUTION_OK				0
-#define PAYOUT_RESOLUTION_CONNECTION_ERROR	1
-#define PAYOUT_RESOLUTION_PROVIDER_INTERNAL_ERROR	2
-#define PAYOUT_RESOLUTION_CONNECTION_TIMEOUT_ERROR	3
-#define PAYOUT_RESOLUTION_UNKNOWN			5
 
 /* No such status: what PayoutFailureStatus returns for a status with none. */
 #define PAYOUT_NO_STATUS					(-1)

@@ -1,0 +1,518 @@
+/* payout--1.0--1.1.sql: update payout from version 1.0 to 1.1 */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "ALTER EXTENSION payout UPDATE TO '1.1'" to load this file. \quit
+
+------------------------------------------------------------------------------
+-- Graph edits are always seen: invalidation as a row trigger (an apply
+-- worker fires no statement triggers but TRUNCATE's), and the graph's
+-- bookkeeping and invalidation firing whatever session_replication_role is.
+------------------------------------------------------------------------------
+
+DROP TRIGGER invalidate_cache ON payout.transition;
+DROP TRIGGER invalidate_cache ON payout.provider_code;
+COMMENT ON FUNCTION payout.invalidate_cache() IS 'trigger: invalidates every backend''s cached copy of the table it is attached to';
+
+CREATE TRIGGER invalidate_cache
+	AFTER INSERT OR UPDATE OR DELETE ON payout.transition
+	FOR EACH ROW EXECUTE FUNCTION payout.invalidate_cache();
+CREATE TRIGGER invalidate_cache_truncate
+	AFTER TRUNCATE ON payout.transition
+	FOR EACH STATEMENT EXECUTE FUNCTION payout.invalidate_cache();
+ALTER TABLE payout.transition ENABLE ALWAYS TRIGGER invalidate_cache;
+ALTER TABLE payout.transition ENABLE ALWAYS TRIGGER invalidate_cache_truncate;
+ALTER TABLE payout.transition ENABLE ALWAYS TRIGGER track_removed_defaults;
+ALTER TABLE payout.transition ENABLE ALWAYS TRIGGER track_removed_defaults_truncate;
+ALTER TABLE payout.transition_removed ENABLE ALWAYS TRIGGER apply_removed_default;
+
+CREATE TRIGGER invalidate_cache
+	AFTER INSERT OR UPDATE OR DELETE ON payout.provider_code
+	FOR EACH ROW EXECUTE FUNCTION payout.invalidate_cache();
+CREATE TRIGGER invalidate_cache_truncate
+	AFTER TRUNCATE ON payout.provider_code
+	FOR EACH STATEMENT EXECUTE FUNCTION payout.invalidate_cache();
+ALTER TABLE payout.provider_code ENABLE ALWAYS TRIGGER invalidate_cache;
+ALTER TABLE payout.provider_code ENABLE ALWAYS TRIGGER invalidate_cache_truncate;
+
+-- is_final() rejects labels the extension does not know (added with
+-- ALTER TYPE ... ADD VALUE), which payout.classify() could not return.
+ALTER TABLE payout.provider_code ADD CONSTRAINT provider_code_known_resolution
+	CHECK (payout.is_final(resolution) IS NOT NULL);
+
+------------------------------------------------------------------------------
+-- Canonical history keys, deletes, and history only where a DBA allows it.
+------------------------------------------------------------------------------
+
+COMMENT ON FUNCTION payout.enforce_transition() IS 'BEFORE INSERT OR UPDATE OR DELETE FOR EACH ROW trigger: rejects changes the payout rules do not allow; arguments: status column, resolution column, options notify and delete_unfinished';
+COMMENT ON FUNCTION payout.record_history() IS 'AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW trigger: appends status and resolution changes to payout.history; arguments: status column, resolution column';
+
+-- The canonical text of a payout key, as payout.history records it.
+CREATE FUNCTION payout.history_key(VARIADIC "any")
+RETURNS text
+AS 'MODULE_PATHNAME', 'payout_history_key'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payout.history_key(VARIADIC "any") IS 'the key text payout.history records for a payout whose primary key columns hold these values, whatever the session''s settings';
+
+-- The trigger writes payout.history with its owner's rights, so it is not
+-- for anyone to attach: a superuser grants EXECUTE to the roles whose
+-- tables keep history, and the trigger checks at every statement that the
+-- table's owner still holds it.  Owners of tables that keep history today
+-- keep it.
+REVOKE ALL ON FUNCTION payout.record_history() FROM PUBLIC;
+DO $$
+DECLARE
+	owner regrole;
+BEGIN
+	FOR owner IN
+		SELECT DISTINCT c.relowner::regrole
+		FROM pg_trigger t JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+			 JOIN pg_roles r ON r.oid OPERATOR(pg_catalog.=) c.relowner
+		WHERE t.tgname OPERATOR(pg_catalog.=) 'zz_payout_history'
+		  AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT r.rolsuper
+		ORDER BY 1
+	LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION payout.record_history() TO %s', owner);
+		RAISE NOTICE 'granted EXECUTE on payout.record_history() to %, whose tables keep history', owner;
+	END LOOP;
+END
+$$;
+
+------------------------------------------------------------------------------
+-- attach() and its helpers.
+------------------------------------------------------------------------------
+
+DROP FUNCTION payout.attach(regclass, name, name, boolean, boolean);
+DROP FUNCTION payout.attachment(regclass);
+DROP FUNCTION payout.primary_key(regclass, text);
+DROP FUNCTION payout.detach(regclass);
+
+-- Checks that the payout trigger of an attached table (and of each of its
+-- partitions) can guard it: no inheritance children, which the trigger of
+-- a plain table does not cover, and no BEFORE ROW trigger that fires after
+-- it and could change the status it judged.  Called by attach() and by
+-- the event trigger payout.check_ddl().
+CREATE FUNCTION payout.check_guard(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+BEGIN
+	SELECT c.relname AS parent, i.inhrelid::regclass AS child INTO r
+	FROM pg_inherits i JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhparent
+	WHERE i.inhparent OPERATOR(pg_catalog.=) tbl AND c.relkind OPERATOR(pg_catalog.=) 'r'
+	LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'table "%" has inheritance children', r.parent
+			USING ERRCODE = 'feature_not_supported',
+				  DETAIL = format('The payout trigger does not guard the rows of %s, which statements on "%s" reach.', r.child, r.parent),
+				  HINT = 'Partition the table instead, or attach each table of the hierarchy without inheritance.',
+				  SCHEMA = payout.schema_name(tbl), TABLE = r.parent;
+	END IF;
+
+	SELECT c.relname, t.tgname, e.tgname AS ours INTO r
+	FROM pg_partition_tree(tbl) p
+		 JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid
+		 JOIN pg_trigger e ON e.tgrelid OPERATOR(pg_catalog.=) p.relid
+		 JOIN pg_trigger t ON t.tgrelid OPERATOR(pg_catalog.=) p.relid
+	WHERE e.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce'
+	  AND t.tgname OPERATOR(pg_catalog.>) e.tgname
+	  AND t.tgenabled OPERATOR(pg_catalog.<>) 'D'
+	  -- ROW (1) and BEFORE (2), for INSERT (4) or UPDATE (16)
+	  AND (t.tgtype::integer OPERATOR(pg_catalog.&) 3) OPERATOR(pg_catalog.=) 3
+	  AND (t.tgtype::integer OPERATOR(pg_catalog.&) 20) OPERATOR(pg_catalog.<>) 0
+	ORDER BY p.level, c.relname, t.tgname
+	LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'trigger "%" on table "%" fires after the payout trigger "%"', r.tgname, r.relname, r.ours
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'A BEFORE ROW trigger that fires after the payout check could change the status it judged.',
+				  HINT = format('Rename the trigger so that its name sorts before "%s", or disable it.', r.ours),
+				  TABLE = r.relname;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION payout.check_guard(regclass) IS 'internal: checks that the payout trigger of the table can guard every row of it';
+
+-- The same checks, made at every DDL command that could break them on an
+-- attached table: a trigger created, renamed or enabled, a table created
+-- with INHERITS, changed by ALTER TABLE ... INHERIT, or attached as a
+-- partition.  The trigger itself checks the order once per statement too.
+CREATE FUNCTION payout.check_ddl()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	tbl regclass;
+BEGIN
+	FOR tbl IN
+		WITH touched AS (
+			SELECT CASE WHEN c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::regclass
+						THEN (SELECT t.tgrelid FROM pg_trigger t WHERE t.oid OPERATOR(pg_catalog.=) c.objid)
+						ELSE c.objid END AS relid
+			FROM pg_event_trigger_ddl_commands() c
+			WHERE c.classid IN ('pg_catalog.pg_class'::regclass, 'pg_catalog.pg_trigger'::regclass)
+		), near AS (
+			SELECT t.relid FROM touched t
+			UNION SELECT i.inhparent FROM touched t JOIN pg_inherits i ON i.inhrelid OPERATOR(pg_catalog.=) t.relid
+			UNION SELECT i.inhrelid FROM touched t JOIN pg_inherits i ON i.inhparent OPERATOR(pg_catalog.=) t.relid
+		)
+		SELECT DISTINCT n.relid::regclass FROM near n
+		WHERE EXISTS (SELECT FROM pg_trigger e
+					  WHERE e.tgrelid OPERATOR(pg_catalog.=) n.relid
+						AND e.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce')
+	LOOP
+		PERFORM payout.check_guard(tbl);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION payout.check_ddl() IS 'event trigger: refuses DDL that would let rows of an attached table escape the payout trigger';
+
+-- attach, detach, attachment, claim and expire run with the caller's
+-- rights: CREATE TRIGGER, DROP TRIGGER and UPDATE check that the caller may
+-- change the table, so they stay executable by PUBLIC (a table owner
+-- attaches to their own table only; a processor claims from the tables it
+-- may update).  History needs more: the owner of the table must hold
+-- EXECUTE on payout.record_history().
+CREATE FUNCTION payout.attach(tbl regclass,
+							  status_column name DEFAULT 'status',
+							  resolution_column name DEFAULT 'resolution',
+							  notify boolean DEFAULT false,
+							  history boolean DEFAULT true,
+							  delete_unfinished boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	relkind "char";
+	relname name;
+	persistence "char";
+	owner regrole;
+	coltype regtype;
+	wanted regtype;
+	args text;
+	changed text;
+	parent_trigger oid;
+	col name;
+	key_types text;
+BEGIN
+	IF tbl IS NULL OR status_column IS NULL OR notify IS NULL OR history IS NULL
+	   OR delete_unfinished IS NULL THEN
+		RAISE EXCEPTION 'table, status column, notify, history and delete_unfinished must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+
+	SELECT c.relkind, c.relname, c.relpersistence, c.relowner::regrole
+	INTO relkind, relname, persistence, owner
+	FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+	IF relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION '"%" is not a table', relname
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = 'The payout trigger can only be attached to tables and partitioned tables.';
+	END IF;
+
+	SELECT t.tgparentid INTO parent_trigger FROM pg_trigger t
+	WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+	  AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce';
+	IF FOUND THEN
+		RAISE EXCEPTION 'table "%" already has the payout trigger', relname
+			USING ERRCODE = 'duplicate_object',
+				  HINT = CASE WHEN parent_trigger OPERATOR(pg_catalog.=) 0
+							  THEN 'Call payout.detach() first to change its columns.'
+							  ELSE 'It is inherited from the partitioned table the partition belongs to.' END;
+	END IF;
+
+	-- The same checks the trigger makes at its first row, made now so that
+	-- a mistake shows at attach time.
+	FOR col, wanted IN
+		SELECT * FROM (VALUES (status_column, 'payout.status'::regtype),
+							  (resolution_column, 'payout.resolution'::regtype)) AS v
+	LOOP
+		CONTINUE WHEN col IS NULL;
+		coltype := payout.base_type(tbl, col);
+		IF coltype IS NULL THEN
+			-- The default resolution name is optional: such a table has none.
+			IF wanted OPERATOR(pg_catalog.=) 'payout.resolution'::regtype
+			   AND col OPERATOR(pg_catalog.=) 'resolution' THEN
+				resolution_column := NULL;
+				CONTINUE;
+			END IF;
+			RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, relname
+				USING ERRCODE = 'undefined_column',
+					  SCHEMA = payout.schema_name(tbl), TABLE = relname;
+		END IF;
+		IF coltype OPERATOR(pg_catalog.<>) wanted THEN
+			RAISE EXCEPTION 'column "%" of relation "%" must be of type %', col, relname, wanted
+				USING ERRCODE = 'datatype_mismatch',
+					  DETAIL = format('It is of type %s.', coltype),
+					  SCHEMA = payout.schema_name(tbl), TABLE = relname, COLUMN = col;
+		END IF;
+		-- A generated column is computed after BEFORE triggers: the trigger
+		-- would judge a value that is not the one stored.
+		IF EXISTS (SELECT FROM pg_attribute a
+				   WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+					 AND a.attname OPERATOR(pg_catalog.=) col
+					 AND a.attgenerated OPERATOR(pg_catalog.<>) '') THEN
+			RAISE EXCEPTION 'column "%" of relation "%" is a generated column', col, relname
+				USING ERRCODE = 'wrong_object_type',
+					  DETAIL = 'PostgreSQL computes generated columns after BEFORE triggers, so the payout trigger cannot judge them.',
+					  SCHEMA = payout.schema_name(tbl), TABLE = relname, COLUMN = col;
+		END IF;
+	END LOOP;
+
+	IF history THEN
+		IF persistence OPERATOR(pg_catalog.=) 't' THEN
+			RAISE EXCEPTION 'payout history cannot be recorded for temporary table "%"', relname
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'History rows name their table for good; a temporary table does not last.',
+					  HINT = 'Attach temporary tables with history => false.';
+		END IF;
+		IF NOT has_function_privilege(owner, 'payout.record_history()', 'EXECUTE') THEN
+			RAISE EXCEPTION 'payout history is not allowed for table "%"', relname
+				USING ERRCODE = 'insufficient_privilege',
+					  DETAIL = format('Its owner %s may not execute function payout.record_history().', owner),
+					  HINT = 'A superuser grants EXECUTE on payout.record_history() to the roles whose tables keep history; or attach with history => false.';
+		END IF;
+		IF NOT EXISTS (SELECT FROM pg_index i
+					   WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary) THEN
+			RAISE EXCEPTION 'table "%" has no primary key', relname
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'History records each payout by its primary key.',
+					  HINT = 'Add a primary key, or attach with history => false.';
+		END IF;
+		-- A deferrable key does not identify a row until commit.
+		IF NOT EXISTS (SELECT FROM pg_index i
+					   WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary
+						 AND i.indimmediate) THEN
+			RAISE EXCEPTION 'primary key of table "%" is deferrable', relname
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'History records each payout by its primary key, which must be checked at once.',
+					  HINT = 'Make the primary key NOT DEFERRABLE, or attach with history => false.';
+		END IF;
+		-- History keys are a text no setting changes: payout.history_key()
+		-- refuses the key types that have none, even given NULLs.
+		SELECT string_agg(format('NULL::%s', a.atttypid::regtype), ', ' ORDER BY k.ord)
+		INTO key_types
+		FROM pg_index i
+			 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+			 JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+								AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+		WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary;
+		EXECUTE format('SELECT payout.history_key(%s)', key_types);
+	END IF;
+
+	PERFORM payout.check_guard(tbl);
+
+	args := format('%L, %L', status_column, coalesce(resolution_column, ''));
+	IF notify THEN
+		args := args || ', ''notify''';
+	END IF;
+	IF delete_unfinished THEN
+		args := args || ', ''delete_unfinished''';
+	END IF;
+
+	-- The name sorts after most trigger names, so that the trigger fires
+	-- after the table's other BEFORE triggers and checks the row that will
+	-- really be stored; a BEFORE ROW trigger sorting after it is refused.
+	EXECUTE format('CREATE TRIGGER zz_payout_enforce'
+				   ' BEFORE INSERT OR UPDATE OR DELETE ON %s'
+				   ' FOR EACH ROW EXECUTE FUNCTION payout.enforce_transition(%s)',
+				   tbl, args);
+
+	IF history THEN
+		args := format('%L, %L', status_column, coalesce(resolution_column, ''));
+		-- The casts see through domains, whose own operators may not exist.
+		changed := format('OLD.%1$I::payout.status IS DISTINCT FROM NEW.%1$I::payout.status',
+						  status_column);
+		IF resolution_column IS NOT NULL THEN
+			changed := changed || format(' OR OLD.%1$I::payout.resolution IS DISTINCT FROM NEW.%1$I::payout.resolution',
+										 resolution_column);
+		END IF;
+		-- AFTER triggers, so that only rows really stored are recorded; the
+		-- WHEN clause keeps updates of other columns from queuing events.
+		EXECUTE format('CREATE TRIGGER zz_payout_history'
+					   ' AFTER INSERT ON %s'
+					   ' FOR EACH ROW EXECUTE FUNCTION payout.record_history(%s)',
+					   tbl, args);
+		EXECUTE format('CREATE TRIGGER zz_payout_history_update'
+					   ' AFTER UPDATE ON %s'
+					   ' FOR EACH ROW WHEN (%s)'
+					   ' EXECUTE FUNCTION payout.record_history(%s)',
+					   tbl, changed, args);
+		EXECUTE format('CREATE TRIGGER zz_payout_history_delete'
+					   ' AFTER DELETE ON %s'
+					   ' FOR EACH ROW EXECUTE FUNCTION payout.record_history(%s)',
+					   tbl, args);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION payout.attach(regclass, name, name, boolean, boolean, boolean) IS 'creates trigger zz_payout_enforce on the table (and, with history, zz_payout_history, zz_payout_history_update and zz_payout_history_delete); notify: NOTIFY payout_ready when a payout becomes READY or is released; delete_unfinished: let payouts that are not final be deleted';
+
+CREATE FUNCTION payout.detach(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	trigger_name name;
+	parent_trigger oid;
+BEGIN
+	IF tbl IS NULL THEN
+		RAISE EXCEPTION 'table must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT t.tgparentid INTO parent_trigger FROM pg_trigger t
+	WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+	  AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce';
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table "%" has no payout trigger', payout.relname(tbl)
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF parent_trigger OPERATOR(pg_catalog.<>) 0 THEN
+		RAISE EXCEPTION 'the payout trigger of partition "%" is inherited', payout.relname(tbl)
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Detach it from the partitioned table.';
+	END IF;
+	EXECUTE format('DROP TRIGGER zz_payout_enforce ON %s', tbl);
+	FOR trigger_name IN
+		SELECT t.tgname FROM pg_trigger t
+		WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+		  AND t.tgname IN ('zz_payout_history', 'zz_payout_history_update',
+						   'zz_payout_history_delete')
+		  AND t.tgparentid OPERATOR(pg_catalog.=) 0
+	LOOP
+		EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, tbl);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION payout.detach(regclass) IS 'drops the triggers that payout.attach created; the table''s history stays';
+
+CREATE FUNCTION payout.attachment(tbl regclass,
+								  OUT status_column name,
+								  OUT resolution_column name,
+								  OUT notify boolean,
+								  OUT history boolean,
+								  OUT delete_unfinished boolean)
+RETURNS record
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	nargs integer;
+	raw bytea;
+	args text[] := '{}';
+	pos integer;
+BEGIN
+	SELECT t.tgnargs, t.tgargs INTO nargs, raw FROM pg_trigger t
+	WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+	  AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce';
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table "%" has no payout trigger', payout.relname(tbl)
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Attach it with payout.attach().';
+	END IF;
+
+	-- tgargs holds the arguments, each ended by a zero byte.
+	FOR i IN 1 .. nargs LOOP
+		pos := position('\x00'::bytea IN raw);
+		args := args || convert_from(substring(raw FROM 1 FOR pos OPERATOR(pg_catalog.-) 1),
+									 current_setting('server_encoding'));
+		raw := substring(raw FROM pos OPERATOR(pg_catalog.+) 1);
+	END LOOP;
+
+	status_column := coalesce(args[1], 'status');
+	IF nargs OPERATOR(pg_catalog.>=) 2 THEN
+		resolution_column := nullif(args[2], '');
+	ELSIF EXISTS (SELECT FROM pg_attribute a
+				  WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+					AND a.attname OPERATOR(pg_catalog.=) 'resolution'
+					AND NOT a.attisdropped) THEN
+		resolution_column := 'resolution';
+	END IF;
+	notify := coalesce('notify' OPERATOR(pg_catalog.=) ANY (args[3:]), false);
+	delete_unfinished := coalesce('delete_unfinished' OPERATOR(pg_catalog.=) ANY (args[3:]), false);
+	history := EXISTS (SELECT FROM pg_trigger t
+					   WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+						 AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_history');
+
+	-- A column renamed, dropped or retyped since attach: say so here, for
+	-- claim() and expire() too, rather than fail in their queries.
+	PERFORM payout.check_column(tbl, status_column, 'payout.status'::regtype, 'status');
+	IF resolution_column IS NOT NULL THEN
+		PERFORM payout.check_column(tbl, resolution_column, 'payout.resolution'::regtype, 'resolution');
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION payout.attachment(regclass) IS 'how the payout trigger is attached to the table: its status and resolution columns and options';
+
+-- The primary key of table tbl as a column list, each column qualified by
+-- alias when one is given, and the expression of its key text, the
+-- canonical text payout.history records.
+CREATE FUNCTION payout.primary_key(tbl regclass, alias text,
+								   OUT columns text, OUT key_text text)
+RETURNS record
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n integer;
+BEGIN
+	SELECT string_agg(CASE WHEN alias IS NULL THEN ''
+						   ELSE quote_ident(alias) OPERATOR(pg_catalog.||) '.' END
+					  OPERATOR(pg_catalog.||) quote_ident(a.attname),
+					  ', ' ORDER BY k.ord),
+		   count(*)
+	INTO columns, n
+	FROM pg_index i
+		 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+		 JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+							AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+	WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary;
+
+	IF n OPERATOR(pg_catalog.=) 0 THEN
+		RAISE EXCEPTION 'table "%" has no primary key', payout.relname(tbl)
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'Payouts are identified by their primary key.';
+	END IF;
+	key_text := 'payout.history_key(' OPERATOR(pg_catalog.||) columns OPERATOR(pg_catalog.||) ')';
+END
+$$;
+COMMENT ON FUNCTION payout.primary_key(regclass, text) IS 'the table''s primary key columns (qualified by alias) and the expression of its key text, as payout.history records it';
+
+-- Attach every attached table again, so that its triggers take deletes
+-- and record them.  A table the 1.1 rules refuse (inheritance children, a
+-- BEFORE trigger that fires after the check, a key without a canonical
+-- text) keeps its 1.0 triggers, with a warning.
+DO $$
+DECLARE
+	tbl regclass;
+	att record;
+BEGIN
+	FOR tbl IN
+		SELECT t.tgrelid::regclass FROM pg_trigger t
+		WHERE t.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce'
+		  AND t.tgparentid OPERATOR(pg_catalog.=) 0
+		ORDER BY t.tgrelid
+	LOOP
+		BEGIN
+			att := payout.attachment(tbl);
+			PERFORM payout.detach(tbl);
+			PERFORM payout.attach(tbl, att.status_column, att.resolution_column,
+								  att.notify, att.history);
+		EXCEPTION WHEN OTHERS THEN
+			RAISE WARNING 'table % keeps the payout triggers of version 1.0: %', tbl, SQLERRM;
+		END;
+	END LOOP;
+END
+$$;
+
+CREATE EVENT TRIGGER payout_check_ddl ON ddl_command_end
+	WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER')
+	EXECUTE FUNCTION payout.check_ddl();
+

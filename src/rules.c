@@ -1,0 +1,287 @@
+/*-------------------------------------------------------------------------
+ *
+ * rules.c
+ *	  The payout rules, as a pure function, and the one place that
+ *	  reports a broken rule.
+ *
+ * PayoutJudge decides, from status and resolution indexes alone, which
+ * rule a change breaks, if any; it reads no table and raises nothing, so
+ * the trigger, the upsert check and the tests of the rules share one copy
+ * of them.  In the order they are checked:
+ *
+ *	- a stored payout always has a status;
+ *	- a payout whose resolution is in the ERROR group and whose status is
+ *	  not final is held for moderation: only a moderator may change or
+ *	  delete it (the change that sets the ERROR resolution is free; the
+ *	  hold starts after);
+ *	- a new payout starts in a status the graph allows for new rows, and a
+ *	  status change follows an edge of the graph;
+ *	- a final payout keeps its resolution (the graph has no edge out of a
+ *	  final status);
+ *	- a FATAL_ERROR resolution is final, so it comes with a final status;
+ *	- PROCESSED and PARTIALLY_PROCESSED need an OK resolution, or none;
+ *	- a payout that is not final is deleted only where the table was
+ *	  attached with delete_unfinished.
+ *
+ * PayoutReportRule raises the error of a broken rule: SQLSTATE, constraint
+ * name, the row's key and what would have been allowed.
+ *
+ * src/rules.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "port/pg_bitutils.h"
+#include "utils/acl.h"
+#include "utils/rel.h"
+
+#include "payout.h"
+#include "rules.h"
+#include "status.h"
+#include "transition_cache.h"
+
+static char *DescribeStatuses(uint32 statuses);
+static const char *ResolutionText(int resolution);
+
+/*
+ * PayoutIsHeld
+ *		Whether a payout with this status (PAYOUT_INITIAL: none) and
+ *		resolution is held for moderation.
+ */
+bool
+PayoutIsHeld(int status, int resolution)
+{
+	return resolution != PAYOUT_NO_RESOLUTION &&
+		PayoutResolutionGroupOf(resolution) == PAYOUT_GROUP_ERROR &&
+		(status == PAYOUT_INITIAL || !PayoutStatusIsFinal(status));
+}
+
+/*
+ * PayoutIsModerator
+ *		Whether the current user may change a payout held for moderation:
+ *		a superuser, or a member of the role named by payout.moderator_role
+ *		(with its privileges, so a NOINHERIT member must SET ROLE first).
+ */
+bool
+PayoutIsModerator(void)
+{
+	Oid			roleid;
+
+	if (superuser())
+		return true;
+	if (payout_moderator_role == NULL || payout_moderator_role[0] == '\0')
+		return false;
+	roleid = get_role_oid(payout_moderator_role, true);
+	return OidIsValid(roleid) && has_privs_of_role(GetUserId(), roleid);
+}
+
+/*
+ * PayoutJudge
+ *		Which rule the change breaks, or PAYOUT_RULE_NONE.
+ */
+PayoutRule
+PayoutJudge(const PayoutChange *c)
+{
+	bool		held = c->event != PAYOUT_EVENT_INSERT &&
+		PayoutIsHeld(c->from, c->oldres);
+
+	if (c->event == PAYOUT_EVENT_DELETE)
+	{
+		if (held && !c->moderator)
+			return PAYOUT_RULE_HOLD;
+		if (c->from != PAYOUT_INITIAL && !PayoutStatusIsFinal(c->from) &&
+			!c->delete_unfinished)
+			return PAYOUT_RULE_DELETE;
+		return PAYOUT_RULE_NONE;
+	}
+
+	if (c->to == PAYOUT_NULL_STATUS)
+		return PAYOUT_RULE_NOT_NULL;
+	if (held && !c->moderator)
+		return PAYOUT_RULE_HOLD;
+	if (c->from != c->to && !(c->allowed & ((uint32) 1 << c->to)))
+		return c->from == PAYOUT_INITIAL ? PAYOUT_RULE_INITIAL :
+			PAYOUT_RULE_TRANSITION;
+	if (c->from != PAYOUT_INITIAL && PayoutStatusIsFinal(c->from) &&
+		c->oldres != c->newres)
+		return PAYOUT_RULE_FINAL;
+	if (c->newres != PAYOUT_NO_RESOLUTION &&
+		PayoutResolutionGroupOf(c->newres) == PAYOUT_GROUP_FATAL_ERROR &&
+		!PayoutStatusIsFinal(c->to))
+		return PAYOUT_RULE_FATAL;
+	if (c->newres != PAYOUT_NO_RESOLUTION &&
+		c->newres != PAYOUT_RESOLUTION_OK &&
+		(c->to == PAYOUT_STATUS_PROCESSED ||
+		 c->to == PAYOUT_STATUS_PARTIALLY_PROCESSED))
+		return PAYOUT_RULE_PROCESSED;
+	return PAYOUT_RULE_NONE;
+}
+
+/*
+ * DescribeStatuses
+ *		"A", "A or B", "A, B or C" for a bitmask of statuses.
+ */
+static char *
+DescribeStatuses(uint32 statuses)
+{
+	StringInfoData buf;
+	int			remaining = pg_popcount32(statuses);
+	int			status;
+
+	initStringInfo(&buf);
+	for (status = 0; status < PAYOUT_NUM_STATUSES; status++)
+	{
+		if (!(statuses & ((uint32) 1 << status)))
+			continue;
+		if (buf.len > 0)
+			appendStringInfoString(&buf, remaining == 1 ? " or " : ", ");
+		appendStringInfo(&buf, "\"%s\"", PayoutStatusLabel(status));
+		remaining--;
+	}
+	return buf.data;
+}
+
+static const char *
+ResolutionText(int resolution)
+{
+	return resolution == PAYOUT_NO_RESOLUTION ? "NULL" :
+		psprintf("\"%s\"", PayoutResolutionLabel(resolution));
+}
+
+/*
+ * PayoutReportRule
+ *		Raise the error of a broken rule.  tuple is the row as stored (the
+ *		new row of an INSERT), which names the payout in the detail.
+ */
+void
+PayoutReportRule(PayoutRule rule, const PayoutChange *c, Relation rel,
+				 PayoutTableState *state, HeapTuple tuple)
+{
+	char	   *row = PayoutDescribeRow(rel, tuple);
+	const char *from = c->from == PAYOUT_INITIAL ? "NULL" :
+		PayoutStatusLabel(c->from);
+	AttrNumber	rescol = state->resolution_attnum;
+	AttrNumber	statuscol = state->status_attnum;
+	int			failure;
+
+	switch (rule)
+	{
+		case PAYOUT_RULE_NOT_NULL:
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("payout status in column \"%s\" of relation \"%s\" must not be null",
+							NameStr(TupleDescAttr(RelationGetDescr(rel), statuscol - 1)->attname),
+							RelationGetRelationName(rel)),
+					 errdetail("%s has a null status.", row),
+					 errtablecol(rel, statuscol),
+					 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "payout_status_not_null")));
+			break;
+
+		case PAYOUT_RULE_HOLD:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("payout is held for moderation"),
+					 c->event == PAYOUT_EVENT_DELETE ?
+					 errdetail("%s has resolution \"%s\" in status \"%s\"; only a moderator may delete it.",
+							   row, PayoutResolutionLabel(c->oldres), from) :
+					 errdetail("%s has resolution \"%s\" in status \"%s\"; only a moderator may change it.",
+							   row, PayoutResolutionLabel(c->oldres), from),
+					 (payout_moderator_role && payout_moderator_role[0] != '\0') ?
+					 errhint("Moderators are the members of role \"%s\" (setting payout.moderator_role). They release a payout with an OK resolution, or end it with a FATAL_ERROR resolution and a final status.",
+							 payout_moderator_role) :
+					 errhint("Only superusers moderate while payout.moderator_role is empty. They release a payout with an OK resolution, or end it with a FATAL_ERROR resolution and a final status."),
+					 errtablecol(rel, rescol),
+					 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "payout_moderation_hold")));
+			break;
+
+		case PAYOUT_RULE_INITIAL:
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECK_VIOLATION),
+					 errmsg("illegal initial payout status \"%s\"",
+							PayoutStatusLabel(c->to)),
+					 c->allowed ?
+					 errdetail("%s: a new payout may only start in %s.",
+							   row, DescribeStatuses(c->allowed)) :
+					 errdetail("%s: the transition graph lets no new payout start.", row),
+					 errhint("Allowed transitions are the rows of table payout.transition."),
+					 errtablecol(rel, statuscol),
+					 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "payout_initial_status")));
+			break;
+
+		case PAYOUT_RULE_TRANSITION:
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECK_VIOLATION),
+					 errmsg("illegal payout status transition from \"%s\" to \"%s\"",
+							from, PayoutStatusLabel(c->to)),
+					 PayoutStatusIsFinal(c->from) ?
+					 errdetail("%s is in status \"%s\", which is final.", row, from) :
+					 c->allowed ?
+					 errdetail("%s is in status \"%s\", which may only change to %s.",
+							   row, from, DescribeStatuses(c->allowed)) :
+					 errdetail("%s is in status \"%s\", which the transition graph lets change to nothing.",
+							   row, from),
+					 errhint("Allowed transitions are the rows of table payout.transition."),
+					 errtablecol(rel, statuscol),
+					 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "payout_status_transition")));
+			break;
+
+		case PAYOUT_RULE_FINAL:
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECK_VIOLATION),
+					 errmsg("resolution of a payout in final status \"%s\" cannot change",
+							from),
+					 errdetail("%s has resolution %s.", row, ResolutionText(c->oldres)),
+					 errtablecol(rel, rescol),
+					 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "payout_final_resolution")));
+			break;
+
+		case PAYOUT_RULE_FATAL:
+			failure = PayoutFailureStatus(c->from);
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECK_VIOLATION),
+					 errmsg("fatal resolution \"%s\" requires a final status",
+							PayoutResolutionLabel(c->newres)),
+					 errdetail("%s would be in status \"%s\", which is not final.",
+							   row, PayoutStatusLabel(c->to)),
+					 failure != PAYOUT_NO_STATUS ?
+					 errhint("Set the status to \"%s\" in the same statement.",
+							 PayoutStatusLabel(failure)) :
+					 errhint("A payout in status \"%s\" cannot fail; see payout.failure_status().",
+							 from),
+					 errtablecol(rel, rescol),
+					 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "payout_fatal_resolution")));
+			break;
+
+		case PAYOUT_RULE_PROCESSED:
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECK_VIOLATION),
+					 errmsg("payout status \"%s\" requires resolution \"OK\"",
+							PayoutStatusLabel(c->to)),
+					 errdetail("%s would have resolution \"%s\".",
+							   row, PayoutResolutionLabel(c->newres)),
+					 c->from != c->to ?
+					 errhint("Set the resolution to OK, or to NULL, in the same statement.") :
+					 errhint("A processed payout keeps an OK resolution, or none."),
+					 errtablecol(rel, rescol),
+					 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "payout_processed_resolution")));
+			break;
+
+		case PAYOUT_RULE_DELETE:
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECK_VIOLATION),
+					 errmsg("payout in status \"%s\" cannot be deleted", from),
+					 errdetail("%s is not final; only final payouts may be deleted from table \"%s\".",
+							   row, RelationGetRelationName(rel)),
+					 errhint("Move it to a final status along payout.transition, or attach the table with delete_unfinished => true."),
+					 errtablecol(rel, statuscol),
+					 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "payout_delete_unfinished")));
+			break;
+
+		case PAYOUT_RULE_NONE:
+			break;
+	}
+	elog(ERROR, "payout rule %d reported without a violation", (int) rule);
+}

@@ -1,0 +1,491 @@
+/*-------------------------------------------------------------------------
+ *
+ * table_state.c
+ *	  What the payout triggers know about the table they fire on.
+ *
+ * The enforcement and the history trigger work out the same facts about
+ * their relation at the first row of each statement: the payout columns
+ * their arguments name, the options, the primary key and how to print it,
+ * the table they were attached to.  The executor gives each trigger of
+ * each relation (each partition, too) its own FmgrInfo for the life of the
+ * query, so the state lives in fn_extra, and the per-row path looks
+ * nothing up.
+ *
+ * Building the state is also where each trigger checks that it may run as
+ * it is attached:
+ *	- the enforcement trigger must be the last BEFORE ROW trigger of its
+ *	  relation that can change a row, so that the row it judges is the row
+ *	  that is stored;
+ *	- the history trigger writes payout.history with the rights of its
+ *	  owner, so it runs only on a permanent table whose owner may execute
+ *	  payout.record_history(): a grant the DBA makes (superusers may).
+ *
+ * src/table_state.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "compat.h"
+#include "payout.h"
+#include "status.h"
+#include "table_cache.h"
+#include "table_state.h"
+
+#define DEFAULT_STATUS_COLUMN		"status"
+#define DEFAULT_RESOLUTION_COLUMN	"resolution"
+
+static AttrNumber FindEnumColumn(Relation rel, const char *colname,
+								 PayoutEnumKind kind, bool missing_ok);
+static void ParseOptions(Relation rel, Trigger *trigger,
+						 PayoutTriggerKind kind, PayoutTableState *state);
+static void CheckLastBeforeTrigger(Relation rel, Trigger *trigger);
+static void CheckHistoryAllowed(Relation rel, Trigger *trigger,
+								PayoutTableState *state);
+static void ReadPrimaryKey(Relation rel, PayoutTriggerKind kind,
+						   PayoutTableState *state);
+static Oid	HistoryFunctionOid(void);
+
+/*
+ * FindEnumColumn
+ *		Attribute number of a column that must be of one of our enum types
+ *		(or a domain over it).
+ */
+static AttrNumber
+FindEnumColumn(Relation rel, const char *colname, PayoutEnumKind kind,
+			   bool missing_ok)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	int			attnum = SPI_fnumber(tupdesc, colname);
+	Oid			typid = PayoutEnumTypeOid(kind);
+	Oid			coltype;
+
+	if (attnum == SPI_ERROR_NOATTRIBUTE && missing_ok)
+		return InvalidAttrNumber;
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						colname, RelationGetRelationName(rel)),
+				 errhint("Name the payout columns in the trigger arguments; for a table attached with payout.attach(), detach it and attach it again."),
+				 errtable(rel)));
+
+	coltype = getBaseType(TupleDescAttr(tupdesc, attnum - 1)->atttypid);
+	if (coltype != typid)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of relation \"%s\" must be of type %s",
+						colname, RelationGetRelationName(rel),
+						format_type_be_qualified(typid)),
+				 errdetail("It is of type %s.",
+						   format_type_be(TupleDescAttr(tupdesc, attnum - 1)->atttypid)),
+				 errtablecol(rel, attnum)));
+
+	return (AttrNumber) attnum;
+}
+
+/*
+ * ParseOptions
+ *		The arguments after the two columns: "notify" and
+ *		"delete_unfinished" for the enforcement trigger, none for history.
+ */
+static void
+ParseOptions(Relation rel, Trigger *trigger, PayoutTriggerKind kind,
+			 PayoutTableState *state)
+{
+	int			i;
+
+	state->notify = false;
+	state->delete_unfinished = false;
+	for (i = 2; i < trigger->tgnargs; i++)
+	{
+		const char *option = trigger->tgargs[i];
+
+		if (kind == PAYOUT_TRIGGER_HISTORY)
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("trigger \"%s\" on table \"%s\" has %d arguments, but payout.record_history takes at most 2",
+							trigger->tgname, RelationGetRelationName(rel),
+							trigger->tgnargs),
+					 errhint("Attach the trigger with payout.attach().")));
+		if (strcmp(option, "notify") == 0)
+			state->notify = true;
+		else if (strcmp(option, "delete_unfinished") == 0)
+			state->delete_unfinished = true;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("trigger \"%s\" on table \"%s\" has an unknown option \"%s\"",
+							trigger->tgname, RelationGetRelationName(rel),
+							option),
+					 errhint("The arguments are the status column, the resolution column, then options: \"notify\", \"delete_unfinished\".")));
+	}
+}
+
+/*
+ * CheckLastBeforeTrigger
+ *		Refuse to judge rows while a BEFORE ROW trigger fires after the
+ *		enforcement trigger: it could change the status after the check.
+ *
+ * BEFORE ROW triggers of a relation fire in the order of their names,
+ * which is the order of rel->trigdesc.  A disabled trigger does not count.
+ * The event trigger payout.check_ddl() refuses to create such a trigger;
+ * this catches the rest (one made before attach, or while event triggers
+ * were off), once per statement.
+ */
+static void
+CheckLastBeforeTrigger(Relation rel, Trigger *trigger)
+{
+	TriggerDesc *trigdesc = rel->trigdesc;
+	bool		after_ours = false;
+	int			i;
+
+	for (i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *other = &trigdesc->triggers[i];
+
+		if (other->tgoid == trigger->tgoid)
+		{
+			after_ours = true;
+			continue;
+		}
+		if (!after_ours || other->tgenabled == TRIGGER_DISABLED ||
+			!TRIGGER_FOR_ROW(other->tgtype) ||
+			!TRIGGER_FOR_BEFORE(other->tgtype) ||
+			!(TRIGGER_FOR_INSERT(other->tgtype) ||
+			  TRIGGER_FOR_UPDATE(other->tgtype)))
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("trigger \"%s\" on table \"%s\" fires after the payout trigger \"%s\"",
+						other->tgname, RelationGetRelationName(rel),
+						trigger->tgname),
+				 errdetail("A BEFORE ROW trigger that fires after the payout check could change the status it judged."),
+				 errhint("Rename the trigger so that its name sorts before \"%s\", or disable it.",
+						 trigger->tgname),
+				 errtable(rel)));
+	}
+}
+
+/*
+ * HistoryFunctionOid
+ *		The OID of payout.record_history(), found by name in our schema.
+ */
+static Oid
+HistoryFunctionOid(void)
+{
+	List	   *name = list_make2(makeString(PAYOUT_SCHEMA),
+								  makeString("record_history"));
+
+	return LookupFuncName(name, 0, NULL, true);
+}
+
+/*
+ * CheckHistoryAllowed
+ *		History is written only for tables a DBA approved: permanent tables
+ *		whose owner may execute payout.record_history().  Also find the
+ *		owner of payout.history, whose rights the rows are written with.
+ */
+static void
+CheckHistoryAllowed(Relation rel, Trigger *trigger, PayoutTableState *state)
+{
+	Oid			owner = rel->rd_rel->relowner;
+	Oid			history_relid;
+	HeapTuple	classtup;
+
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("payout history cannot be recorded for temporary table \"%s\"",
+						RelationGetRelationName(rel)),
+				 errhint("Attach temporary tables with history => false."),
+				 errtable(rel)));
+
+	if (PayoutProcAclCheck(trigger->tgfoid, owner, ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("payout history is not allowed for table \"%s\"",
+						RelationGetRelationName(rel)),
+				 errdetail("Its owner \"%s\" may not execute function payout.record_history().",
+						   GetUserNameFromId(owner, false)),
+				 errhint("A superuser grants EXECUTE on payout.record_history() to the roles whose tables keep history."),
+				 errtable(rel)));
+
+	history_relid = get_relname_relid("history",
+									  get_namespace_oid(PAYOUT_SCHEMA, false));
+	classtup = SearchSysCache1(RELOID, ObjectIdGetDatum(history_relid));
+	if (!HeapTupleIsValid(classtup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.history\" does not exist", PAYOUT_SCHEMA),
+				 errhint("Reinstall the extension with DROP EXTENSION payout and CREATE EXTENSION payout.")));
+	state->history_owner = ((Form_pg_class) GETSTRUCT(classtup))->relowner;
+	ReleaseSysCache(classtup);
+}
+
+/*
+ * ReadPrimaryKey
+ *		The primary key's columns and how each is printed.  A deferrable
+ *		key (which RelationGetPrimaryKeyIndex leaves out) counts as none.
+ *		History needs a key whose text is canonical.
+ */
+static void
+ReadPrimaryKey(Relation rel, PayoutTriggerKind kind, PayoutTableState *state)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	Relation	index;
+	int			i;
+
+	state->pkindex = PayoutPrimaryKeyIndex(rel);
+	state->nkeys = 0;
+	if (!OidIsValid(state->pkindex))
+	{
+		if (kind == PAYOUT_TRIGGER_HISTORY)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table \"%s\" has no primary key", RelationGetRelationName(rel)),
+					 errdetail("History records each payout by its primary key."),
+					 errhint("Add a primary key, or attach with history => false."),
+					 errtable(rel)));
+		return;
+	}
+
+	index = index_open(state->pkindex, AccessShareLock);
+	state->nkeys = IndexRelationGetNumberOfKeyAttributes(index);
+	for (i = 0; i < state->nkeys; i++)
+	{
+		AttrNumber	attnum = index->rd_index->indkey.values[i];
+		Oid			typid = TupleDescAttr(tupdesc, attnum - 1)->atttypid;
+
+		state->keyattnums[i] = attnum;
+		state->keykinds[i] = PayoutKeyKindOf(typid, &state->keyoutput[i]);
+		if (state->keykinds[i] == PAYOUT_KEY_UNSUPPORTED &&
+			kind == PAYOUT_TRIGGER_HISTORY)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("primary key column \"%s\" of relation \"%s\" cannot name a payout in history",
+							NameStr(TupleDescAttr(tupdesc, attnum - 1)->attname),
+							RelationGetRelationName(rel)),
+					 errdetail("Its type %s prints differently under different settings.",
+							   format_type_be(typid)),
+					 errhint("Use a key of an integer, numeric, text, uuid, date or timestamp type, or attach with history => false."),
+					 errtablecol(rel, attnum)));
+	}
+	index_close(index, AccessShareLock);
+}
+
+/*
+ * PayoutGetTableState
+ *		The trigger's view of its relation for the current statement.
+ *
+ * The enforcement trigger's first row is also where the statement picks up
+ * graph edits that other sessions committed since this transaction last
+ * looked.
+ */
+PayoutTableState *
+PayoutGetTableState(FunctionCallInfo fcinfo, PayoutTriggerKind kind)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Trigger    *trigger = trigdata->tg_trigger;
+	Relation	rel = trigdata->tg_relation;
+	PayoutTableState *state = (PayoutTableState *) fcinfo->flinfo->fn_extra;
+	Oid			history_fn;
+	int			i;
+
+	if (state != NULL && state->relid == RelationGetRelid(rel))
+		return state;
+
+	if (state == NULL)
+		state = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+									   sizeof(PayoutTableState));
+	state->relid = InvalidOid;	/* until complete */
+
+	state->status_attnum =
+		FindEnumColumn(rel,
+					   trigger->tgnargs >= 1 ? trigger->tgargs[0] : DEFAULT_STATUS_COLUMN,
+					   PAYOUT_ENUM_STATUS, false);
+	if (trigger->tgnargs >= 2 && trigger->tgargs[1][0] == '\0')
+		state->resolution_attnum = InvalidAttrNumber;
+	else
+		state->resolution_attnum =
+			FindEnumColumn(rel,
+						   trigger->tgnargs >= 2 ? trigger->tgargs[1] : DEFAULT_RESOLUTION_COLUMN,
+						   PAYOUT_ENUM_RESOLUTION, trigger->tgnargs < 2);
+	ParseOptions(rel, trigger, kind, state);
+
+	if (kind == PAYOUT_TRIGGER_ENFORCE)
+		CheckLastBeforeTrigger(rel, trigger);
+	else
+		CheckHistoryAllowed(rel, trigger, state);
+	ReadPrimaryKey(rel, kind, state);
+
+	/* Does this relation record history?  Moves are queued for it. */
+	state->has_history = (kind == PAYOUT_TRIGGER_HISTORY);
+	if (kind == PAYOUT_TRIGGER_ENFORCE && rel->trigdesc != NULL &&
+		rel->rd_rel->relispartition)
+	{
+		history_fn = HistoryFunctionOid();
+		for (i = 0; i < rel->trigdesc->numtriggers; i++)
+		{
+			Trigger    *other = &rel->trigdesc->triggers[i];
+
+			if (other->tgfoid == history_fn &&
+				other->tgenabled != TRIGGER_DISABLED)
+				state->has_history = true;
+		}
+	}
+
+	state->root = PayoutAttachedTable(rel, trigger);
+	state->relid = RelationGetRelid(rel);
+	fcinfo->flinfo->fn_extra = state;
+
+	if (kind == PAYOUT_TRIGGER_ENFORCE)
+		PayoutAcceptChanges(NULL);
+
+	return state;
+}
+
+/*
+ * PayoutRowKey
+ *		The canonical text of the row's primary key (see key.c), or NULL
+ *		for a table without one.
+ */
+char *
+PayoutRowKey(PayoutTableState *state, Relation rel, HeapTuple tuple)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	StringInfoData buf;
+	StringInfoData field;
+	int			i;
+
+	if (state->nkeys == 0)
+		return NULL;
+
+	initStringInfo(&buf);
+	for (i = 0; i < state->nkeys; i++)
+	{
+		bool		isnull;
+		Datum		value = heap_getattr(tuple, state->keyattnums[i], tupdesc,
+										 &isnull);
+
+		if (isnull)
+			continue;			/* a primary key has none; keep it safe */
+		if (state->keykinds[i] == PAYOUT_KEY_UNSUPPORTED)
+		{
+			/* not for history (refused there): as the type prints it */
+			Oid			typoutput;
+			bool		typisvarlena;
+
+			getTypeOutputInfo(TupleDescAttr(tupdesc, state->keyattnums[i] - 1)->atttypid,
+							  &typoutput, &typisvarlena);
+			state->keykinds[i] = PAYOUT_KEY_OUTPUT;
+			state->keyoutput[i] = typoutput;
+		}
+		if (state->nkeys == 1)
+		{
+			PayoutAppendKeyValue(&buf, state->keykinds[i], state->keyoutput[i],
+								 value);
+			break;
+		}
+		initStringInfo(&field);
+		PayoutAppendKeyValue(&field, state->keykinds[i], state->keyoutput[i],
+							 value);
+		appendStringInfoChar(&buf, i == 0 ? '(' : ',');
+		PayoutAppendRecordField(&buf, field.data);
+		pfree(field.data);
+	}
+	if (state->nkeys > 1)
+		appendStringInfoChar(&buf, ')');
+
+	return buf.data;
+}
+
+/*
+ * PayoutDescribeRow
+ *		Name the row for an error detail: its primary key, as unique
+ *		violations do, when the table has one and the user may see it.
+ */
+char *
+PayoutDescribeRow(Relation rel, HeapTuple tuple)
+{
+	Oid			indexoid = PayoutPrimaryKeyIndex(rel);
+	char	   *desc = NULL;
+
+	if (OidIsValid(indexoid))
+	{
+		Relation	index = index_open(indexoid, AccessShareLock);
+		int			nkeys = IndexRelationGetNumberOfKeyAttributes(index);
+		Datum		values[INDEX_MAX_KEYS];
+		bool		isnull[INDEX_MAX_KEYS];
+		int			i;
+
+		for (i = 0; i < nkeys; i++)
+			values[i] = heap_getattr(tuple, index->rd_index->indkey.values[i],
+									 RelationGetDescr(rel), &isnull[i]);
+		desc = BuildIndexValueDescription(index, values, isnull);
+		index_close(index, AccessShareLock);
+	}
+
+	return desc ? psprintf("Key %s", desc) : pstrdup("The row");
+}
+
+/*
+ * PayoutAttachedTable
+ *		The table the trigger was attached to: the relation itself, or, for
+ *		a trigger a partition inherited, the partitioned table whose own
+ *		trigger of that name it was cloned from.  History and notifications
+ *		name that table, the one a DBA or a processor works with, and a
+ *		move between partitions is one only within it.
+ */
+Oid
+PayoutAttachedTable(Relation rel, Trigger *trigger)
+{
+	List	   *ancestors;
+	ListCell   *lc;
+	Oid			result = RelationGetRelid(rel);
+
+	if (!rel->rd_rel->relispartition || !trigger->tgisclone)
+		return result;
+
+	ancestors = get_partition_ancestors(RelationGetRelid(rel));
+	foreach(lc, ancestors)
+	{
+		Relation	ancestor = table_open(lfirst_oid(lc), AccessShareLock);
+		TriggerDesc *trigdesc = ancestor->trigdesc;
+		bool		own = false;
+		int			i;
+
+		for (i = 0; trigdesc != NULL && i < trigdesc->numtriggers; i++)
+		{
+			if (strcmp(trigdesc->triggers[i].tgname, trigger->tgname) == 0)
+			{
+				result = RelationGetRelid(ancestor);
+				own = !trigdesc->triggers[i].tgisclone;
+				break;
+			}
+		}
+		table_close(ancestor, AccessShareLock);
+		if (own)
+			break;
+	}
+	list_free(ancestors);
+	return result;
+}

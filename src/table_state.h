@@ -1,0 +1,59 @@
+/*-------------------------------------------------------------------------
+ *
+ * table_state.h
+ *	  What the payout triggers know about the table they fire on.
+ *
+ * src/table_state.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PAYOUT_TABLE_STATE_H
+#define PAYOUT_TABLE_STATE_H
+
+#include "access/htup.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "utils/relcache.h"
+
+#include "key.h"
+
+/* The two trigger functions that attach() creates triggers of. */
+typedef enum PayoutTriggerKind
+{
+	PAYOUT_TRIGGER_ENFORCE,
+	PAYOUT_TRIGGER_HISTORY
+} PayoutTriggerKind;
+
+/*
+ * One relation's state for one statement, built at the statement's first
+ * row by PayoutGetTableState and kept in the trigger's fn_extra.  The
+ * enforcement and the history trigger build it the same way; nothing on
+ * the per-row path looks anything up again.
+ */
+typedef struct PayoutTableState
+{
+	Oid			relid;			/* the relation the trigger fires on */
+	Oid			root;			/* the table the trigger was attached to */
+	AttrNumber	status_attnum;
+	AttrNumber	resolution_attnum;	/* InvalidAttrNumber: no resolution */
+	bool		notify;			/* option "notify" */
+	bool		delete_unfinished;	/* option "delete_unfinished" */
+	bool		has_history;	/* the relation has the history trigger */
+	Oid			history_owner;	/* owner of payout.history (history only) */
+
+	/* the primary key; nkeys = 0 for none */
+	Oid			pkindex;
+	int			nkeys;
+	AttrNumber	keyattnums[INDEX_MAX_KEYS];
+	PayoutKeyKind keykinds[INDEX_MAX_KEYS];
+	Oid			keyoutput[INDEX_MAX_KEYS];
+} PayoutTableState;
+
+extern PayoutTableState *PayoutGetTableState(FunctionCallInfo fcinfo,
+											 PayoutTriggerKind kind);
+extern char *PayoutRowKey(PayoutTableState *state, Relation rel,
+						  HeapTuple tuple);
+extern char *PayoutDescribeRow(Relation rel, HeapTuple tuple);
+extern Oid	PayoutAttachedTable(Relation rel, Trigger *trigger);
+
+#endif							/* PAYOUT_TABLE_STATE_H */
