@@ -20,8 +20,9 @@ DATA = payout--1.0.sql payout--1.1.sql $(wildcard payout--*--*.sql)
 
 # security runs first and creates the extension itself, as do the others:
 # no --load-extension here.
-REGRESS = security types classify transition graph trigger_misuse dml \
-	resolution provider claim_expire history graph_picture recreated_triggers
+REGRESS = security types classify transition graph trigger_misuse dml hostile \
+	resolution provider claim_expire history graph_picture recreated_triggers \
+	upgrade
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 ISOLATION = graph_invalidation claim notify race

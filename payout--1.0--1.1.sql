@@ -24,6 +24,9 @@ ALTER TABLE payout.transition ENABLE ALWAYS TRIGGER invalidate_cache_truncate;
 ALTER TABLE payout.transition ENABLE ALWAYS TRIGGER track_removed_defaults;
 ALTER TABLE payout.transition ENABLE ALWAYS TRIGGER track_removed_defaults_truncate;
 ALTER TABLE payout.transition_removed ENABLE ALWAYS TRIGGER apply_removed_default;
+-- The key allows a NULL from_status, so it cannot identify rows to a
+-- subscriber: the whole row does, for a graph that is published.
+ALTER TABLE payout.transition REPLICA IDENTITY FULL;
 
 CREATE TRIGGER invalidate_cache
 	AFTER INSERT OR UPDATE OR DELETE ON payout.provider_code
@@ -62,7 +65,15 @@ REVOKE ALL ON FUNCTION payout.record_history() FROM PUBLIC;
 DO $$
 DECLARE
 	owner regrole;
+	shipped aclitem[];
 BEGIN
+	-- An extension script's grants land in pg_init_privs, as if the
+	-- extension shipped them; pg_dump would then leave these out.  Keep the
+	-- shipped privileges there, and the grants to this database's roles
+	-- out, as after a fresh install and a GRANT.
+	SELECT ip.initprivs INTO shipped FROM pg_init_privs ip
+	WHERE ip.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::regclass
+	  AND ip.objoid OPERATOR(pg_catalog.=) 'payout.record_history()'::regprocedure;
 	FOR owner IN
 		SELECT DISTINCT c.relowner::regrole
 		FROM pg_trigger t JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
@@ -74,6 +85,9 @@ BEGIN
 		EXECUTE format('GRANT EXECUTE ON FUNCTION payout.record_history() TO %s', owner);
 		RAISE NOTICE 'granted EXECUTE on payout.record_history() to %, whose tables keep history', owner;
 	END LOOP;
+	UPDATE pg_catalog.pg_init_privs ip SET initprivs = shipped
+	WHERE ip.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::regclass
+	  AND ip.objoid OPERATOR(pg_catalog.=) 'payout.record_history()'::regprocedure;
 END
 $$;
 
@@ -274,8 +288,8 @@ BEGIN
 		IF NOT has_function_privilege(owner, 'payout.record_history()', 'EXECUTE') THEN
 			RAISE EXCEPTION 'payout history is not allowed for table "%"', relname
 				USING ERRCODE = 'insufficient_privilege',
-					  DETAIL = format('Its owner %s may not execute function payout.record_history().', owner),
-					  HINT = 'A superuser grants EXECUTE on payout.record_history() to the roles whose tables keep history; or attach with history => false.';
+					  DETAIL = format('Its owner "%s" may not execute function payout.record_history().', pg_get_userbyid(owner)),
+					  HINT = 'A superuser grants EXECUTE on payout.record_history() to the roles whose tables keep history, or attach with history => false.';
 		END IF;
 		IF NOT EXISTS (SELECT FROM pg_index i
 					   WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary) THEN

@@ -296,6 +296,9 @@ CREATE TRIGGER track_removed_defaults_truncate
 -- sets it to replica: an edit of the graph is always seen and tracked.
 ALTER TABLE payout.transition ENABLE ALWAYS TRIGGER track_removed_defaults;
 ALTER TABLE payout.transition ENABLE ALWAYS TRIGGER track_removed_defaults_truncate;
+-- The key allows a NULL from_status, so it cannot identify rows to a
+-- subscriber: the whole row does, for a graph that is published.
+ALTER TABLE payout.transition REPLICA IDENTITY FULL;
 
 -- Restoring a dump loads payout.transition_removed after CREATE EXTENSION
 -- has seeded the defaults: take the removed ones out again.
@@ -817,8 +820,8 @@ BEGIN
 		IF NOT has_function_privilege(owner, 'payout.record_history()', 'EXECUTE') THEN
 			RAISE EXCEPTION 'payout history is not allowed for table "%"', relname
 				USING ERRCODE = 'insufficient_privilege',
-					  DETAIL = format('Its owner %s may not execute function payout.record_history().', owner),
-					  HINT = 'A superuser grants EXECUTE on payout.record_history() to the roles whose tables keep history; or attach with history => false.';
+					  DETAIL = format('Its owner "%s" may not execute function payout.record_history().', pg_get_userbyid(owner)),
+					  HINT = 'A superuser grants EXECUTE on payout.record_history() to the roles whose tables keep history, or attach with history => false.';
 		END IF;
 		IF NOT EXISTS (SELECT FROM pg_index i
 					   WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary) THEN

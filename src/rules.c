@@ -160,7 +160,7 @@ void
 PayoutReportRule(PayoutRule rule, const PayoutChange *c, Relation rel,
 				 PayoutTableState *state, HeapTuple tuple)
 {
-	char	   *row = PayoutDescribeRow(rel, tuple);
+	char	   *row = PayoutDescribeRow(state, rel, tuple);
 	const char *from = c->from == PAYOUT_INITIAL ? "NULL" :
 		PayoutStatusLabel(c->from);
 	AttrNumber	rescol = state->resolution_attnum;

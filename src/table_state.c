@@ -42,6 +42,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/syscache.h"
 
 #include "compat.h"
@@ -63,6 +64,7 @@ static void CheckHistoryAllowed(Relation rel, Trigger *trigger,
 static void ReadPrimaryKey(Relation rel, PayoutTriggerKind kind,
 						   PayoutTableState *state);
 static Oid	HistoryFunctionOid(void);
+static bool MayReadKey(PayoutTableState *state, Relation rel);
 
 /*
  * FindEnumColumn
@@ -419,32 +421,78 @@ PayoutRowKey(PayoutTableState *state, Relation rel, HeapTuple tuple)
 }
 
 /*
+ * MayReadKey
+ *		Whether the current user may read the key columns through the table
+ *		the trigger was attached to (for a partition, the partitioned table
+ *		the user writes to), as PostgreSQL's own messages require of the
+ *		table itself: SELECT on it or on each key column, and no row-level
+ *		security in force.
+ */
+static bool
+MayReadKey(PayoutTableState *state, Relation rel)
+{
+	Oid			userid = GetUserId();
+	int			i;
+
+	if (check_enable_rls(state->root, InvalidOid, true) == RLS_ENABLED)
+		return false;
+	if (pg_class_aclcheck(state->root, userid, ACL_SELECT) == ACLCHECK_OK)
+		return true;
+	for (i = 0; i < state->nkeys; i++)
+	{
+		const char *name = NameStr(TupleDescAttr(RelationGetDescr(rel),
+												 state->keyattnums[i] - 1)->attname);
+		AttrNumber	attnum = get_attnum(state->root, name);
+
+		if (attnum == InvalidAttrNumber ||
+			pg_attribute_aclcheck(state->root, attnum, userid, ACL_SELECT) != ACLCHECK_OK)
+			return false;
+	}
+	return true;
+}
+
+/*
  * PayoutDescribeRow
  *		Name the row for an error detail: its primary key, as unique
- *		violations do, when the table has one and the user may see it.
+ *		violations do ("Key (id)=(1)"), when the user may read it through
+ *		the table they wrote to; else "The row".
  */
 char *
-PayoutDescribeRow(Relation rel, HeapTuple tuple)
+PayoutDescribeRow(PayoutTableState *state, Relation rel, HeapTuple tuple)
 {
-	Oid			indexoid = PayoutPrimaryKeyIndex(rel);
-	char	   *desc = NULL;
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	StringInfoData names;
+	StringInfoData values;
+	int			i;
 
-	if (OidIsValid(indexoid))
+	if (state->nkeys == 0 || !MayReadKey(state, rel))
+		return pstrdup("The row");
+
+	initStringInfo(&names);
+	initStringInfo(&values);
+	for (i = 0; i < state->nkeys; i++)
 	{
-		Relation	index = index_open(indexoid, AccessShareLock);
-		int			nkeys = IndexRelationGetNumberOfKeyAttributes(index);
-		Datum		values[INDEX_MAX_KEYS];
-		bool		isnull[INDEX_MAX_KEYS];
-		int			i;
+		Form_pg_attribute att = TupleDescAttr(tupdesc, state->keyattnums[i] - 1);
+		bool		isnull;
+		Datum		value = heap_getattr(tuple, state->keyattnums[i], tupdesc, &isnull);
+		Oid			typoutput;
+		bool		typisvarlena;
 
-		for (i = 0; i < nkeys; i++)
-			values[i] = heap_getattr(tuple, index->rd_index->indkey.values[i],
-									 RelationGetDescr(rel), &isnull[i]);
-		desc = BuildIndexValueDescription(index, values, isnull);
-		index_close(index, AccessShareLock);
+		if (i > 0)
+		{
+			appendStringInfoString(&names, ", ");
+			appendStringInfoString(&values, ", ");
+		}
+		appendStringInfoString(&names, quote_identifier(NameStr(att->attname)));
+		if (isnull)
+			appendStringInfoString(&values, "null");
+		else
+		{
+			getTypeOutputInfo(att->atttypid, &typoutput, &typisvarlena);
+			appendStringInfoString(&values, OidOutputFunctionCall(typoutput, value));
+		}
 	}
-
-	return desc ? psprintf("Key %s", desc) : pstrdup("The row");
+	return psprintf("Key (%s)=(%s)", names.data, values.data);
 }
 
 /*

@@ -53,7 +53,8 @@ extern PayoutTableState *PayoutGetTableState(FunctionCallInfo fcinfo,
 											 PayoutTriggerKind kind);
 extern char *PayoutRowKey(PayoutTableState *state, Relation rel,
 						  HeapTuple tuple);
-extern char *PayoutDescribeRow(Relation rel, HeapTuple tuple);
+extern char *PayoutDescribeRow(PayoutTableState *state, Relation rel,
+							   HeapTuple tuple);
 extern Oid	PayoutAttachedTable(Relation rel, Trigger *trigger);
 
 #endif							/* PAYOUT_TABLE_STATE_H */

@@ -9,6 +9,10 @@
 # the whole table and every payout's history must equal what the model
 # accepted.
 #
+# Two tables: walk_payouts, a plain table, and walk_parts, partitioned by
+# region with the region in its key, where an update may also move the
+# payout to the other partition.
+#
 # Operations: inserts in a random status with a random resolution
 # (NULL included), as the application role or a superuser; updates of the
 # status and/or the resolution of a random payout as the application role,
@@ -18,8 +22,12 @@
 # whatever the proposed row holds; graph edits (a random legal edge added,
 # a random edge removed, the defaults restored, an illegal edge tried),
 # made either in the session that runs the payouts or in a second session,
-# so that the trigger's cached graph is invalidated from both sides.  The
-# graph is restored to the defaults at the end.
+# so that the trigger's cached graph is invalidated from both sides;
+# deletes, judged by the delete rules and recorded; moves between the
+# partitions of walk_parts; and updates, moves and deletes rolled back to a
+# savepoint after they ran, each now and then followed by an insert of the
+# key the rolled-back move would have made.  Deleted payouts are inserted
+# again now and then.  The graph is restored to the defaults at the end.
 #
 # The walk is reproducible: the operations depend only on the seed, never
 # on what the server answers.  Environment:
@@ -147,6 +155,33 @@ sub judge_update
 	return 'ok';
 }
 
+# judge_delete($moderator, $status, $resolution): "ok", or "SQLSTATE
+# constraint".  Both tables are attached with the default: only final
+# payouts may be deleted.
+sub judge_delete
+{
+	my ($moderator, $s, $r) = @_;
+
+	return '42501 payout_moderation_hold' if held($s, $r) && !$moderator;
+	return '23514 payout_delete_unfinished' if $s ne '-' && !$FINAL{$s};
+	return 'ok';
+}
+
+# The model's key of a payout, "table|key": the key as payout.history
+# records it, of walk_payouts (id) or walk_parts ((id,region)).
+sub mkey
+{
+	my ($tbl, $id, $region) = @_;
+	return $tbl eq 'walk_payouts' ? "$tbl|$id" : "$tbl|($id,$region)";
+}
+
+# The constraint a duplicate key breaks.
+sub pkey_of
+{
+	my ($tbl, $region) = @_;
+	return $tbl eq 'walk_payouts' ? 'walk_payouts_pkey' : "walk_parts_${region}_pkey";
+}
+
 # judge_edge_insert($graph, $from, $to): the table's own constraints.
 sub judge_edge_insert
 {
@@ -171,6 +206,13 @@ sub new_state
 	};
 }
 
+# proposed($op): the status and resolution of an upsert's proposed row.
+sub proposed
+{
+	my ($op) = @_;
+	return ($op->{set_s} ? $op->{s} : $op->{v_s}, $op->{set_r} ? $op->{r} : $op->{v_r});
+}
+
 # predict($state, $op): what the model expects of $op.
 sub predict
 {
@@ -179,18 +221,32 @@ sub predict
 
 	if ($k eq 'insert')
 	{
-		return '23505 walk_payouts_pkey' if $state->{rows}{ $op->{id} };
+		return '23505 ' . pkey_of($op->{tbl}, $op->{region})
+		  if $state->{rows}{ mkey(@$op{qw(tbl id region)}) };
 		return judge_insert($state->{graph}, $op->{s}, $op->{r});
 	}
-	if ($k eq 'update' || $k eq 'other')
+	if ($k eq 'update' || $k eq 'other' || $k eq 'move')
 	{
-		my $row = $state->{rows}{ $op->{id} } or return 'norow';
+		my $row = $state->{rows}{ mkey(@$op{qw(tbl id region)}) };
+		# an upsert of a payout that is gone inserts the proposed row
+		return judge_insert($state->{graph}, proposed($op)) if !$row && $op->{upsert};
+		return 'norow' unless $row;
 		return 'ok' if $k eq 'other';
 		my ($os, $or) = @$row;
-		return judge_update(
+		my $verdict = judge_update(
 			$state->{graph}, $op->{who} ne 'app', $os, $or,
 			$op->{set_s} ? $op->{s} : $os,
 			$op->{set_r} ? $op->{r} : $or);
+		# the move's INSERT half then meets the key in the other partition
+		return '23505 ' . pkey_of($op->{tbl}, $op->{to_region})
+		  if $verdict eq 'ok' && $k eq 'move'
+		  && $state->{rows}{ mkey($op->{tbl}, $op->{id}, $op->{to_region}) };
+		return $verdict;
+	}
+	if ($k eq 'delete')
+	{
+		my $row = $state->{rows}{ mkey(@$op{qw(tbl id region)}) } or return 'norow';
+		return judge_delete($op->{who} ne 'app', @$row);
 	}
 	return judge_edge_insert($state->{graph}, $op->{from}, $op->{to})
 	  if $k eq 'add_edge';
@@ -205,21 +261,37 @@ sub apply
 {
 	my ($state, $op, $user) = @_;
 	my $k = $op->{kind};
+	my $key = defined $op->{tbl} ? mkey(@$op{qw(tbl id region)}) : undef;
 
-	if ($k eq 'insert')
+	# rolled back to a savepoint after it ran: nothing stays
+	return if $op->{rollback};
+
+	if ($k eq 'insert' || ($op->{upsert} && !$state->{rows}{$key}))
 	{
-		$state->{rows}{ $op->{id} } = [ $op->{s}, $op->{r} ];
-		push @{ $state->{log} }, [ $op->{id}, '-', $op->{s}, '-', $op->{r}, $user ];
+		my ($s, $r) = $k eq 'insert' ? ($op->{s}, $op->{r}) : proposed($op);
+		$state->{rows}{$key} = [ $s, $r ];
+		push @{ $state->{log} }, [ $key, '-', $s, '-', $r, $user ];
 	}
-	elsif ($k eq 'update')
+	elsif ($k eq 'update' || $k eq 'move')
 	{
-		my $row = $state->{rows}{ $op->{id} } or return;
+		my $row = $state->{rows}{$key} or return;
 		my ($os, $or) = @$row;
 		my $ns = $op->{set_s} ? $op->{s} : $os;
 		my $nr = $op->{set_r} ? $op->{r} : $or;
+		if ($k eq 'move')
+		{
+			delete $state->{rows}{$key};
+			$key = mkey($op->{tbl}, $op->{id}, $op->{to_region});
+			$state->{rows}{$key} = $row;
+		}
 		return if $os eq $ns && $or eq $nr;
 		@$row = ($ns, $nr);
-		push @{ $state->{log} }, [ $op->{id}, $os, $ns, $or, $nr, $user ];
+		push @{ $state->{log} }, [ $key, $os, $ns, $or, $nr, $user ];
+	}
+	elsif ($k eq 'delete')
+	{
+		my $row = delete $state->{rows}{$key} or return;
+		push @{ $state->{log} }, [ $key, $row->[0], '-', $row->[1], '-', $user ];
 	}
 	elsif ($k eq 'add_edge')
 	{
@@ -264,13 +336,17 @@ sub random_resolution
 }
 
 my $gen = new_state();
-my @ids;       # payouts the generator expects to exist
+my @ids;       # model keys of the payouts the generator expects to exist
 my @active;    # of those, the ones that may not be final yet
+my @deleted;   # model keys of deleted payouts, to insert again
+my %where;     # model key => [table, id, region]
 my $next_id = 1;
+my $poison;    # the key a rolled-back move would have made
 my @ops;
 
 # A payout to update: mostly one that is not final yet; for moderators,
 # preferably a held one; now and then any payout, final ones included.
+# Deleted and moved payouts leave these lists lazily.
 sub pick_payout
 {
 	my ($want_held) = @_;
@@ -281,7 +357,7 @@ sub pick_payout
 	{
 		my $i = int(rand(@active));
 		my $row = $gen->{rows}{ $active[$i] };
-		if ($FINAL{ $row->[0] })
+		if (!$row || $FINAL{ $row->[0] })
 		{
 			$active[$i] = $active[-1];
 			pop @active;
@@ -290,6 +366,31 @@ sub pick_payout
 		return $active[$i] if !$want_held || held(@$row) || --$tries <= 0;
 	}
 	return $ids[ int(rand(@ids)) ];
+}
+
+# A new payout's key: a fresh one, the key a rolled-back move would have
+# made, or a deleted payout's.
+sub new_payout
+{
+	my ($tbl, $id, $region);
+	if (defined $poison && chance(0.7))
+	{
+		($tbl, $id, $region) = @{ $where{$poison} };
+	}
+	elsif (@deleted && chance(0.1))
+	{
+		($tbl, $id, $region) = @{ $where{ splice(@deleted, int(rand(@deleted)), 1) } };
+	}
+	else
+	{
+		$tbl = chance(0.35) ? 'walk_parts' : 'walk_payouts';
+		$id = $next_id++;
+		$region = $tbl eq 'walk_parts' ? pick(qw(a b)) : undef;
+	}
+	undef $poison;
+	my $key = mkey($tbl, $id, $region);
+	$where{$key} = [ $tbl, $id, $region ];
+	return (tbl => $tbl, id => $id, region => $region);
 }
 
 for my $seq (1 .. $nops)
@@ -302,7 +403,7 @@ for my $seq (1 .. $nops)
 			%op,
 			kind => 'insert',
 			who => chance(0.85) ? 'app' : 'super',
-			id => $next_id++);
+			new_payout());
 		my @start = next_of($gen->{graph}, '-');
 		$op{s} =
 			chance(0.03) ? '-'
@@ -317,11 +418,13 @@ for my $seq (1 .. $nops)
 			$x < 0.57 ? 'app'
 		  : chance(0.8) ? 'mod'
 		  : 'super';
-		my $id = pick_payout($who ne 'app');
-		my ($os, $or) = @{ $gen->{rows}{$id} };
+		my $key = pick_payout($who ne 'app');
+		my ($os, $or) = @{ $gen->{rows}{$key} // [ 'CREATED', '-' ] };
 		my @next = next_of($gen->{graph}, $os);
 		my @final_next = grep { $FINAL{$_} } @next;
-		%op = (%op, kind => 'update', who => $who, id => $id);
+		my ($tbl, $id, $region) = @{ $where{$key} };
+		%op = (%op, kind => 'update', who => $who, tbl => $tbl, id => $id,
+			region => $region);
 
 		if ($who ne 'app' && held($os, $or) && chance(0.5))
 		{
@@ -376,14 +479,36 @@ for my $seq (1 .. $nops)
 		}
 		# an UPDATE that sets nothing we track changes another column
 		$op{kind} = 'other' unless $op{set_s} || $op{set_r};
+		# on walk_parts, a quarter move the payout to the other partition
+		if ($tbl eq 'walk_parts' && chance(0.25))
+		{
+			$op{kind} = 'move';
+			$op{to_region} = $region eq 'a' ? 'b' : 'a';
+		}
 	}
-	elsif ($x < 0.92)
+	elsif ($x < 0.88)
 	{
+		my ($tbl, $id, $region) = @{ $where{ pick_payout(0) } };
 		%op = (
 			%op,
 			kind => 'other',
 			who => pick(qw(app app mod super)),
-			id => pick_payout(0));
+			tbl => $tbl, id => $id, region => $region);
+	}
+	elsif ($x < 0.92)
+	{
+		# deletes, mostly of payouts that are final or held
+		my $who = pick(qw(app app mod super));
+		my $key = pick_payout($who ne 'app');
+		if (chance(0.5))
+		{
+			my @recent = @ids > 50 ? @ids[ -50 .. -1 ] : @ids;
+			my @final = grep { $gen->{rows}{$_} && $FINAL{ $gen->{rows}{$_}[0] } } @recent;
+			$key = pick(@final) if @final;
+		}
+		my ($tbl, $id, $region) = @{ $where{$key} };
+		%op = (%op, kind => 'delete', who => $who, tbl => $tbl, id => $id,
+			region => $region);
 	}
 	else
 	{
@@ -445,16 +570,40 @@ for my $seq (1 .. $nops)
 		$op{v_s} = pick(@STATUSES);
 		$op{v_r} = random_resolution();
 	}
+	# some updates, moves and deletes are rolled back to a savepoint after
+	# they ran; a rolled-back move is mostly followed by an insert of the
+	# key it would have made
+	$op{rollback} = 1
+	  if ($op{kind} eq 'update' || $op{kind} eq 'move' || $op{kind} eq 'delete')
+	  && !$op{upsert} && chance(0.08);
 	$op{session} //= 'A';
 
 	my $expect = predict($gen, \%op);
-	if ($expect eq 'ok')
+	if ($expect eq 'ok' && $op{rollback} && $op{kind} eq 'move')
+	{
+		$poison = mkey($op{tbl}, $op{id}, $op{to_region});
+		$where{$poison} = [ $op{tbl}, $op{id}, $op{to_region} ];
+		undef $poison if $gen->{rows}{$poison};
+	}
+	if ($expect eq 'ok' && !$op{rollback})
 	{
 		apply($gen, \%op, '');
+		my $key = defined $op{tbl} ? mkey(@op{qw(tbl id region)}) : undef;
 		if ($op{kind} eq 'insert')
 		{
-			push @ids, $op{id};
-			push @active, $op{id} unless $FINAL{ $op{s} };
+			push @ids, $key;
+			push @active, $key unless $FINAL{ $op{s} };
+		}
+		elsif ($op{kind} eq 'move')
+		{
+			my $moved = mkey($op{tbl}, $op{id}, $op{to_region});
+			$where{$moved} = [ $op{tbl}, $op{id}, $op{to_region} ];
+			push @ids, $moved;
+			push @active, $moved unless $FINAL{ $gen->{rows}{$moved}[0] };
+		}
+		elsif ($op{kind} eq 'delete')
+		{
+			push @deleted, $key;
 		}
 	}
 	push @ops, \%op;
@@ -477,9 +626,11 @@ sub op_call
 {
 	my ($op) = @_;
 	return sprintf(
-		"SELECT walk_apply(%d, '%s', '%s', %s, %s, %s, %s, %s, %s, %s, %s, %s);",
+		"SELECT walk_apply(%d, '%s', '%s', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);",
 		$op->{seq}, $op->{upsert} ? 'upsert' : $op->{kind},
-		$ROLE{ $op->{who} }, $op->{id} // 'NULL',
+		$ROLE{ $op->{who} }, lit($op->{tbl}), $op->{id} // 'NULL',
+		lit($op->{region}), lit($op->{to_region}),
+		$op->{rollback} ? 'true' : 'false',
 		$op->{set_s} ? 'true' : 'false', lit($op->{s}),
 		$op->{set_r} ? 'true' : 'false', lit($op->{r}),
 		lit($op->{from}), lit($op->{to}),
@@ -492,9 +643,13 @@ sub op_sql
 	my ($op) = @_;
 	my $k = $op->{kind};
 	my $role = $ROLE{ $op->{who} } ? "SET ROLE $ROLE{$op->{who}}; " : '';
+	my $parts = ($op->{tbl} // '') eq 'walk_parts';
+	my $where = "WHERE id = $op->{id}" . ($parts ? " AND region = '$op->{region}'" : '');
+	my $cols = $parts ? 'id, region, status, resolution' : 'id, status, resolution';
+	my $vals = $parts ? "$op->{id}, '$op->{region}'" : $op->{id};
+	my ($begin, $end) = $op->{rollback} ? ('BEGIN; SAVEPOINT s; ', ' ROLLBACK TO s; COMMIT;') : ('', '');
 
-	return
-	  "${role}INSERT INTO walk_payouts (id, status, resolution) VALUES ($op->{id}, "
+	return "${role}INSERT INTO $op->{tbl} ($cols) VALUES ($vals, "
 	  . lit($op->{s}) . ', '
 	  . lit($op->{r}) . ');'
 	  if $k eq 'insert';
@@ -503,25 +658,23 @@ sub op_sql
 		my @set;
 		push @set, 'status = EXCLUDED.status' if $op->{set_s};
 		push @set, 'resolution = EXCLUDED.resolution' if $op->{set_r};
-		push @set, 'amount = walk_payouts.amount + 1' unless @set;
-		return
-		  "${role}INSERT INTO walk_payouts (id, status, resolution) VALUES ($op->{id}, "
+		push @set, "amount = $op->{tbl}.amount + 1" unless @set;
+		return "${role}INSERT INTO $op->{tbl} ($cols) VALUES ($vals, "
 		  . lit($op->{set_s} ? $op->{s} : $op->{v_s}) . ', '
 		  . lit($op->{set_r} ? $op->{r} : $op->{v_r})
-		  . ') ON CONFLICT (id) DO UPDATE SET '
+		  . ') ON CONFLICT (' . ($parts ? 'id, region' : 'id') . ') DO UPDATE SET '
 		  . join(', ', @set) . ';';
 	}
-	if ($k eq 'update')
+	if ($k eq 'update' || $k eq 'move' || $k eq 'other')
 	{
 		my @set;
 		push @set, 'status = ' . lit($op->{s}) if $op->{set_s};
 		push @set, 'resolution = ' . lit($op->{r}) if $op->{set_r};
-		return "${role}UPDATE walk_payouts SET "
-		  . join(', ', @set)
-		  . " WHERE id = $op->{id};";
+		push @set, "region = '$op->{to_region}'" if $k eq 'move';
+		push @set, 'amount = amount + 1' unless @set;
+		return "$role$begin" . "UPDATE $op->{tbl} SET " . join(', ', @set) . " $where;$end";
 	}
-	return "${role}UPDATE walk_payouts SET amount = amount + 1 WHERE id = $op->{id};"
-	  if $k eq 'other';
+	return "$role${begin}DELETE FROM $op->{tbl} $where;$end" if $k eq 'delete';
 	return 'INSERT INTO payout.transition VALUES ('
 	  . lit($op->{from}) . ', '
 	  . lit($op->{to}) . ');'
@@ -538,6 +691,7 @@ my $start_time = time();
 
 my $node = PostgreSQL::Test::Cluster->new('walk');
 $node->init;
+$node->append_conf('postgresql.conf', "payout.moderator_role = 'payout_moderator'");
 $node->start;
 
 $node->safe_psql(
@@ -556,15 +710,30 @@ $node->safe_psql(
 		status payout.status,
 		resolution payout.resolution
 	);
-	GRANT SELECT, INSERT, UPDATE ON walk_payouts TO walk_app;
-	-- INSERT too, for upserts
-	GRANT SELECT, INSERT, UPDATE ON walk_payouts TO payout_moderator;
+	CREATE TABLE walk_parts (
+		id bigint NOT NULL,
+		region text NOT NULL,
+		amount numeric NOT NULL DEFAULT 0,
+		status payout.status,
+		resolution payout.resolution,
+		PRIMARY KEY (id, region)
+	) PARTITION BY LIST (region);
+	CREATE TABLE walk_parts_a PARTITION OF walk_parts FOR VALUES IN ('a');
+	CREATE TABLE walk_parts_b PARTITION OF walk_parts FOR VALUES IN ('b');
+	-- INSERT for the moderator too, for upserts
+	GRANT SELECT, INSERT, UPDATE, DELETE ON walk_payouts, walk_parts
+		TO walk_app, payout_moderator;
 	SELECT payout.attach('walk_payouts');
+	SELECT payout.attach('walk_parts');
 
 	-- One operation, in its own subtransaction, as role "who" ('' for the
 	-- caller): 'ok', or the SQLSTATE and the constraint name it failed
 	-- with; 'norow'/'noedge' when the row or edge to change is missing.
-	CREATE FUNCTION walk_apply(seq int, kind text, who text, pid bigint,
+	-- With rollback, an operation that succeeded is rolled back to the
+	-- subtransaction's start, as ROLLBACK TO SAVEPOINT does, and still
+	-- answers 'ok'.
+	CREATE FUNCTION walk_apply(seq int, kind text, who text, tbl text,
+		pid bigint, region text, to_region text, rollback bool,
 		set_s bool, s payout.status, set_r bool, r payout.resolution,
 		e_from payout.status, e_to payout.status,
 		v_s payout.status, v_r payout.resolution)
@@ -574,47 +743,51 @@ $node->safe_psql(
 		result text := 'ok';
 		state text;
 		cname text;
+		parts bool := tbl = 'walk_parts';
+		cols text := CASE WHEN tbl = 'walk_parts' THEN 'id, region, status, resolution'
+						  ELSE 'id, status, resolution' END;
+		vals text := CASE WHEN tbl = 'walk_parts' THEN '$1, $2, $3, $4'
+						  ELSE '$1, $3, $4' END;
+		key text := CASE WHEN tbl = 'walk_parts' THEN 'id, region' ELSE 'id' END;
+		row_of text := CASE WHEN tbl = 'walk_parts' THEN 'id = $1 AND region = $2'
+							ELSE 'id = $1' END;
+		sets text[] := '{}';
 	BEGIN
 		BEGIN
 			IF who <> '' THEN
 				PERFORM set_config('role', who, true);
 			END IF;
+			IF set_s THEN sets := sets || 'status = $3'::text; END IF;
+			IF set_r THEN sets := sets || 'resolution = $4'::text; END IF;
+			IF kind = 'move' THEN sets := sets || 'region = $5'::text; END IF;
+			IF tbl IS NOT NULL AND (kind = 'other' OR sets = '{}') THEN
+				sets := sets || format('amount = %I.amount + 1', tbl);
+			END IF;
 			IF kind = 'insert' THEN
-				INSERT INTO walk_payouts (id, status, resolution)
-				VALUES (pid, s, r);
-			ELSIF kind = 'other' THEN
-				UPDATE walk_payouts SET amount = amount + 1 WHERE id = pid;
+				EXECUTE format('INSERT INTO %I (%s) VALUES (%s)', tbl, cols, vals)
+				USING pid, region, s, r;
+			ELSIF kind IN ('other', 'update', 'move') THEN
+				EXECUTE format('UPDATE %I SET %s WHERE %s', tbl,
+							   array_to_string(sets, ', '), row_of)
+				USING pid, region, s, r, to_region;
 				GET DIAGNOSTICS n = ROW_COUNT;
 				IF n = 0 THEN result := 'norow'; END IF;
-			ELSIF kind = 'update' THEN
-				IF set_s AND set_r THEN
-					UPDATE walk_payouts SET status = s, resolution = r WHERE id = pid;
-				ELSIF set_s THEN
-					UPDATE walk_payouts SET status = s WHERE id = pid;
-				ELSE
-					UPDATE walk_payouts SET resolution = r WHERE id = pid;
-				END IF;
+			ELSIF kind = 'delete' THEN
+				EXECUTE format('DELETE FROM %I WHERE %s', tbl, row_of)
+				USING pid, region;
 				GET DIAGNOSTICS n = ROW_COUNT;
 				IF n = 0 THEN result := 'norow'; END IF;
 			ELSIF kind = 'upsert' THEN
 				-- the proposed row has the new values of the columns the
 				-- update sets, and v_s, v_r in the others
-				IF NOT set_s THEN s := v_s; END IF;
-				IF NOT set_r THEN r := v_r; END IF;
-				IF set_s AND set_r THEN
-					INSERT INTO walk_payouts AS p (id, status, resolution) VALUES (pid, s, r)
-					ON CONFLICT (id) DO UPDATE
-					SET status = EXCLUDED.status, resolution = EXCLUDED.resolution;
-				ELSIF set_s THEN
-					INSERT INTO walk_payouts AS p (id, status, resolution) VALUES (pid, s, r)
-					ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status;
-				ELSIF set_r THEN
-					INSERT INTO walk_payouts AS p (id, status, resolution) VALUES (pid, s, r)
-					ON CONFLICT (id) DO UPDATE SET resolution = EXCLUDED.resolution;
-				ELSE
-					INSERT INTO walk_payouts AS p (id, status, resolution) VALUES (pid, s, r)
-					ON CONFLICT (id) DO UPDATE SET amount = p.amount + 1;
-				END IF;
+				EXECUTE format('INSERT INTO %I AS %I (%s) VALUES (%s)'
+							   ' ON CONFLICT (%s) DO UPDATE SET %s', tbl, tbl,
+							   cols, vals, key,
+							   replace(replace(array_to_string(sets, ', '),
+											   '$3', 'EXCLUDED.status'),
+									   '$4', 'EXCLUDED.resolution'))
+				USING pid, region, CASE WHEN set_s THEN s ELSE v_s END,
+					  CASE WHEN set_r THEN r ELSE v_r END;
 			ELSIF kind = 'add_edge' THEN
 				INSERT INTO payout.transition (from_status, to_status)
 				VALUES (e_from, e_to);
@@ -630,13 +803,19 @@ $node->safe_psql(
 			ELSE
 				RAISE EXCEPTION 'unknown operation %', kind;
 			END IF;
+			IF rollback AND result = 'ok' THEN
+				RAISE EXCEPTION 'rolled back' USING ERRCODE = 'P0R01';
+			END IF;
 			IF who <> '' THEN
 				PERFORM set_config('role', 'none', true);
 			END IF;
-		EXCEPTION WHEN OTHERS THEN
-			GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE,
-				cname = CONSTRAINT_NAME;
-			result := state || ' ' || coalesce(cname, '');
+		EXCEPTION
+			WHEN SQLSTATE 'P0R01' THEN
+				NULL;
+			WHEN OTHERS THEN
+				GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE,
+					cname = CONSTRAINT_NAME;
+				result := state || ' ' || coalesce(cname, '');
 		END;
 		RETURN seq || ' ' || rtrim(result);
 	END
@@ -702,11 +881,13 @@ sub check
 {
 	my ($op, $actual) = @_;
 	my $expect = predict($ver, $op);
-	my $row = defined $op->{id} ? $ver->{rows}{ $op->{id} } : undef;
+	my $row = defined $op->{tbl} ? $ver->{rows}{ mkey(@$op{qw(tbl id region)}) } : undef;
 	my $before = $row ? "$row->[0]/$row->[1]" : 'none';
 
 	$kinds{ $op->{kind} }++;
 	$kinds{'updates written as upserts'}++ if $op->{upsert};
+	$kinds{"rolled back to a savepoint"}++ if $op->{rollback};
+	$kinds{"on walk_parts"}++ if ($op->{tbl} // '') eq 'walk_parts';
 	my ($state, $cname) = split / /, $actual, 2;
 	$outcome{$state}++;
 	$constraint{$cname}++ if defined $cname;
@@ -791,15 +972,19 @@ is(run_quietly($session_b, $removed_query),
 my %table;
 foreach my $line (split /\n/,
 	$node->safe_psql('postgres',
-		q{SELECT id, status, coalesce(resolution::text, '-') FROM walk_payouts}))
+		q{SELECT 'walk_payouts|' || id, status, coalesce(resolution::text, '-') FROM walk_payouts
+		  UNION ALL
+		  SELECT 'walk_parts|(' || id || ',' || region || ')', status,
+				 coalesce(resolution::text, '-')
+		  FROM walk_parts}))
 {
-	my ($id, $s, $r) = split /\|/, $line;
-	$table{$id} = "$s/$r";
+	my ($k1, $k2, $s, $r) = split /\|/, $line;
+	$table{"$k1|$k2"} = "$s/$r";
 }
 my %model_table =
   map { $_ => "$ver->{rows}{$_}[0]/$ver->{rows}{$_}[1]" } keys %{ $ver->{rows} };
 my $table_mismatches = 0;
-foreach my $id (sort { $a <=> $b } keys %{ { %table, %model_table } })
+foreach my $id (sort keys %{ { %table, %model_table } })
 {
 	my ($got, $want) = ($table{$id} // 'missing', $model_table{$id} // 'missing');
 	next if $got eq $want;
@@ -811,17 +996,20 @@ is($table_mismatches, 0, 'every payout has the status and resolution the model s
 my @history = map { [ split /\|/ ] } split /\n/,
   $node->safe_psql(
 	'postgres', q{
-	SELECT key, coalesce(old_status::text, '-'), new_status,
+	SELECT tbl::text || '|' || key, coalesce(old_status::text, '-'),
+		coalesce(new_status::text, '-'),
 		coalesce(old_resolution::text, '-'), coalesce(new_resolution::text, '-'),
 		user_name
 	FROM payout.history
-	WHERE tbl = 'walk_payouts'::regclass
+	WHERE tbl IN ('walk_payouts'::regclass, 'walk_parts'::regclass)
 	ORDER BY id});
+# "table|key" holds the separator itself
+@history = map { [ "$_->[0]|$_->[1]", @$_[ 2 .. $#$_ ] ] } @history;
 my (%hist_of, %log_of);
 push @{ $hist_of{ $_->[0] } }, join(' ', @$_[ 1 .. 5 ]) foreach @history;
 push @{ $log_of{ $_->[0] } }, join(' ', @$_[ 1 .. 5 ]) foreach @{ $ver->{log} };
 my $history_mismatches = 0;
-foreach my $id (sort { $a <=> $b } keys %{ { %hist_of, %log_of } })
+foreach my $id (sort keys %{ { %hist_of, %log_of } })
 {
 	my $got = join("\n    ", @{ $hist_of{$id} // [] });
 	my $want = join("\n    ", @{ $log_of{$id} // [] });
@@ -879,7 +1067,7 @@ SKIP:
 	my @missing = grep { !$constraint{$_} } qw(
 	  payout_status_not_null payout_moderation_hold payout_status_transition
 	  payout_initial_status payout_final_resolution payout_fatal_resolution
-	  payout_processed_resolution transition_no_self_edge
+	  payout_processed_resolution payout_delete_unfinished transition_no_self_edge
 	  transition_not_from_final transition_key);
 	is("@missing", '', 'the walk broke every rule at least once');
 }

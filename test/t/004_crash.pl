@@ -42,7 +42,8 @@ my $tempdir = PostgreSQL::Test::Utils::tempdir;
 
 my $node = PostgreSQL::Test::Cluster->new('crash');
 $node->init;
-$node->append_conf('postgresql.conf', 'synchronous_commit = on');
+$node->append_conf('postgresql.conf',
+	"synchronous_commit = on\npayout.moderator_role = 'payout_moderator'");
 $node->start;
 
 $node->safe_psql(

@@ -45,6 +45,9 @@
 #   - an edge added on the subscriber before the publisher uses it is
 #     followed by the running apply worker, which has the graph cached.
 #
+# deploy_g publishes payout.transition itself: the subscriber's sessions
+# and its removed-default tracking follow the applied edits.
+#
 # The apply worker is restarted wal_retrieve_retry_interval after each
 # failure; the subscriber sets it to 200ms to keep the test short.
 
@@ -182,7 +185,7 @@ $sub->safe_psql('deploy_a',
 $sub->wait_for_subscription_sync($pub, 'sub_a', 'deploy_a');
 
 is($sub->safe_psql('deploy_a', $triggers),
-	'zz_payout_enforce=O zz_payout_history=O zz_payout_history_update=O',
+	'zz_payout_enforce=O zz_payout_history=O zz_payout_history_delete=O zz_payout_history_update=O',
 	'deploy_a: the subscriber\'s triggers are in their default (origin) mode');
 is($sub->safe_psql('deploy_a', $payouts_query),
 	"1|10|PROCESSED|OK\n2|20|READY|\n3|30|CREATED|",
@@ -341,11 +344,13 @@ my $always = q{
 	ALTER TABLE payouts ENABLE ALWAYS TRIGGER zz_payout_enforce;
 	ALTER TABLE payouts ENABLE ALWAYS TRIGGER zz_payout_history;
 	ALTER TABLE payouts ENABLE ALWAYS TRIGGER zz_payout_history_update;
+	ALTER TABLE payouts ENABLE ALWAYS TRIGGER zz_payout_history_delete;
 };
 my $origin = q{
 	ALTER TABLE payouts ENABLE TRIGGER zz_payout_enforce;
 	ALTER TABLE payouts ENABLE TRIGGER zz_payout_history;
 	ALTER TABLE payouts ENABLE TRIGGER zz_payout_history_update;
+	ALTER TABLE payouts ENABLE TRIGGER zz_payout_history_delete;
 };
 
 # Before the subscription: 1 PROCESSED, 2 CREATED.
@@ -364,7 +369,7 @@ $pub->safe_psql(
 $sub->safe_psql('postgres', 'CREATE ROLE sub_owner SUPERUSER LOGIN');
 $sub->safe_psql('deploy_b', $always);
 is($sub->safe_psql('deploy_b', $triggers),
-	'zz_payout_enforce=A zz_payout_history=A zz_payout_history_update=A',
+	'zz_payout_enforce=A zz_payout_history=A zz_payout_history_delete=A zz_payout_history_update=A',
 	'deploy_b: the subscriber\'s triggers fire always');
 
 my $connstr_b = $pub->connstr . ' dbname=deploy_b';
@@ -489,7 +494,7 @@ is( try(
 }), 'ok', 'deploy_b: repaired with the trigger disabled inside one transaction');
 $pub->wait_for_catchup('sub_b');
 is($sub->safe_psql('deploy_b', $triggers),
-	'zz_payout_enforce=A zz_payout_history=A zz_payout_history_update=A',
+	'zz_payout_enforce=A zz_payout_history=A zz_payout_history_delete=A zz_payout_history_update=A',
 	'deploy_b: the trigger fires always again');
 is(status($sub, 'deploy_b', 4) . ' / ' . status($sub, 'deploy_b', 5),
 	'PROCESSED OK / READY', 'deploy_b: the apply worker went on by itself');
@@ -547,6 +552,54 @@ $sub->safe_psql(
 same_payouts('deploy_b', 'at the end');
 
 $sub->safe_psql('deploy_b', 'DROP SUBSCRIPTION sub_b');
+
+###########################################################################
+# The graph itself, published: the apply worker applies row changes to
+# payout.transition as session_replication_role = replica, and fires no
+# statement trigger.  The subscriber's removed-default tracking and its
+# sessions' cached graphs follow anyway: both triggers fire always, and
+# the invalidation is a row trigger.
+###########################################################################
+
+foreach my $node ($pub, $sub)
+{
+	$node->safe_psql('postgres', 'CREATE DATABASE deploy_g');
+	$node->safe_psql('deploy_g', 'CREATE EXTENSION payout');
+}
+$pub->safe_psql('deploy_g',
+	'CREATE PUBLICATION graph FOR TABLE payout.transition');
+my $connstr_g = $pub->connstr . ' dbname=deploy_g';
+# Both sides start from the shipped graph: no initial copy.
+$sub->safe_psql('deploy_g',
+	"CREATE SUBSCRIPTION graph CONNECTION '$connstr_g' PUBLICATION graph WITH (copy_data = false)"
+);
+$sub->wait_for_subscription_sync($pub, 'graph', 'deploy_g');
+
+# A session on the subscriber with the graph in its cache.
+my $reader = $sub->background_psql('deploy_g');
+is($reader->query_safe(q{SELECT payout.can_transition('CREATED', 'READY')}),
+	't', 'deploy_g: a subscriber session has the default edge cached');
+
+$pub->safe_psql('deploy_g',
+	q{DELETE FROM payout.transition WHERE from_status = 'CREATED' AND to_status = 'READY'});
+$pub->wait_for_catchup('graph');
+is($reader->query_safe(q{SELECT payout.can_transition('CREATED', 'READY')}),
+	'f', 'deploy_g: the applied removal reaches the cached graph of a running session');
+is( $sub->safe_psql(
+		'deploy_g', q{SELECT from_status || '>' || to_status FROM payout.transition_removed}),
+	'CREATED>READY',
+	'deploy_g: the apply worker\'s removal of a default edge is tracked for dumps');
+
+$pub->safe_psql('deploy_g',
+	q{INSERT INTO payout.transition VALUES ('CREATED', 'READY')});
+$pub->wait_for_catchup('graph');
+is($reader->query_safe(q{SELECT payout.can_transition('CREATED', 'READY')}),
+	't', 'deploy_g: the applied addition reaches it too');
+is($sub->safe_psql('deploy_g', q{SELECT count(*) FROM payout.transition_removed}),
+	'0', 'deploy_g: and the edge is no longer recorded as removed');
+$reader->quit;
+$sub->safe_psql('deploy_g', 'DROP SUBSCRIPTION graph');
+
 $sub->stop;
 $pub->stop;
 

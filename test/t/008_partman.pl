@@ -196,7 +196,7 @@ is( $node->safe_psql(
 	"after the hand-over, every partition of pg_partman's has the template's three indexes");
 is( $node->safe_psql(
 		'postgres',
-		q{SELECT old_status, new_status FROM payout.timeline('payouts', ROW(1, (SELECT created_at FROM payouts WHERE id = 1))::text)}),
+		q{SELECT old_status, new_status FROM payout.timeline('payouts', (SELECT payout.history_key(id, created_at) FROM payouts WHERE id = 1))}),
 	"|CREATED\nCREATED|READY\nREADY|INVOKING",
 	'after the hand-over, payout.timeline() finds a payout\'s history in the partitions');
 # run_maintenance() takes the partition sets in the order of their rows;
@@ -446,7 +446,7 @@ is( $node->safe_psql(
 					   ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS last
 			FROM payouts p
 			JOIN payout.history h
-			  ON h.tbl = 'payouts'::regclass AND h.key = ROW(p.id, p.created_at)::text
+			  ON h.tbl = 'payouts'::regclass AND h.key = payout.history_key(p.id, p.created_at)
 			WHERE p.id >= 1000
 		)
 		SELECT count(DISTINCT payout) FROM h
@@ -462,13 +462,13 @@ is( $node->safe_psql(
 		SELECT count(*) FROM payouts p
 		WHERE NOT EXISTS (SELECT FROM payout.history h
 						  WHERE h.tbl = 'payouts'::regclass
-							AND h.key = ROW(p.id, p.created_at)::text)}),
+							AND h.key = payout.history_key(p.id, p.created_at))}),
 	'0', 'no surviving payout lacks history');
 my $spanning = $node->safe_psql(
 	'postgres', q{
 	SELECT count(*) FROM (
 		SELECT h.key FROM payout.history h
-		JOIN payouts p ON h.tbl = 'payouts'::regclass AND h.key = ROW(p.id, p.created_at)::text
+		JOIN payouts p ON h.tbl = 'payouts'::regclass AND h.key = payout.history_key(p.id, p.created_at)
 		GROUP BY h.key HAVING count(DISTINCT h.tableoid) > 1) s});
 cmp_ok($spanning, '>', 0,
 	'the history of some surviving payouts spans several history partitions');
@@ -476,10 +476,10 @@ is( $node->safe_psql(
 		'postgres', q{
 		SELECT count(*) FROM payouts p
 		WHERE (SELECT array_agg(t.id ORDER BY t.id)
-			   FROM payout.timeline('payouts', ROW(p.id, p.created_at)::text) t)
+			   FROM payout.timeline('payouts', payout.history_key(p.id, p.created_at)) t)
 			  IS DISTINCT FROM
 			  (SELECT array_agg(h.id ORDER BY h.id) FROM payout.history h
-			   WHERE h.tbl = 'payouts'::regclass AND h.key = ROW(p.id, p.created_at)::text)}),
+			   WHERE h.tbl = 'payouts'::regclass AND h.key = payout.history_key(p.id, p.created_at))}),
 	'0',
 	'payout.timeline() returns each surviving payout\'s history, across partitions, in order');
 cmp_ok(
@@ -488,7 +488,7 @@ cmp_ok(
 		SELECT count(DISTINCT h.key) FROM payout.history h
 		WHERE h.tbl = 'payouts'::regclass
 		  AND NOT EXISTS (SELECT FROM payouts p
-						  WHERE h.key = ROW(p.id, p.created_at)::text)}),
+						  WHERE h.key = payout.history_key(p.id, p.created_at))}),
 	'>', 0,
 	'the history of payouts whose partitions were dropped is still there, until its own retention');
 is( $node->safe_psql(
