@@ -79,12 +79,13 @@ SELECT payout.classify('acme', 'E_FUNDS') AS mapped_code,
 \echo '== 8. An application role and a moderator'
 CREATE ROLE demo_app;
 GRANT SELECT, INSERT, UPDATE ON payouts TO demo_app;
-\echo 'The DBA creates the moderator role (setting payout.moderator_role) and grants it:'
+\echo 'Nobody but superusers moderates until a superuser names the moderator role:'
 SHOW payout.moderator_role;
 CREATE ROLE payout_moderator NOLOGIN;
 CREATE ROLE demo_alice;
 GRANT payout_moderator TO demo_alice;
 GRANT SELECT, UPDATE ON payouts TO payout_moderator;
+SET payout.moderator_role = 'payout_moderator';
 
 \echo
 \echo '== 9. Held for moderation'
