@@ -21,11 +21,11 @@ DATA = payout--1.0.sql payout--1.1.sql $(wildcard payout--*--*.sql)
 # security runs first and creates the extension itself, as do the others:
 # no --load-extension here.
 REGRESS = security types classify transition graph trigger_misuse dml hostile \
-	resolution provider claim_expire history graph_picture recreated_triggers \
+	resolution autoprocess provider claim_expire history graph_picture recreated_triggers \
 	upgrade
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
-ISOLATION = graph_invalidation claim notify race
+ISOLATION = graph_invalidation claim notify race manual
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso --load-extension=payout
 
 TAP_TESTS = 1

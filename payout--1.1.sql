@@ -728,7 +728,8 @@ CREATE FUNCTION payout.attach(tbl regclass,
 							  resolution_column name DEFAULT 'resolution',
 							  notify boolean DEFAULT false,
 							  history boolean DEFAULT true,
-							  delete_unfinished boolean DEFAULT false)
+							  delete_unfinished boolean DEFAULT false,
+							  autoprocess_column name DEFAULT 'autoprocess')
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -776,15 +777,22 @@ BEGIN
 	-- a mistake shows at attach time.
 	FOR col, wanted IN
 		SELECT * FROM (VALUES (status_column, 'payout.status'::regtype),
-							  (resolution_column, 'payout.resolution'::regtype)) AS v
+							  (resolution_column, 'payout.resolution'::regtype),
+							  (autoprocess_column, 'pg_catalog.bool'::regtype)) AS v
 	LOOP
 		CONTINUE WHEN col IS NULL;
 		coltype := payout.base_type(tbl, col);
 		IF coltype IS NULL THEN
-			-- The default resolution name is optional: such a table has none.
+			-- The default resolution and autoprocess names are optional:
+			-- such a table has no resolution, or only automatic payouts.
 			IF wanted OPERATOR(pg_catalog.=) 'payout.resolution'::regtype
 			   AND col OPERATOR(pg_catalog.=) 'resolution' THEN
 				resolution_column := NULL;
+				CONTINUE;
+			END IF;
+			IF wanted OPERATOR(pg_catalog.=) 'pg_catalog.bool'::regtype
+			   AND col OPERATOR(pg_catalog.=) 'autoprocess' THEN
+				autoprocess_column := NULL;
 				CONTINUE;
 			END IF;
 			RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, relname
@@ -860,6 +868,9 @@ BEGIN
 	IF delete_unfinished THEN
 		args := args || ', ''delete_unfinished''';
 	END IF;
+	IF autoprocess_column IS NOT NULL THEN
+		args := args || format(', %L', 'autoprocess=' OPERATOR(pg_catalog.||) autoprocess_column);
+	END IF;
 
 	-- The name sorts after most trigger names, so that the trigger fires
 	-- after the table's other BEFORE triggers and checks the row that will
@@ -896,7 +907,7 @@ BEGIN
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION payout.attach(regclass, name, name, boolean, boolean, boolean) IS 'creates trigger zz_payout_enforce on the table (and, with history, zz_payout_history, zz_payout_history_update and zz_payout_history_delete); notify: NOTIFY payout_ready when a payout becomes READY or is released; delete_unfinished: let payouts that are not final be deleted';
+COMMENT ON FUNCTION payout.attach(regclass, name, name, boolean, boolean, boolean, name) IS 'creates trigger zz_payout_enforce on the table (and, with history, zz_payout_history, zz_payout_history_update and zz_payout_history_delete); notify: NOTIFY payout_ready when an automatic payout becomes READY or is released, payout_manual when a manual one starts waiting; delete_unfinished: let payouts that are not final be deleted; autoprocess_column: the boolean column that marks automatic payouts';
 
 CREATE FUNCTION payout.detach(tbl regclass)
 RETURNS void
@@ -976,7 +987,8 @@ CREATE FUNCTION payout.attachment(tbl regclass,
 								  OUT resolution_column name,
 								  OUT notify boolean,
 								  OUT history boolean,
-								  OUT delete_unfinished boolean)
+								  OUT delete_unfinished boolean,
+								  OUT autoprocess_column name)
 RETURNS record
 LANGUAGE plpgsql
 STABLE
@@ -1016,6 +1028,8 @@ BEGIN
 	END IF;
 	notify := coalesce('notify' OPERATOR(pg_catalog.=) ANY (args[3:]), false);
 	delete_unfinished := coalesce('delete_unfinished' OPERATOR(pg_catalog.=) ANY (args[3:]), false);
+	SELECT substring(a FROM 13) INTO autoprocess_column
+	FROM unnest(args[3:]) AS a WHERE a LIKE 'autoprocess=%';
 	history := EXISTS (SELECT FROM pg_trigger t
 					   WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
 						 AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_history');
@@ -1026,9 +1040,12 @@ BEGIN
 	IF resolution_column IS NOT NULL THEN
 		PERFORM payout.check_column(tbl, resolution_column, 'payout.resolution'::regtype, 'resolution');
 	END IF;
+	IF autoprocess_column IS NOT NULL THEN
+		PERFORM payout.check_column(tbl, autoprocess_column, 'pg_catalog.bool'::regtype, 'autoprocess');
+	END IF;
 END
 $$;
-COMMENT ON FUNCTION payout.attachment(regclass) IS 'how the payout trigger is attached to the table: its status and resolution columns and options';
+COMMENT ON FUNCTION payout.attachment(regclass) IS 'how the payout trigger is attached to the table: its status, resolution and autoprocess columns and options';
 
 -- The primary key of table tbl as a column list, each column qualified by
 -- alias when one is given, and the expression of its key text, the
@@ -1065,7 +1082,8 @@ END
 $$;
 COMMENT ON FUNCTION payout.primary_key(regclass, text) IS 'the table''s primary key columns (qualified by alias) and the expression of its key text, as payout.history records it';
 
-CREATE FUNCTION payout.claim(tbl regclass, batch integer)
+CREATE FUNCTION payout.claim(tbl regclass, batch integer,
+							 manual boolean DEFAULT false)
 RETURNS SETOF text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1075,10 +1093,11 @@ DECLARE
 	pk record;
 	tpk record;
 	cpk record;
-	not_held text := '';
+	filter text := '';
+	operators text := coalesce(current_setting('payout.operator_role', true), '');
 BEGIN
-	IF tbl IS NULL THEN
-		RAISE EXCEPTION 'table must not be null'
+	IF tbl IS NULL OR manual IS NULL THEN
+		RAISE EXCEPTION 'table and manual must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	IF batch IS NULL OR batch OPERATOR(pg_catalog.<) 1 THEN
@@ -1091,8 +1110,29 @@ BEGIN
 	tpk := payout.primary_key(tbl, 't');
 	cpk := payout.primary_key(tbl, 'c');
 	IF att.resolution_column IS NOT NULL THEN
-		not_held := format(' AND NOT payout.requires_moderation(%I, %I)',
-						   att.status_column, att.resolution_column);
+		filter := format(' AND NOT payout.requires_moderation(%I, %I)',
+						 att.status_column, att.resolution_column);
+	END IF;
+
+	-- Processors take automatic payouts; operators, manual ones (autoprocess
+	-- false or NULL), which the trigger lets only them move on.
+	IF manual THEN
+		IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user)
+		   AND NOT (operators OPERATOR(pg_catalog.<>) ''
+					AND EXISTS (SELECT FROM pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) operators)
+					AND pg_has_role(current_user, operators, 'USAGE')) THEN
+			RAISE EXCEPTION 'only operators claim manual payouts'
+				USING ERRCODE = 'insufficient_privilege',
+					  HINT = CASE WHEN operators OPERATOR(pg_catalog.=) ''
+								  THEN 'Only superusers process manual payouts while payout.operator_role is empty.'
+								  ELSE format('Operators are the members of role "%s" (setting payout.operator_role).', operators) END;
+		END IF;
+		IF att.autoprocess_column IS NULL THEN
+			RETURN;				-- every payout of the table is automatic
+		END IF;
+		filter := filter || format(' AND %I IS NOT TRUE', att.autoprocess_column);
+	ELSIF att.autoprocess_column IS NOT NULL THEN
+		filter := filter || format(' AND %I IS TRUE', att.autoprocess_column);
 	END IF;
 
 	-- SKIP LOCKED: concurrent claims each take other rows, never the same.
@@ -1105,12 +1145,12 @@ BEGIN
 		' ORDER BY %3$s LIMIT $1 FOR UPDATE SKIP LOCKED) c'
 		' WHERE (%5$s) = (%6$s)'
 		' RETURNING %7$s',
-		tbl, att.status_column, pk.columns, not_held,
+		tbl, att.status_column, pk.columns, filter,
 		tpk.columns, cpk.columns, tpk.key_text)
 		USING batch;
 END
 $$;
-COMMENT ON FUNCTION payout.claim(regclass, integer) IS 'moves up to batch READY payouts that are not held to INVOKING and returns their keys; concurrent callers never get the same payout';
+COMMENT ON FUNCTION payout.claim(regclass, integer, boolean) IS 'moves up to batch READY payouts that are not held to INVOKING and returns their keys: automatic ones, or with manual, manual ones for an operator; concurrent callers never get the same payout';
 
 CREATE FUNCTION payout.expire(tbl regclass, older_than interval,
 							  since_column name DEFAULT 'created_at')

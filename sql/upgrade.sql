@@ -19,7 +19,10 @@ CREATE TABLE payouts (id bigint PRIMARY KEY, status payout.status NOT NULL,
 SELECT payout.attach('payouts', notify => true);
 CREATE SCHEMA owned AUTHORIZATION regress_upgrade_owner;
 SET ROLE regress_upgrade_owner;
-CREATE TABLE owned.payouts (id int PRIMARY KEY, status payout.status NOT NULL);
+-- A column autoprocess that 1.0 knew nothing of: after the update the
+-- table is attached with it, and manual payouts wait for an operator.
+CREATE TABLE owned.payouts (id int PRIMARY KEY, status payout.status NOT NULL,
+							autoprocess boolean NOT NULL DEFAULT true);
 SELECT payout.attach('owned.payouts');
 GRANT USAGE ON SCHEMA owned TO regress_upgrade_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON owned.payouts TO regress_upgrade_app;
@@ -59,6 +62,9 @@ SELECT has_function_privilege('regress_upgrade_owner', 'payout.record_history()'
 	   has_function_privilege('regress_upgrade_app', 'payout.record_history()',
 							  'EXECUTE') AS app_may_not;
 SET ROLE regress_upgrade_app;
+INSERT INTO owned.payouts VALUES (3, 'CREATED', false);
+UPDATE owned.payouts SET status = 'READY' WHERE id = 3;
+UPDATE owned.payouts SET status = 'INVOKING' WHERE id = 3;
 UPDATE owned.payouts SET status = 'TERMINATED';
 DELETE FROM owned.payouts;
 INSERT INTO owned.payouts VALUES (2, 'CREATED');

@@ -22,8 +22,9 @@
  *	- the old row version was deleted by this very subtransaction and
  *	  carries PostgreSQL's own mark of a row moved to another partition
  *	  (HeapTupleHeaderIndicatesMovedPartitions), read from the heap;
- *	- the inserted row has the status, the resolution and the primary key
- *	  (compared as datums) of the row the UPDATE judged.
+ *	- the inserted row has the status, the resolution, the autoprocess flag
+ *	  and the primary key (compared as datums) of the row the UPDATE
+ *	  judged.
  * Anything else is judged as a new payout.  The BEFORE DELETE of the move
  * is recognized by the same record: the very row version just judged.
  *
@@ -76,6 +77,7 @@ typedef struct JudgedUpdate
 	int			oldres;
 	int			to;
 	int			newres;
+	bool		automatic;		/* the new row's autoprocess */
 	RowKey		key;			/* of the new row */
 } JudgedUpdate;
 
@@ -253,6 +255,7 @@ PayoutRememberUpdate(PayoutTableState *state, Relation rel,
 											DatumGetObjectId(value));
 	}
 
+	judged.automatic = PayoutIsAutomatic(state, rel, newtuple);
 	oldcontext = MemoryContextSwitchTo(judged_context);
 	ReadKey(state, rel, newtuple, &judged.key);
 	MemoryContextSwitchTo(oldcontext);
@@ -361,7 +364,8 @@ PayoutTakeMove(PayoutTableState *state, Relation rel, HeapTuple newtuple,
 			newres = PayoutEnumIndex(PAYOUT_ENUM_RESOLUTION,
 									 DatumGetObjectId(value));
 	}
-	if (to != judged.to || newres != judged.newres)
+	if (to != judged.to || newres != judged.newres ||
+		PayoutIsAutomatic(state, rel, newtuple) != judged.automatic)
 		return false;
 
 	ReadKey(state, rel, newtuple, &key);

@@ -30,6 +30,7 @@
 PAYOUT_MODULE_MAGIC;
 
 char	   *payout_moderator_role = NULL;
+char	   *payout_operator_role = NULL;
 
 /*
  * _PG_init
@@ -52,6 +53,18 @@ _PG_init(void)
 							   "Role whose members may release payouts held for moderation.",
 							   "Superusers may always release them.  An empty string (the default) or a role that does not exist leaves it to superusers.",
 							   &payout_moderator_role,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+	/*
+	 * The same for operators, who alone move manual payouts (autoprocess
+	 * false) on from READY, and turn autoprocess on.
+	 */
+	DefineCustomStringVariable("payout.operator_role",
+							   "Role whose members may process manual payouts.",
+							   "Superusers may always process them.  An empty string (the default) or a role that does not exist leaves it to superusers.",
+							   &payout_operator_role,
 							   "",
 							   PGC_SUSET,
 							   0,

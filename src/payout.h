@@ -16,6 +16,9 @@
 /* payout.moderator_role: members of this role may release moderation holds. */
 extern char *payout_moderator_role;
 
+/* payout.operator_role: members of this role process manual payouts. */
+extern char *payout_operator_role;
+
 /* PostgreSQL 15's fmgr.h does not declare it. */
 extern void _PG_init(void);
 

@@ -11,9 +11,12 @@
  *
  *	- a stored payout always has a status;
  *	- a payout whose resolution is in the ERROR group and whose status is
- *	  not final is held for moderation: only a moderator may change or
- *	  delete it (the change that sets the ERROR resolution is free; the
- *	  hold starts after);
+ *	  not final is held for moderation: only a moderator may change its
+ *	  status or resolution, or delete it (the change that sets the ERROR
+ *	  resolution is free; the hold starts after);
+ *	- a manual payout (autoprocess not true) leaves READY toward processing,
+ *	  and a payout's autoprocess is turned on, only by an operator; the
+ *	  application may still end a manual payout (TERMINATED, EXPIRED);
  *	- a new payout starts in a status the graph allows for new rows, and a
  *	  status change follows an edge of the graph;
  *	- a final payout keeps its resolution (the graph has no edge out of a
@@ -45,6 +48,7 @@
 
 static char *DescribeStatuses(uint32 statuses);
 static const char *ResolutionText(int resolution);
+static int	OperatorHint(void);
 
 /*
  * PayoutIsHeld
@@ -79,6 +83,41 @@ PayoutIsModerator(void)
 }
 
 /*
+ * PayoutIsOperator
+ *		Whether the current user may process manual payouts: a superuser,
+ *		or a member of the role named by payout.operator_role.
+ */
+bool
+PayoutIsOperator(void)
+{
+	Oid			roleid;
+
+	if (superuser())
+		return true;
+	if (payout_operator_role == NULL || payout_operator_role[0] == '\0')
+		return false;
+	roleid = get_role_oid(payout_operator_role, true);
+	return OidIsValid(roleid) && has_privs_of_role(GetUserId(), roleid);
+}
+
+/*
+ * PayoutNeedsOperator
+ *		Whether the change is one only an operator may make: a manual
+ *		payout leaving READY for a status that is not final, or autoprocess
+ *		turned on.  The caller asks PayoutIsOperator only then.
+ */
+bool
+PayoutNeedsOperator(const PayoutChange *c)
+{
+	if (c->event != PAYOUT_EVENT_UPDATE)
+		return false;
+	if (c->autoprocess_on)
+		return true;
+	return c->manual && c->from == PAYOUT_STATUS_READY &&
+		c->to != c->from && c->to >= 0 && !PayoutStatusIsFinal(c->to);
+}
+
+/*
  * PayoutJudge
  *		Which rule the change breaks, or PAYOUT_RULE_NONE.
  */
@@ -100,8 +139,10 @@ PayoutJudge(const PayoutChange *c)
 
 	if (c->to == PAYOUT_NULL_STATUS)
 		return PAYOUT_RULE_NOT_NULL;
-	if (held && !c->moderator)
+	if (held && !c->moderator && (c->from != c->to || c->oldres != c->newres))
 		return PAYOUT_RULE_HOLD;
+	if (!c->operator_member && PayoutNeedsOperator(c))
+		return c->autoprocess_on ? PAYOUT_RULE_AUTOPROCESS : PAYOUT_RULE_MANUAL;
 	if (c->from != c->to && !(c->allowed & ((uint32) 1 << c->to)))
 		return c->from == PAYOUT_INITIAL ? PAYOUT_RULE_INITIAL :
 			PAYOUT_RULE_TRANSITION;
@@ -152,6 +193,19 @@ ResolutionText(int resolution)
 }
 
 /*
+ * OperatorHint
+ *		Who the operators are, for the errors of the manual rules.
+ */
+static int
+OperatorHint(void)
+{
+	if (payout_operator_role && payout_operator_role[0] != '\0')
+		return errhint("Operators are the members of role \"%s\" (setting payout.operator_role). They take manual payouts with payout.claim(tbl, batch, manual => true).",
+					   payout_operator_role);
+	return errhint("Only superusers process manual payouts while payout.operator_role is empty.");
+}
+
+/*
  * PayoutReportRule
  *		Raise the error of a broken rule.  tuple is the row as stored (the
  *		new row of an INSERT), which names the payout in the detail.
@@ -195,6 +249,27 @@ PayoutReportRule(PayoutRule rule, const PayoutChange *c, Relation rel,
 					 errhint("Only superusers moderate while payout.moderator_role is empty. They release a payout with an OK resolution, or end it with a FATAL_ERROR resolution and a final status."),
 					 errtablecol(rel, rescol),
 					 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "payout_moderation_hold")));
+			break;
+
+		case PAYOUT_RULE_MANUAL:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("payout is waiting for manual processing"),
+					 errdetail("%s has autoprocess off; only an operator may move it from \"%s\" to \"%s\".",
+							   row, from, PayoutStatusLabel(c->to)),
+					 OperatorHint(),
+					 errtablecol(rel, statuscol),
+					 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "payout_manual_processing")));
+			break;
+
+		case PAYOUT_RULE_AUTOPROCESS:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("autoprocess of a payout can only be turned on by an operator"),
+					 errdetail("%s is marked for manual processing.", row),
+					 OperatorHint(),
+					 errtablecol(rel, state->autoprocess_attnum),
+					 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "payout_autoprocess_on")));
 			break;
 
 		case PAYOUT_RULE_INITIAL:

@@ -35,6 +35,8 @@ typedef enum PayoutRule
 	PAYOUT_RULE_NONE,			/* the change breaks no rule */
 	PAYOUT_RULE_NOT_NULL,		/* payout_status_not_null */
 	PAYOUT_RULE_HOLD,			/* payout_moderation_hold */
+	PAYOUT_RULE_MANUAL,			/* payout_manual_processing */
+	PAYOUT_RULE_AUTOPROCESS,	/* payout_autoprocess_on */
 	PAYOUT_RULE_INITIAL,		/* payout_initial_status */
 	PAYOUT_RULE_TRANSITION,		/* payout_status_transition */
 	PAYOUT_RULE_FINAL,			/* payout_final_resolution */
@@ -57,11 +59,16 @@ typedef struct PayoutChange
 	int			newres;
 	uint32		allowed;		/* the graph's next statuses of from */
 	bool		moderator;		/* the user may change held payouts */
+	bool		manual;			/* the payout was manual (autoprocess not true) */
+	bool		autoprocess_on; /* the change turns autoprocess on */
+	bool		operator_member;	/* the user may process manual payouts */
 	bool		delete_unfinished;	/* the table's option */
 } PayoutChange;
 
 extern bool PayoutIsHeld(int status, int resolution);
 extern bool PayoutIsModerator(void);
+extern bool PayoutIsOperator(void);
+extern bool PayoutNeedsOperator(const PayoutChange *change);
 extern PayoutRule PayoutJudge(const PayoutChange *change);
 extern void PayoutReportRule(PayoutRule rule, const PayoutChange *change,
 							 Relation rel, PayoutTableState *state,

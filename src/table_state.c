@@ -34,6 +34,7 @@
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -53,9 +54,11 @@
 
 #define DEFAULT_STATUS_COLUMN		"status"
 #define DEFAULT_RESOLUTION_COLUMN	"resolution"
+#define AUTOPROCESS_OPTION			"autoprocess="
 
 static AttrNumber FindEnumColumn(Relation rel, const char *colname,
 								 PayoutEnumKind kind, bool missing_ok);
+static AttrNumber FindBooleanColumn(Relation rel, const char *colname);
 static void ParseOptions(Relation rel, Trigger *trigger,
 						 PayoutTriggerKind kind, PayoutTableState *state);
 static void CheckLastBeforeTrigger(Relation rel, Trigger *trigger);
@@ -105,9 +108,39 @@ FindEnumColumn(Relation rel, const char *colname, PayoutEnumKind kind,
 }
 
 /*
+ * FindBooleanColumn
+ *		Attribute number of the autoprocess column, which must be boolean
+ *		(or a domain over it).
+ */
+static AttrNumber
+FindBooleanColumn(Relation rel, const char *colname)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	int			attnum = SPI_fnumber(tupdesc, colname);
+
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						colname, RelationGetRelationName(rel)),
+				 errhint("Name the payout columns in the trigger arguments; for a table attached with payout.attach(), detach it and attach it again."),
+				 errtable(rel)));
+	if (getBaseType(TupleDescAttr(tupdesc, attnum - 1)->atttypid) != BOOLOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of relation \"%s\" must be of type boolean",
+						colname, RelationGetRelationName(rel)),
+				 errdetail("It is of type %s.",
+						   format_type_be(TupleDescAttr(tupdesc, attnum - 1)->atttypid)),
+				 errtablecol(rel, attnum)));
+	return (AttrNumber) attnum;
+}
+
+/*
  * ParseOptions
- *		The arguments after the two columns: "notify" and
- *		"delete_unfinished" for the enforcement trigger, none for history.
+ *		The arguments after the two columns: "notify", "delete_unfinished"
+ *		and "autoprocess=<column>" for the enforcement trigger, none for
+ *		history.
  */
 static void
 ParseOptions(Relation rel, Trigger *trigger, PayoutTriggerKind kind,
@@ -117,6 +150,7 @@ ParseOptions(Relation rel, Trigger *trigger, PayoutTriggerKind kind,
 
 	state->notify = false;
 	state->delete_unfinished = false;
+	state->autoprocess_attnum = InvalidAttrNumber;
 	for (i = 2; i < trigger->tgnargs; i++)
 	{
 		const char *option = trigger->tgargs[i];
@@ -132,13 +166,16 @@ ParseOptions(Relation rel, Trigger *trigger, PayoutTriggerKind kind,
 			state->notify = true;
 		else if (strcmp(option, "delete_unfinished") == 0)
 			state->delete_unfinished = true;
+		else if (strncmp(option, AUTOPROCESS_OPTION, strlen(AUTOPROCESS_OPTION)) == 0)
+			state->autoprocess_attnum =
+				FindBooleanColumn(rel, option + strlen(AUTOPROCESS_OPTION));
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 					 errmsg("trigger \"%s\" on table \"%s\" has an unknown option \"%s\"",
 							trigger->tgname, RelationGetRelationName(rel),
 							option),
-					 errhint("The arguments are the status column, the resolution column, then options: \"notify\", \"delete_unfinished\".")));
+					 errhint("The arguments are the status column, the resolution column, then options: \"notify\", \"delete_unfinished\", \"autoprocess=<column>\".")));
 	}
 }
 
@@ -363,6 +400,25 @@ PayoutGetTableState(FunctionCallInfo fcinfo, PayoutTriggerKind kind)
 		PayoutAcceptChanges(NULL);
 
 	return state;
+}
+
+/*
+ * PayoutIsAutomatic
+ *		Whether a payout goes to processors: the table has no autoprocess
+ *		column, or the row's is true.  NULL is manual: nothing is paid
+ *		automatically unless it was marked so.
+ */
+bool
+PayoutIsAutomatic(PayoutTableState *state, Relation rel, HeapTuple tuple)
+{
+	bool		isnull;
+	Datum		value;
+
+	if (state->autoprocess_attnum == InvalidAttrNumber)
+		return true;
+	value = heap_getattr(tuple, state->autoprocess_attnum,
+						 RelationGetDescr(rel), &isnull);
+	return !isnull && DatumGetBool(value);
 }
 
 /*

@@ -36,6 +36,7 @@ typedef struct PayoutTableState
 	Oid			root;			/* the table the trigger was attached to */
 	AttrNumber	status_attnum;
 	AttrNumber	resolution_attnum;	/* InvalidAttrNumber: no resolution */
+	AttrNumber	autoprocess_attnum; /* InvalidAttrNumber: every payout automatic */
 	bool		notify;			/* option "notify" */
 	bool		delete_unfinished;	/* option "delete_unfinished" */
 	bool		has_history;	/* the relation has the history trigger */
@@ -53,6 +54,8 @@ extern PayoutTableState *PayoutGetTableState(FunctionCallInfo fcinfo,
 											 PayoutTriggerKind kind);
 extern char *PayoutRowKey(PayoutTableState *state, Relation rel,
 						  HeapTuple tuple);
+extern bool PayoutIsAutomatic(PayoutTableState *state, Relation rel,
+							  HeapTuple tuple);
 extern char *PayoutDescribeRow(PayoutTableState *state, Relation rel,
 							   HeapTuple tuple);
 extern Oid	PayoutAttachedTable(Relation rel, Trigger *trigger);

@@ -13,9 +13,12 @@
  * Trigger arguments, all optional: the status column (default "status"),
  * the resolution column (default "resolution"; an empty string for none),
  * then options: "notify" sends a notification on channel payout_ready when
- * a payout becomes READY or is released from moderation, naming the table
+ * an automatic payout becomes READY or is released from moderation, and on
+ * payout_manual when a manual one starts waiting in READY, naming the table
  * the trigger was attached to; "delete_unfinished" lets payouts that are
- * not final be deleted.  A table without a column named "resolution"
+ * not final be deleted; "autoprocess=<column>" names the boolean column
+ * that says whether a payout is processed automatically (true) or by an
+ * operator (false or NULL).  A table without a column named "resolution"
  * simply has no resolution; a resolution column named explicitly must
  * exist.
  *
@@ -63,6 +66,7 @@
 #include "transition_cache.h"
 
 #define NOTIFY_CHANNEL				"payout_ready"
+#define MANUAL_CHANNEL				"payout_manual"
 
 static void CheckTriggerEvent(FunctionCallInfo fcinfo);
 static int	GetStatus(HeapTuple tuple, TupleDesc tupdesc, AttrNumber attnum);
@@ -70,7 +74,7 @@ static int	GetResolution(HeapTuple tuple, TupleDesc tupdesc, AttrNumber attnum);
 static bool LockExistingRow(PayoutTableState *state, Relation rel,
 							HeapTuple tuple);
 static void NotifyReady(PayoutTableState *state, Relation rel,
-						HeapTuple tuple, int status);
+						HeapTuple tuple, int status, const char *channel);
 
 /*
  * CheckTriggerEvent
@@ -227,7 +231,8 @@ LockExistingRow(PayoutTableState *state, Relation rel, HeapTuple tuple)
  *		statement or the transaction fails.
  */
 static void
-NotifyReady(PayoutTableState *state, Relation rel, HeapTuple tuple, int status)
+NotifyReady(PayoutTableState *state, Relation rel, HeapTuple tuple, int status,
+			const char *channel)
 {
 	StringInfoData payload;
 	char	   *key;
@@ -247,7 +252,7 @@ NotifyReady(PayoutTableState *state, Relation rel, HeapTuple tuple, int status)
 	escape_json(&payload, PayoutStatusLabel(status));
 	appendStringInfoChar(&payload, '}');
 
-	Async_Notify(NOTIFY_CHANNEL, payload.data);
+	Async_Notify(channel, payload.data);
 }
 
 /*
@@ -267,6 +272,8 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 	PayoutChange change;
 	PayoutRule	rule;
 	bool		partition;
+	bool		auto_before = true;
+	bool		auto_after;
 
 	CheckTriggerEvent(fcinfo);
 	trigdata = (TriggerData *) fcinfo->context;
@@ -323,14 +330,23 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 		if (change.from == PAYOUT_NULL_STATUS)
 			change.from = PAYOUT_INITIAL;
 		change.oldres = GetResolution(oldtuple, tupdesc, state->resolution_attnum);
+		auto_before = PayoutIsAutomatic(state, rel, oldtuple);
 	}
 
 	change.to = GetStatus(newtuple, tupdesc, state->status_attnum);
 	change.newres = GetResolution(newtuple, tupdesc, state->resolution_attnum);
+	auto_after = PayoutIsAutomatic(state, rel, newtuple);
+	change.manual = !auto_before;
+	change.autoprocess_on = change.event == PAYOUT_EVENT_UPDATE &&
+		!auto_before && auto_after;
 
-	/* The common case: the status and the resolution are left alone. */
+	/*
+	 * The common case: the status and the resolution are left alone, and
+	 * autoprocess is not turned on.
+	 */
 	if (change.event == PAYOUT_EVENT_UPDATE && change.from == change.to &&
-		change.oldres == change.newres)
+		change.oldres == change.newres && !change.autoprocess_on &&
+		auto_before == auto_after)
 	{
 		if (partition)
 			PayoutRememberUpdate(state, rel, oldtuple, newtuple,
@@ -342,6 +358,7 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 		change.allowed = PayoutNextStatuses(change.from);
 	change.moderator = change.event == PAYOUT_EVENT_UPDATE &&
 		PayoutIsHeld(change.from, change.oldres) && PayoutIsModerator();
+	change.operator_member = PayoutNeedsOperator(&change) && PayoutIsOperator();
 	rule = PayoutJudge(&change);
 
 	/*
@@ -362,13 +379,23 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 		PayoutRememberUpdate(state, rel, oldtuple, newtuple,
 							 change.from, change.oldres);
 
-	/* Work for a processor: a payout that became READY or was released. */
+	/*
+	 * Work for a processor: an automatic payout that became READY, was
+	 * released, or was turned automatic in READY.  Work for an operator: a
+	 * manual payout that started waiting in READY.
+	 */
 	if (state->notify && !PayoutStatusIsFinal(change.to) &&
 		!PayoutIsHeld(change.to, change.newres) &&
 		((change.to == PAYOUT_STATUS_READY && change.from != change.to) ||
 		 (change.event == PAYOUT_EVENT_UPDATE &&
-		  PayoutIsHeld(change.from, change.oldres))))
-		NotifyReady(state, rel, newtuple, change.to);
+		  PayoutIsHeld(change.from, change.oldres)) ||
+		 (change.to == PAYOUT_STATUS_READY && auto_before != auto_after)))
+	{
+		if (auto_after)
+			NotifyReady(state, rel, newtuple, change.to, NOTIFY_CHANNEL);
+		else if (change.to == PAYOUT_STATUS_READY)
+			NotifyReady(state, rel, newtuple, change.to, MANUAL_CHANNEL);
+	}
 
 	return PointerGetDatum(newtuple);
 }

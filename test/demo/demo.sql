@@ -15,6 +15,7 @@ CREATE TABLE payouts (
     amount numeric NOT NULL,
     status payout.status NOT NULL DEFAULT 'CREATED',
     resolution payout.resolution,
+    autoprocess boolean NOT NULL DEFAULT true,
     created_at timestamptz NOT NULL DEFAULT now()
 );
 SELECT payout.attach('payouts', notify => true);
@@ -143,12 +144,37 @@ SELECT key FROM payout.claim('payouts', 10) AS key;
 UNLISTEN payout_ready;
 
 \echo
-\echo '== 13. Stale payouts expire (a pg_cron job would call this)'
+\echo '== 13. Manual payouts wait for an operator'
+CREATE ROLE demo_processor;
+CREATE ROLE payout_operator NOLOGIN;
+CREATE ROLE demo_bob;
+GRANT payout_operator TO demo_bob;
+GRANT SELECT, UPDATE ON payouts TO demo_processor, payout_operator;
+SET payout.operator_role = 'payout_operator';
+\echo 'The merchant marks payout 9 for manual processing (a large amount):'
+SET ROLE demo_app;
+INSERT INTO payouts (id, amount, autoprocess) VALUES (9, 90000.00, false);
+UPDATE payouts SET status = 'READY' WHERE id = 9;
+RESET ROLE;
+\echo 'A processor gets nothing, and cannot take it by hand either:'
+SET ROLE demo_processor;
+SELECT key FROM payout.claim('payouts', 10) AS key;
+UPDATE payouts SET status = 'INVOKING' WHERE id = 9;
+SELECT key FROM payout.claim('payouts', 10, manual => true) AS key;
+RESET ROLE;
+\echo 'An operator takes it; the history says who:'
+SET ROLE demo_bob;
+SELECT key FROM payout.claim('payouts', 10, manual => true) AS key;
+RESET ROLE;
+SELECT old_status, new_status, user_name FROM payout.timeline('payouts', '9');
+
+\echo
+\echo '== 14. Stale payouts expire (a pg_cron job would call this)'
 INSERT INTO payouts (id, amount, created_at) VALUES (8, 80.00, now() - interval '3 days');
 SELECT payout.expire('payouts', '1 day') AS expired;
 
 \echo
-\echo '== 14. The history of payout 3, from payout.history'
+\echo '== 15. The history of payout 3, from payout.history'
 SELECT old_status, new_status, old_resolution, new_resolution, user_name
 FROM payout.timeline('payouts', '3');
 \echo 'How many payouts took each edge:'
@@ -159,7 +185,7 @@ DELETE FROM payout.history;
 RESET ROLE;
 
 \echo
-\echo '== 15. Nothing illegal got in'
+\echo '== 16. Nothing illegal got in'
 SELECT id, amount, status, resolution, payout.is_final(status) AS final
 FROM payouts
 ORDER BY id;

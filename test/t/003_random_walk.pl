@@ -14,9 +14,12 @@
 # payout to the other partition.
 #
 # Operations: inserts in a random status with a random resolution
-# (NULL included), as the application role or a superuser; updates of the
-# status and/or the resolution of a random payout as the application role,
-# as a member of payout_moderator, or as a superuser; updates of another
+# (NULL included) and a random autoprocess (true, false or NULL), as the
+# application role or a superuser; updates of the status, the resolution
+# and/or autoprocess of a random payout as the application role, as a
+# member of payout_moderator, as a member of payout_operator (who mostly
+# takes manual payouts on from READY, or turns them automatic), or as a
+# superuser; updates of another
 # column; a fifth of those updates written as INSERT ... ON CONFLICT DO
 # UPDATE of the existing payout, which is judged as the update it becomes
 # whatever the proposed row holds; graph edits (a random legal edge added,
@@ -127,20 +130,36 @@ sub judge_insert
 	return 'ok';
 }
 
-# judge_update($graph, $moderator, $old_status, $old_resolution,
-# $new_status, $new_resolution): "ok", or "SQLSTATE constraint".  When
-# several rules are broken, the first in this order is reported: NULL
-# status, hold, graph, final resolution, fatal resolution, processed.
+# A payout is automatic when its autoprocess is true; false and NULL ("-")
+# are manual.
+sub automatic { return $_[0] eq 't'; }
+
+# judge_update($graph, $moderator, $operator, $old_status, $old_resolution,
+# $new_status, $new_resolution, $old_autoprocess, $new_autoprocess): "ok",
+# or "SQLSTATE constraint".  When several rules are broken, the first in
+# this order is reported: NULL status, hold, manual processing, graph,
+# final resolution, fatal resolution, processed.
 sub judge_update
 {
-	my ($graph, $moderator, $os, $or, $ns, $nr) = @_;
+	my ($graph, $moderator, $operator, $os, $or, $ns, $nr, $oa, $na) = @_;
+	my $auto_on = !automatic($oa) && automatic($na);
 
-	# (f) neither status nor resolution changes: always allowed
-	return 'ok' if $os eq $ns && $or eq $nr;
+	# (f) neither status nor resolution changes, and autoprocess is not
+	# turned on: always allowed
+	return 'ok' if $os eq $ns && $or eq $nr && !$auto_on;
 	# (g) a payout always has a status
 	return '23502 payout_status_not_null' if $ns eq '-';
-	# (a) a held payout is changed only by a moderator
-	return '42501 payout_moderation_hold' if held($os, $or) && !$moderator;
+	# (a) a held payout's status and resolution change only by a moderator
+	return '42501 payout_moderation_hold'
+	  if held($os, $or) && !$moderator && ($os ne $ns || $or ne $nr);
+	# (h) only an operator turns autoprocess on, or moves a manual payout
+	# on from READY other than to a final status
+	if (!$operator)
+	{
+		return '42501 payout_autoprocess_on' if $auto_on;
+		return '42501 payout_manual_processing'
+		  if !automatic($oa) && $os eq 'READY' && $ns ne $os && !$FINAL{$ns};
+	}
 	# (e), (c) status changes follow the graph; nothing leaves a final status
 	return '23514 payout_status_transition'
 	  if $os ne $ns && ($FINAL{$os} || !$graph->{"$os>$ns"});
@@ -206,12 +225,21 @@ sub new_state
 	};
 }
 
-# proposed($op): the status and resolution of an upsert's proposed row.
+# proposed($op): the status, resolution and autoprocess of an upsert's
+# proposed row.
 sub proposed
 {
 	my ($op) = @_;
-	return ($op->{set_s} ? $op->{s} : $op->{v_s}, $op->{set_r} ? $op->{r} : $op->{v_r});
+	return (
+		$op->{set_s} ? $op->{s} : $op->{v_s},
+		$op->{set_r} ? $op->{r} : $op->{v_r},
+		$op->{set_a} ? $op->{a} : $op->{v_a});
 }
+
+# Who may do what: moderators and operators are members of their roles;
+# superusers are both.
+sub is_moderator { return $_[0] eq 'mod' || $_[0] eq 'super'; }
+sub is_operator { return $_[0] eq 'op' || $_[0] eq 'super'; }
 
 # predict($state, $op): what the model expects of $op.
 sub predict
@@ -229,14 +257,17 @@ sub predict
 	{
 		my $row = $state->{rows}{ mkey(@$op{qw(tbl id region)}) };
 		# an upsert of a payout that is gone inserts the proposed row
-		return judge_insert($state->{graph}, proposed($op)) if !$row && $op->{upsert};
+		return judge_insert($state->{graph}, (proposed($op))[ 0, 1 ])
+		  if !$row && $op->{upsert};
 		return 'norow' unless $row;
 		return 'ok' if $k eq 'other';
-		my ($os, $or) = @$row;
+		my ($os, $or, $oa) = @$row;
 		my $verdict = judge_update(
-			$state->{graph}, $op->{who} ne 'app', $os, $or,
+			$state->{graph}, is_moderator($op->{who}), is_operator($op->{who}),
+			$os, $or,
 			$op->{set_s} ? $op->{s} : $os,
-			$op->{set_r} ? $op->{r} : $or);
+			$op->{set_r} ? $op->{r} : $or,
+			$oa, $op->{set_a} ? $op->{a} : $oa);
 		# the move's INSERT half then meets the key in the other partition
 		return '23505 ' . pkey_of($op->{tbl}, $op->{to_region})
 		  if $verdict eq 'ok' && $k eq 'move'
@@ -246,7 +277,7 @@ sub predict
 	if ($k eq 'delete')
 	{
 		my $row = $state->{rows}{ mkey(@$op{qw(tbl id region)}) } or return 'norow';
-		return judge_delete($op->{who} ne 'app', @$row);
+		return judge_delete(is_moderator($op->{who}), @$row[ 0, 1 ]);
 	}
 	return judge_edge_insert($state->{graph}, $op->{from}, $op->{to})
 	  if $k eq 'add_edge';
@@ -268,8 +299,8 @@ sub apply
 
 	if ($k eq 'insert' || ($op->{upsert} && !$state->{rows}{$key}))
 	{
-		my ($s, $r) = $k eq 'insert' ? ($op->{s}, $op->{r}) : proposed($op);
-		$state->{rows}{$key} = [ $s, $r ];
+		my ($s, $r, $a) = $k eq 'insert' ? ($op->{s}, $op->{r}, $op->{a}) : proposed($op);
+		$state->{rows}{$key} = [ $s, $r, $a ];
 		push @{ $state->{log} }, [ $key, '-', $s, '-', $r, $user ];
 	}
 	elsif ($k eq 'update' || $k eq 'move')
@@ -278,6 +309,7 @@ sub apply
 		my ($os, $or) = @$row;
 		my $ns = $op->{set_s} ? $op->{s} : $os;
 		my $nr = $op->{set_r} ? $op->{r} : $or;
+		$row->[2] = $op->{a} if $op->{set_a};
 		if ($k eq 'move')
 		{
 			delete $state->{rows}{$key};
@@ -285,7 +317,7 @@ sub apply
 			$state->{rows}{$key} = $row;
 		}
 		return if $os eq $ns && $or eq $nr;
-		@$row = ($ns, $nr);
+		@$row[ 0, 1 ] = ($ns, $nr);
 		push @{ $state->{log} }, [ $key, $os, $ns, $or, $nr, $user ];
 	}
 	elsif ($k eq 'delete')
@@ -324,6 +356,12 @@ sub next_of
 {
 	my ($graph, $from) = @_;
 	return grep { $graph->{"$from>$_"} } @STATUSES;
+}
+
+sub random_autoprocess
+{
+	my $x = rand();
+	return $x < 0.5 ? 't' : $x < 0.85 ? 'f' : '-';
 }
 
 sub random_resolution
@@ -411,22 +449,30 @@ for my $seq (1 .. $nops)
 		  : (@start && chance(0.6)) ? pick(@start)
 		  : pick(@STATUSES);
 		$op{r} = random_resolution();
+		$op{a} = random_autoprocess();
 	}
 	elsif ($x < 0.82)
 	{
 		my $who =
-			$x < 0.57 ? 'app'
-		  : chance(0.8) ? 'mod'
+			$x < 0.52 ? 'app'
+		  : chance(0.6) ? 'mod'
+		  : chance(0.7) ? 'op'
 		  : 'super';
-		my $key = pick_payout($who ne 'app');
-		my ($os, $or) = @{ $gen->{rows}{$key} // [ 'CREATED', '-' ] };
+		my $key = pick_payout(is_moderator($who));
+		my ($os, $or, $oa) = @{ $gen->{rows}{$key} // [ 'CREATED', '-', 't' ] };
 		my @next = next_of($gen->{graph}, $os);
 		my @final_next = grep { $FINAL{$_} } @next;
 		my ($tbl, $id, $region) = @{ $where{$key} };
 		%op = (%op, kind => 'update', who => $who, tbl => $tbl, id => $id,
 			region => $region);
 
-		if ($who ne 'app' && held($os, $or) && chance(0.5))
+		if ($who eq 'op' && $os eq 'READY' && !automatic($oa) && chance(0.6))
+		{
+			# an operator processes a manual payout, or hands it over
+			if (chance(0.7)) { @op{qw(set_s s)} = (1, 'INVOKING'); }
+			else { @op{qw(set_a a)} = (1, 't'); }
+		}
+		elsif (is_moderator($who) && held($os, $or) && chance(0.5))
 		{
 			# a moderator's decision: release, or end with a fatal resolution
 			if (chance(0.6))
@@ -477,8 +523,10 @@ for my $seq (1 .. $nops)
 				  if @final_next && chance(0.6);
 			}
 		}
+		# now and then autoprocess changes too, whoever makes the change
+		@op{qw(set_a a)} = (1, random_autoprocess()) if !$op{set_a} && chance(0.12);
 		# an UPDATE that sets nothing we track changes another column
-		$op{kind} = 'other' unless $op{set_s} || $op{set_r};
+		$op{kind} = 'other' unless $op{set_s} || $op{set_r} || $op{set_a};
 		# on walk_parts, a quarter move the payout to the other partition
 		if ($tbl eq 'walk_parts' && chance(0.25))
 		{
@@ -492,14 +540,14 @@ for my $seq (1 .. $nops)
 		%op = (
 			%op,
 			kind => 'other',
-			who => pick(qw(app app mod super)),
+			who => pick(qw(app app mod op super)),
 			tbl => $tbl, id => $id, region => $region);
 	}
 	elsif ($x < 0.92)
 	{
 		# deletes, mostly of payouts that are final or held
 		my $who = pick(qw(app app mod super));
-		my $key = pick_payout($who ne 'app');
+		my $key = pick_payout(is_moderator($who));
 		if (chance(0.5))
 		{
 			my @recent = @ids > 50 ? @ids[ -50 .. -1 ] : @ids;
@@ -569,6 +617,7 @@ for my $seq (1 .. $nops)
 		$op{upsert} = 1;
 		$op{v_s} = pick(@STATUSES);
 		$op{v_r} = random_resolution();
+		$op{v_a} = random_autoprocess();
 	}
 	# some updates, moves and deletes are rolled back to a savepoint after
 	# they ran; a rolled-back move is mostly followed by an insert of the
@@ -619,22 +668,23 @@ sub lit
 	return (!defined $v || $v eq '-') ? 'NULL' : "'$v'";
 }
 
-my %ROLE = (app => 'walk_app', mod => 'walk_mod', super => '');
+my %ROLE = (app => 'walk_app', mod => 'walk_mod', op => 'walk_op', super => '');
 
 # The call that runs $op and returns "seq result".
 sub op_call
 {
 	my ($op) = @_;
 	return sprintf(
-		"SELECT walk_apply(%d, '%s', '%s', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);",
+		"SELECT walk_apply(%d, '%s', '%s', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);",
 		$op->{seq}, $op->{upsert} ? 'upsert' : $op->{kind},
 		$ROLE{ $op->{who} }, lit($op->{tbl}), $op->{id} // 'NULL',
 		lit($op->{region}), lit($op->{to_region}),
 		$op->{rollback} ? 'true' : 'false',
 		$op->{set_s} ? 'true' : 'false', lit($op->{s}),
 		$op->{set_r} ? 'true' : 'false', lit($op->{r}),
+		$op->{set_a} ? 'true' : 'false', lit($op->{a}),
 		lit($op->{from}), lit($op->{to}),
-		lit($op->{v_s}), lit($op->{v_r}));
+		lit($op->{v_s}), lit($op->{v_r}), lit($op->{v_a}));
 }
 
 # $op as the SQL a person would type, for messages.
@@ -645,23 +695,24 @@ sub op_sql
 	my $role = $ROLE{ $op->{who} } ? "SET ROLE $ROLE{$op->{who}}; " : '';
 	my $parts = ($op->{tbl} // '') eq 'walk_parts';
 	my $where = "WHERE id = $op->{id}" . ($parts ? " AND region = '$op->{region}'" : '');
-	my $cols = $parts ? 'id, region, status, resolution' : 'id, status, resolution';
+	my $cols = $parts ? 'id, region, status, resolution, autoprocess' : 'id, status, resolution, autoprocess';
 	my $vals = $parts ? "$op->{id}, '$op->{region}'" : $op->{id};
 	my ($begin, $end) = $op->{rollback} ? ('BEGIN; SAVEPOINT s; ', ' ROLLBACK TO s; COMMIT;') : ('', '');
 
 	return "${role}INSERT INTO $op->{tbl} ($cols) VALUES ($vals, "
 	  . lit($op->{s}) . ', '
-	  . lit($op->{r}) . ');'
+	  . lit($op->{r}) . ', '
+	  . lit($op->{a}) . ');'
 	  if $k eq 'insert';
 	if ($op->{upsert})
 	{
 		my @set;
 		push @set, 'status = EXCLUDED.status' if $op->{set_s};
 		push @set, 'resolution = EXCLUDED.resolution' if $op->{set_r};
+		push @set, 'autoprocess = EXCLUDED.autoprocess' if $op->{set_a};
 		push @set, "amount = $op->{tbl}.amount + 1" unless @set;
 		return "${role}INSERT INTO $op->{tbl} ($cols) VALUES ($vals, "
-		  . lit($op->{set_s} ? $op->{s} : $op->{v_s}) . ', '
-		  . lit($op->{set_r} ? $op->{r} : $op->{v_r})
+		  . join(', ', map { lit($_) } proposed($op))
 		  . ') ON CONFLICT (' . ($parts ? 'id, region' : 'id') . ') DO UPDATE SET '
 		  . join(', ', @set) . ';';
 	}
@@ -670,6 +721,7 @@ sub op_sql
 		my @set;
 		push @set, 'status = ' . lit($op->{s}) if $op->{set_s};
 		push @set, 'resolution = ' . lit($op->{r}) if $op->{set_r};
+		push @set, 'autoprocess = ' . lit($op->{a}) if $op->{set_a};
 		push @set, "region = '$op->{to_region}'" if $k eq 'move';
 		push @set, 'amount = amount + 1' unless @set;
 		return "$role$begin" . "UPDATE $op->{tbl} SET " . join(', ', @set) . " $where;$end";
@@ -691,7 +743,8 @@ my $start_time = time();
 
 my $node = PostgreSQL::Test::Cluster->new('walk');
 $node->init;
-$node->append_conf('postgresql.conf', "payout.moderator_role = 'payout_moderator'");
+$node->append_conf('postgresql.conf',
+	"payout.moderator_role = 'payout_moderator'\npayout.operator_role = 'payout_operator'");
 $node->start;
 
 $node->safe_psql(
@@ -701,6 +754,9 @@ $node->safe_psql(
 	CREATE ROLE payout_moderator NOLOGIN;
 	CREATE ROLE walk_mod;
 	GRANT payout_moderator TO walk_mod;
+	CREATE ROLE payout_operator NOLOGIN;
+	CREATE ROLE walk_op;
+	GRANT payout_operator TO walk_op;
 
 	-- The status column allows NULL on purpose: the trigger's own rule,
 	-- not the column's constraint, must reject a NULL status.
@@ -708,7 +764,8 @@ $node->safe_psql(
 		id bigint PRIMARY KEY,
 		amount numeric NOT NULL DEFAULT 0,
 		status payout.status,
-		resolution payout.resolution
+		resolution payout.resolution,
+		autoprocess boolean
 	);
 	CREATE TABLE walk_parts (
 		id bigint NOT NULL,
@@ -716,13 +773,14 @@ $node->safe_psql(
 		amount numeric NOT NULL DEFAULT 0,
 		status payout.status,
 		resolution payout.resolution,
+		autoprocess boolean,
 		PRIMARY KEY (id, region)
 	) PARTITION BY LIST (region);
 	CREATE TABLE walk_parts_a PARTITION OF walk_parts FOR VALUES IN ('a');
 	CREATE TABLE walk_parts_b PARTITION OF walk_parts FOR VALUES IN ('b');
 	-- INSERT for the moderator too, for upserts
 	GRANT SELECT, INSERT, UPDATE, DELETE ON walk_payouts, walk_parts
-		TO walk_app, payout_moderator;
+		TO walk_app, payout_moderator, payout_operator;
 	SELECT payout.attach('walk_payouts');
 	SELECT payout.attach('walk_parts');
 
@@ -735,8 +793,9 @@ $node->safe_psql(
 	CREATE FUNCTION walk_apply(seq int, kind text, who text, tbl text,
 		pid bigint, region text, to_region text, rollback bool,
 		set_s bool, s payout.status, set_r bool, r payout.resolution,
+		set_a bool, a bool,
 		e_from payout.status, e_to payout.status,
-		v_s payout.status, v_r payout.resolution)
+		v_s payout.status, v_r payout.resolution, v_a bool)
 	RETURNS text LANGUAGE plpgsql AS $$
 	DECLARE
 		n bigint;
@@ -744,10 +803,10 @@ $node->safe_psql(
 		state text;
 		cname text;
 		parts bool := tbl = 'walk_parts';
-		cols text := CASE WHEN tbl = 'walk_parts' THEN 'id, region, status, resolution'
-						  ELSE 'id, status, resolution' END;
-		vals text := CASE WHEN tbl = 'walk_parts' THEN '$1, $2, $3, $4'
-						  ELSE '$1, $3, $4' END;
+		cols text := CASE WHEN tbl = 'walk_parts' THEN 'id, region, status, resolution, autoprocess'
+						  ELSE 'id, status, resolution, autoprocess' END;
+		vals text := CASE WHEN tbl = 'walk_parts' THEN '$1, $2, $3, $4, $6'
+						  ELSE '$1, $3, $4, $6' END;
 		key text := CASE WHEN tbl = 'walk_parts' THEN 'id, region' ELSE 'id' END;
 		row_of text := CASE WHEN tbl = 'walk_parts' THEN 'id = $1 AND region = $2'
 							ELSE 'id = $1' END;
@@ -759,17 +818,18 @@ $node->safe_psql(
 			END IF;
 			IF set_s THEN sets := sets || 'status = $3'::text; END IF;
 			IF set_r THEN sets := sets || 'resolution = $4'::text; END IF;
+			IF set_a THEN sets := sets || 'autoprocess = $6'::text; END IF;
 			IF kind = 'move' THEN sets := sets || 'region = $5'::text; END IF;
 			IF tbl IS NOT NULL AND (kind = 'other' OR sets = '{}') THEN
 				sets := sets || format('amount = %I.amount + 1', tbl);
 			END IF;
 			IF kind = 'insert' THEN
 				EXECUTE format('INSERT INTO %I (%s) VALUES (%s)', tbl, cols, vals)
-				USING pid, region, s, r;
+				USING pid, region, s, r, NULL::text, a;
 			ELSIF kind IN ('other', 'update', 'move') THEN
 				EXECUTE format('UPDATE %I SET %s WHERE %s', tbl,
 							   array_to_string(sets, ', '), row_of)
-				USING pid, region, s, r, to_region;
+				USING pid, region, s, r, to_region, a;
 				GET DIAGNOSTICS n = ROW_COUNT;
 				IF n = 0 THEN result := 'norow'; END IF;
 			ELSIF kind = 'delete' THEN
@@ -783,11 +843,13 @@ $node->safe_psql(
 				EXECUTE format('INSERT INTO %I AS %I (%s) VALUES (%s)'
 							   ' ON CONFLICT (%s) DO UPDATE SET %s', tbl, tbl,
 							   cols, vals, key,
-							   replace(replace(array_to_string(sets, ', '),
-											   '$3', 'EXCLUDED.status'),
-									   '$4', 'EXCLUDED.resolution'))
+							   replace(replace(replace(array_to_string(sets, ', '),
+													   '$3', 'EXCLUDED.status'),
+											   '$4', 'EXCLUDED.resolution'),
+									   '$6', 'EXCLUDED.autoprocess'))
 				USING pid, region, CASE WHEN set_s THEN s ELSE v_s END,
-					  CASE WHEN set_r THEN r ELSE v_r END;
+					  CASE WHEN set_r THEN r ELSE v_r END, NULL::text,
+					  CASE WHEN set_a THEN a ELSE v_a END;
 			ELSIF kind = 'add_edge' THEN
 				INSERT INTO payout.transition (from_status, to_status)
 				VALUES (e_from, e_to);
@@ -823,7 +885,7 @@ $node->safe_psql(
 });
 
 my $superuser = $node->safe_psql('postgres', 'SELECT current_user');
-my %USER = (app => 'walk_app', mod => 'walk_mod', super => $superuser);
+my %USER = (app => 'walk_app', mod => 'walk_mod', op => 'walk_op', super => $superuser);
 
 # The model's constants against the extension's own view of them.
 is($node->safe_psql('postgres', q{SELECT array_to_string(enum_range(NULL::payout.status), ' ')}),
@@ -972,17 +1034,19 @@ is(run_quietly($session_b, $removed_query),
 my %table;
 foreach my $line (split /\n/,
 	$node->safe_psql('postgres',
-		q{SELECT 'walk_payouts|' || id, status, coalesce(resolution::text, '-') FROM walk_payouts
+		q{SELECT 'walk_payouts|' || id, status, coalesce(resolution::text, '-'),
+				 coalesce(left(autoprocess::text, 1), '-')
+		  FROM walk_payouts
 		  UNION ALL
 		  SELECT 'walk_parts|(' || id || ',' || region || ')', status,
-				 coalesce(resolution::text, '-')
+				 coalesce(resolution::text, '-'), coalesce(left(autoprocess::text, 1), '-')
 		  FROM walk_parts}))
 {
-	my ($k1, $k2, $s, $r) = split /\|/, $line;
-	$table{"$k1|$k2"} = "$s/$r";
+	my ($k1, $k2, $s, $r, $a) = split /\|/, $line;
+	$table{"$k1|$k2"} = "$s/$r/$a";
 }
 my %model_table =
-  map { $_ => "$ver->{rows}{$_}[0]/$ver->{rows}{$_}[1]" } keys %{ $ver->{rows} };
+  map { $_ => join('/', @{ $ver->{rows}{$_} }) } keys %{ $ver->{rows} };
 my $table_mismatches = 0;
 foreach my $id (sort keys %{ { %table, %model_table } })
 {
@@ -1067,7 +1131,8 @@ SKIP:
 	my @missing = grep { !$constraint{$_} } qw(
 	  payout_status_not_null payout_moderation_hold payout_status_transition
 	  payout_initial_status payout_final_resolution payout_fatal_resolution
-	  payout_processed_resolution payout_delete_unfinished transition_no_self_edge
+	  payout_processed_resolution payout_delete_unfinished payout_manual_processing
+	  payout_autoprocess_on transition_no_self_edge
 	  transition_not_from_final transition_key);
 	is("@missing", '', 'the walk broke every rule at least once');
 }
