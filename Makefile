@@ -25,7 +25,7 @@ REGRESS = security types classify transition graph trigger_misuse dml hostile \
 	upgrade
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
-ISOLATION = graph_invalidation claim notify race manual
+ISOLATION = graph_invalidation claim notify race manual move_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso --load-extension=payout
 
 TAP_TESTS = 1

@@ -1095,6 +1095,8 @@ DECLARE
 	cpk record;
 	filter text := '';
 	operators text := coalesce(current_setting('payout.operator_role', true), '');
+	query text;
+	keys text[];
 BEGIN
 	IF tbl IS NULL OR manual IS NULL THEN
 		RAISE EXCEPTION 'table and manual must not be null'
@@ -1137,32 +1139,58 @@ BEGIN
 
 	-- SKIP LOCKED: concurrent claims each take other rows, never the same.
 	-- A row that changed after the subquery saw it is checked again
-	-- against the subquery's conditions when it is locked.
-	RETURN QUERY EXECUTE format(
+	-- against the subquery's conditions when it is locked.  A row that
+	-- another transaction moved to another partition after this
+	-- statement's snapshot cannot be locked at all (40001, "tuple to be
+	-- locked was already moved to another partition"): under READ
+	-- COMMITTED a new snapshot no longer sees it, so the claim runs again,
+	-- a few times at most.  The keys are returned only once the claim has
+	-- succeeded.
+	query := format(
+		'WITH claimed AS ('
 		'UPDATE %1$s t SET %2$I = ''INVOKING'''
 		' FROM (SELECT %3$s FROM %1$s'
 		' WHERE %2$I = ''READY''%4$s'
 		' ORDER BY %3$s LIMIT $1 FOR UPDATE SKIP LOCKED) c'
 		' WHERE (%5$s) = (%6$s)'
-		' RETURNING %7$s',
+		' RETURNING %7$s AS key)'
+		' SELECT coalesce(array_agg(key), ''{}'') FROM claimed',
 		tbl, att.status_column, pk.columns, filter,
-		tpk.columns, cpk.columns, tpk.key_text)
-		USING batch;
+		tpk.columns, cpk.columns, tpk.key_text);
+	FOR attempt IN 1 .. 3 LOOP
+		BEGIN
+			EXECUTE query INTO keys USING batch;
+			EXIT;
+		EXCEPTION WHEN serialization_failure THEN
+			IF attempt OPERATOR(pg_catalog.=) 3
+			   OR current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+				RAISE;
+			END IF;
+		END;
+	END LOOP;
+	RETURN QUERY SELECT unnest(keys);
 END
 $$;
 COMMENT ON FUNCTION payout.claim(regclass, integer, boolean) IS 'moves up to batch READY payouts that are not held to INVOKING and returns their keys: automatic ones, or with manual, manual ones for an operator; concurrent callers never get the same payout';
 
 CREATE FUNCTION payout.expire(tbl regclass, older_than interval,
-							  since_column name DEFAULT 'created_at')
+							  since_column name DEFAULT 'created_at',
+							  batch_size integer DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	att record;
+	pk record;
+	tpk record;
+	cpk record;
 	coltype regtype;
-	not_held text := '';
+	filter text := '';
+	query text;
+	batch integer := coalesce(batch_size, 1000);
 	n bigint;
+	total bigint := 0;
 BEGIN
 	IF tbl IS NULL OR since_column IS NULL THEN
 		RAISE EXCEPTION 'table and since column must not be null'
@@ -1170,6 +1198,10 @@ BEGIN
 	END IF;
 	IF older_than IS NULL OR older_than OPERATOR(pg_catalog.<) '0'::interval THEN
 		RAISE EXCEPTION 'older_than must be a non-negative interval, not %', coalesce(older_than::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF batch OPERATOR(pg_catalog.<) 1 THEN
+		RAISE EXCEPTION 'batch_size must be a positive number of payouts, not %', batch
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 
@@ -1189,21 +1221,78 @@ BEGIN
 				  DETAIL = format('It is of type %s.', coltype),
 				  SCHEMA = payout.schema_name(tbl), TABLE = payout.relname(tbl), COLUMN = since_column;
 	END IF;
+	pk := payout.primary_key(tbl, NULL);
+	tpk := payout.primary_key(tbl, 't');
+	cpk := payout.primary_key(tbl, 'c');
 	IF att.resolution_column IS NOT NULL THEN
-		not_held := format(' AND NOT payout.requires_moderation(%I, %I)',
-						   att.status_column, att.resolution_column);
+		filter := format(' AND NOT payout.requires_moderation(%I, %I)',
+						 att.status_column, att.resolution_column);
 	END IF;
 
-	-- Through the trigger like any other change; a row that moved on while
-	-- we waited for its lock is checked again and left alone.
-	EXECUTE format(
-		'UPDATE %1$s SET %2$I = ''EXPIRED'''
-		' WHERE %2$I IN (''CREATED'', ''READY'', ''PENDING'')%3$s'
-		' AND %4$I < now() - $1',
-		tbl, att.status_column, not_held, since_column)
-		USING older_than;
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+	-- One batch: the oldest expirable payouts that nobody holds a lock on
+	-- (SKIP LOCKED: a processor's payout is never waited for), locked and
+	-- expired in one statement, so that no payout is locked that is not
+	-- expired.  A row that changed after the snapshot is checked again
+	-- when it is locked; a status the graph does not let expire is left
+	-- alone.  Through the trigger like any other change.
+	query := format(
+		'WITH expired AS ('
+		'UPDATE %1$s t SET %2$I = ''EXPIRED'''
+		' FROM (SELECT %3$s FROM %1$s'
+		' WHERE %2$I IN (''CREATED'', ''READY'', ''PENDING'')%4$s'
+		' AND payout.can_transition(%2$I, ''EXPIRED'')'
+		' AND %5$I < now() - $1'
+		' ORDER BY %5$I LIMIT $2 FOR UPDATE SKIP LOCKED) c'
+		' WHERE (%6$s) = (%7$s)'
+		' RETURNING 1)'
+		' SELECT count(*) FROM expired',
+		tbl, att.status_column, pk.columns, filter, since_column,
+		tpk.columns, cpk.columns);
+
+	-- Batches until one comes back short; with batch_size, one batch.  A
+	-- batch that meets a row moved to another partition after its
+	-- snapshot (40001) runs again under READ COMMITTED, a few times at most.
+	LOOP
+		FOR attempt IN 1 .. 3 LOOP
+			BEGIN
+				EXECUTE query INTO n USING older_than, batch;
+				EXIT;
+			EXCEPTION WHEN serialization_failure THEN
+				IF attempt OPERATOR(pg_catalog.=) 3
+				   OR current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+					RAISE;
+				END IF;
+			END;
+		END LOOP;
+		total := total OPERATOR(pg_catalog.+) n;
+		EXIT WHEN batch_size IS NOT NULL OR n OPERATOR(pg_catalog.<) batch;
+	END LOOP;
+	RETURN total;
 END
 $$;
-COMMENT ON FUNCTION payout.expire(regclass, interval, name) IS 'moves CREATED, READY and PENDING payouts older than older_than (by since_column) that are not held to EXPIRED; returns how many';
+COMMENT ON FUNCTION payout.expire(regclass, interval, name, integer) IS 'moves CREATED, READY and PENDING payouts older than older_than (by since_column) that are not held and not locked to EXPIRED, oldest first, in batches (batch_size: one batch of at most that many); returns how many';
+
+-- The backlog in batches, each in a transaction of its own, so that no
+-- payout stays locked longer than one batch takes.  A procedure (CALL it
+-- outside a transaction block, as pg_cron does), and so without a SET
+-- clause: its body names everything with its schema.
+CREATE PROCEDURE payout.expire_backlog(tbl regclass, older_than interval,
+									   since_column name DEFAULT 'created_at',
+									   batch_size integer DEFAULT 500)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	IF batch_size IS NULL THEN
+		RAISE EXCEPTION 'batch_size must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	LOOP
+		n := payout.expire(tbl, older_than, since_column, batch_size);
+		COMMIT;
+		EXIT WHEN n OPERATOR(pg_catalog.<) batch_size;
+	END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE payout.expire_backlog(regclass, interval, name, integer) IS 'expires the whole backlog with payout.expire(), one batch per transaction';

@@ -249,6 +249,10 @@ sub predict
 
 	if ($k eq 'insert')
 	{
+		# the trigger fires before the key is checked; a row that would be
+		# illegal as a new payout steps aside for an existing key, but a
+		# NULL status is refused first
+		return '23502 payout_status_not_null' if $op->{s} eq '-';
 		return '23505 ' . pkey_of($op->{tbl}, $op->{region})
 		  if $state->{rows}{ mkey(@$op{qw(tbl id region)}) };
 		return judge_insert($state->{graph}, $op->{s}, $op->{r});

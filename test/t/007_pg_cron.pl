@@ -120,7 +120,7 @@ my $history_before = $node->safe_psql('postgres', sprintf($history_query, $last_
 #
 # The jobs, each scheduled by the role it runs as.
 #
-my $expire_command = q{SELECT payout.expire('public.payouts', '1 day')};
+my $expire_command = q{CALL payout.expire_backlog('public.payouts', '1 day')};
 my $expire_job = as('expirer',
 	qq{SELECT cron.schedule('payout-expire', '* * * * *', \$\$$expire_command\$\$)});
 my $illegal_job = as('expirer',
@@ -187,7 +187,7 @@ sub first_run
 #
 # The expiry.
 #
-is(first_run($expire_job), 'succeeded|SELECT 1',
+is(first_run($expire_job), 'succeeded|CALL',
 	'cron.job_run_details: the expiry job succeeded');
 is( $node->safe_psql(
 		'postgres', q{SELECT id, status, resolution FROM payouts ORDER BY id}),
