@@ -42,4 +42,9 @@ include $(PGXS)
 bench:
 	test/bench/run
 
-.PHONY: bench
+# The soak test, for as long as SOAK_SECONDS says (default 10 minutes per
+# table); the test run has a short one.  As root or with sudo.
+soak:
+	test/soak/run
+
+.PHONY: bench soak
