@@ -129,7 +129,8 @@ BEGIN
 	END IF;
 
 	SELECT c.relname, t.tgname, e.tgname AS ours INTO r
-	FROM pg_partition_tree(tbl) p
+	FROM (SELECT tbl AS relid, 0 AS level	-- a plain table is no partition tree
+		  UNION SELECT t.relid, t.level FROM pg_partition_tree(tbl) t) p
 		 JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid
 		 JOIN pg_trigger e ON e.tgrelid OPERATOR(pg_catalog.=) p.relid
 		 JOIN pg_trigger t ON t.tgrelid OPERATOR(pg_catalog.=) p.relid
@@ -199,7 +200,8 @@ CREATE FUNCTION payout.attach(tbl regclass,
 							  notify boolean DEFAULT false,
 							  history boolean DEFAULT true,
 							  delete_unfinished boolean DEFAULT false,
-							  autoprocess_column name DEFAULT 'autoprocess')
+							  autoprocess_column name DEFAULT 'autoprocess',
+							  indexes boolean DEFAULT true)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -218,8 +220,8 @@ DECLARE
 	key_types text;
 BEGIN
 	IF tbl IS NULL OR status_column IS NULL OR notify IS NULL OR history IS NULL
-	   OR delete_unfinished IS NULL THEN
-		RAISE EXCEPTION 'table, status column, notify, history and delete_unfinished must not be null'
+	   OR delete_unfinished IS NULL OR indexes IS NULL THEN
+		RAISE EXCEPTION 'table, status column, notify, history, delete_unfinished and indexes must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 
@@ -375,9 +377,12 @@ BEGIN
 					   ' FOR EACH ROW EXECUTE FUNCTION payout.record_history(%s)',
 					   tbl, args);
 	END IF;
+	IF indexes THEN
+		PERFORM payout.create_indexes(tbl);
+	END IF;
 END
 $$;
-COMMENT ON FUNCTION payout.attach(regclass, name, name, boolean, boolean, boolean, name) IS 'creates trigger zz_payout_enforce on the table (and, with history, zz_payout_history, zz_payout_history_update and zz_payout_history_delete); notify: NOTIFY payout_ready when an automatic payout becomes READY or is released, payout_manual when a manual one starts waiting; delete_unfinished: let payouts that are not final be deleted; autoprocess_column: the boolean column that marks automatic payouts';
+COMMENT ON FUNCTION payout.attach(regclass, name, name, boolean, boolean, boolean, name, boolean) IS 'creates trigger zz_payout_enforce on the table (and, with history, zz_payout_history, zz_payout_history_update and zz_payout_history_delete); notify: NOTIFY payout_ready when an automatic payout becomes READY or is released, payout_manual when a manual one starts waiting; delete_unfinished: let payouts that are not final be deleted; autoprocess_column: the boolean column that marks automatic payouts; indexes: make the partial indexes of payout.index_plan()';
 
 CREATE FUNCTION payout.detach(tbl regclass)
 RETURNS void
@@ -518,18 +523,234 @@ END
 $$;
 COMMENT ON FUNCTION payout.primary_key(regclass, text) IS 'the table''s primary key columns (qualified by alias) and the expression of its key text, as payout.history records it';
 
+-- The statements payout.claim() and payout.expire() run, built in one
+-- place, so that payout.check() asks the planner about the very queries
+-- the functions run.  claim_query returns the keys of at most $1 payouts
+-- as a text array; expire_query the number of payouts older than $1 it
+-- expired, at most $2.
+CREATE FUNCTION payout.claim_query(tbl regclass, manual boolean DEFAULT false)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	att record := payout.attachment(tbl);
+	pk record := payout.primary_key(tbl, NULL);
+	tpk record := payout.primary_key(tbl, 't');
+	cpk record := payout.primary_key(tbl, 'c');
+	filter text := '';
+BEGIN
+	IF att.resolution_column IS NOT NULL THEN
+		filter := format(' AND NOT payout.requires_moderation(%I, %I)',
+						 att.status_column, att.resolution_column);
+	END IF;
+	-- Processors take automatic payouts; operators, manual ones (autoprocess
+	-- false or NULL), which the trigger lets only them move on.
+	IF att.autoprocess_column IS NOT NULL THEN
+		filter := filter || format(CASE WHEN manual THEN ' AND %I IS NOT TRUE'
+										ELSE ' AND %I IS TRUE' END,
+								   att.autoprocess_column);
+	ELSIF manual THEN
+		filter := filter || ' AND false';
+	END IF;
+	RETURN format(
+		'WITH claimed AS ('
+		'UPDATE %1$s t SET %2$I = ''INVOKING'''
+		' FROM (SELECT %3$s FROM %1$s'
+		' WHERE %2$I::payout.status = ''READY''%4$s'
+		' ORDER BY %3$s LIMIT $1 FOR UPDATE SKIP LOCKED) c'
+		' WHERE (%5$s) = (%6$s)'
+		' RETURNING %7$s AS key)'
+		' SELECT coalesce(array_agg(key), ''{}'') FROM claimed',
+		tbl, att.status_column, pk.columns, filter,
+		tpk.columns, cpk.columns, tpk.key_text);
+END
+$$;
+COMMENT ON FUNCTION payout.claim_query(regclass, boolean) IS 'internal: the statement payout.claim() runs for one batch of $1 payouts';
+
+CREATE FUNCTION payout.expire_query(tbl regclass, since_column name DEFAULT 'created_at')
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	att record := payout.attachment(tbl);
+	pk record := payout.primary_key(tbl, NULL);
+	tpk record := payout.primary_key(tbl, 't');
+	cpk record := payout.primary_key(tbl, 'c');
+	filter text := '';
+BEGIN
+	IF att.resolution_column IS NOT NULL THEN
+		filter := format(' AND NOT payout.requires_moderation(%I, %I)',
+						 att.status_column, att.resolution_column);
+	END IF;
+	RETURN format(
+		'WITH expired AS ('
+		'UPDATE %1$s t SET %2$I = ''EXPIRED'''
+		' FROM (SELECT %3$s FROM %1$s'
+		' WHERE %2$I::payout.status IN (''CREATED'', ''READY'', ''PENDING'')%4$s'
+		' AND payout.can_transition(%2$I, ''EXPIRED'')'
+		' AND %5$I < now() - $1'
+		' ORDER BY %5$I LIMIT $2 FOR UPDATE SKIP LOCKED) c'
+		' WHERE (%6$s) = (%7$s)'
+		' RETURNING 1)'
+		' SELECT count(*) FROM expired',
+		tbl, att.status_column, pk.columns, filter, since_column,
+		tpk.columns, cpk.columns);
+END
+$$;
+COMMENT ON FUNCTION payout.expire_query(regclass, name) IS 'internal: the statement payout.expire() runs for one batch of at most $2 payouts older than $1';
+
+-- The partial indexes that payout.claim(), payout.expire(), the moderation
+-- queue and the operators' queue need to cost in proportion to what they
+-- return rather than to the table, as attach(..., indexes => true) makes
+-- them.  Each is (name, columns, predicate, what it serves); an index the
+-- table cannot have (no created_at, no resolution or autoprocess column)
+-- is left out.
+CREATE FUNCTION payout.index_plan(tbl regclass,
+								  OUT name name, OUT columns text,
+								  OUT predicate text, OUT serves text)
+RETURNS SETOF record
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	att record := payout.attachment(tbl);
+	base text := left(payout.relname(tbl), 40);
+	pk text;
+	since boolean := payout.base_type(tbl, 'created_at') IN
+		('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype);
+BEGIN
+	IF EXISTS (SELECT FROM pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary) THEN
+		pk := (payout.primary_key(tbl, NULL)).columns;
+		RETURN QUERY SELECT (base || '_payout_ready')::name, pk,
+			format('%I::payout.status = ''READY''', att.status_column),
+			'payout.claim()'::text;
+	END IF;
+	IF since THEN
+		RETURN QUERY SELECT (base || '_payout_expiring')::name, 'created_at'::text,
+			format('%I::payout.status IN (''CREATED'', ''READY'', ''PENDING'')', att.status_column),
+			'payout.expire()'::text;
+	END IF;
+	IF att.resolution_column IS NOT NULL THEN
+		RETURN QUERY SELECT (base || '_payout_held')::name,
+			format('%I', att.resolution_column) || CASE WHEN since THEN ', created_at' ELSE '' END,
+			format('payout.requires_moderation(%I, %I)', att.status_column, att.resolution_column),
+			'the moderation queue'::text;
+	END IF;
+	IF att.autoprocess_column IS NOT NULL THEN
+		RETURN QUERY SELECT (base || '_payout_manual')::name,
+			CASE WHEN since THEN 'created_at' ELSE pk END,
+			format('%I::payout.status = ''READY'' AND %I IS NOT TRUE', att.status_column, att.autoprocess_column),
+			'the operators'' queue and payout.claim(..., manual => true)'::text;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION payout.index_plan(regclass) IS 'internal: the partial indexes attach(..., indexes => true) makes for the table';
+
+CREATE FUNCTION payout.create_indexes(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ix record;
+	nspname name := payout.schema_name(tbl);
+BEGIN
+	-- An index is made in its table's schema, which takes CREATE there.
+	IF NOT has_schema_privilege(nspname, 'CREATE') THEN
+		RAISE WARNING 'payout.attach() made no index on table "%"', payout.relname(tbl)
+			USING DETAIL = format('Making an index needs the CREATE privilege on schema %s.', quote_ident(nspname)),
+				  HINT = 'SELECT * FROM payout.check(...) lists the indexes the table lacks, and how to make them.';
+		RETURN;
+	END IF;
+	FOR ix IN SELECT * FROM payout.index_plan(tbl) LOOP
+		CONTINUE WHEN EXISTS (
+			SELECT FROM pg_index i JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+			WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND c.relname OPERATOR(pg_catalog.=) ix.name);
+		EXECUTE format('CREATE INDEX %I ON %s (%s) WHERE %s', ix.name, tbl, ix.columns, ix.predicate);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION payout.create_indexes(regclass) IS 'internal: makes the partial indexes of payout.index_plan() that the table lacks';
+
+-- What an attached table lacks.  Each queue is asked of the planner, with
+-- the join settings claim() and expire() run with, and sequential scans
+-- off: served means it reads a partial index of the table (or of each
+-- partition), not the whole table or its primary key.
+CREATE FUNCTION payout.check(tbl regclass,
+							 OUT item text, OUT ok boolean, OUT detail text)
+RETURNS SETOF record
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+DECLARE
+	att record := payout.attachment(tbl);
+	ix record;
+	plan text;
+	used text[];
+	partial boolean;
+	rels oid[];
+BEGIN
+	rels := ARRAY[tbl::oid] || ARRAY(SELECT p.relid::oid FROM pg_partition_tree(tbl) p);
+
+	item := 'primary key';
+	ok := EXISTS (SELECT FROM pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary);
+	detail := CASE WHEN ok THEN 'payouts are named by their key in claims, errors and history'
+				   ELSE 'claim() and history need one: ALTER TABLE ... ADD PRIMARY KEY' END;
+	RETURN NEXT;
+
+	FOR ix IN SELECT * FROM payout.index_plan(tbl) LOOP
+		item := ix.serves;
+		BEGIN
+			IF ix.name LIKE '%\_payout\_ready' THEN
+				EXECUTE 'EXPLAIN (FORMAT JSON) ' || payout.claim_query(tbl, false) INTO plan USING 100;
+			ELSIF ix.name LIKE '%\_payout\_expiring' THEN
+				EXECUTE 'EXPLAIN (FORMAT JSON) ' || payout.expire_query(tbl, 'created_at') INTO plan
+					USING '1 day'::interval, 100;
+			ELSE
+				EXECUTE format('EXPLAIN (FORMAT JSON) SELECT 1 FROM %s WHERE %s ORDER BY %s LIMIT 20',
+							   tbl, ix.predicate, ix.columns) INTO plan;
+			END IF;
+		END;
+		SELECT array_agg(DISTINCT n) INTO used
+		FROM jsonb_path_query(plan::jsonb, 'strict $.**."Index Name"') AS j(v),
+			 LATERAL (SELECT j.v #>> '{}' AS n) AS x;
+		SELECT coalesce(bool_and(i.indpred IS NOT NULL), false) INTO partial
+		FROM pg_class c JOIN pg_index i ON i.indexrelid OPERATOR(pg_catalog.=) c.oid
+		WHERE c.relname OPERATOR(pg_catalog.=) ANY (used)
+		  AND i.indrelid OPERATOR(pg_catalog.=) ANY (rels)
+		  AND NOT i.indisprimary;
+		ok := partial AND NOT plan LIKE '%"Seq Scan"%';
+		detail := CASE WHEN ok THEN 'served by index ' || array_to_string(used, ', ')
+					   ELSE format('no partial index serves it, so it reads the whole table: CREATE INDEX CONCURRENTLY %I ON %s (%s) WHERE %s',
+								   ix.name, tbl, ix.columns, ix.predicate) END;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION payout.check(regclass) IS 'reports what an attached table lacks: its primary key, and a partial index for each of claim(), expire(), the moderation queue and the operators'' queue';
+
+-- The statement joins at most batch payouts back to the table by their
+-- key: a nested loop over the primary key, whatever the table's size, so
+-- the planner is not offered a hash or merge join that would read the whole
+-- table.
 CREATE FUNCTION payout.claim(tbl regclass, batch integer,
 							 manual boolean DEFAULT false)
 RETURNS SETOF text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET enable_hashjoin = off
+SET enable_mergejoin = off
 AS $$
 DECLARE
 	att record;
-	pk record;
-	tpk record;
-	cpk record;
-	filter text := '';
 	operators text := coalesce(current_setting('payout.operator_role', true), '');
 	query text;
 	keys text[];
@@ -544,16 +765,8 @@ BEGIN
 	END IF;
 
 	att := payout.attachment(tbl);
-	pk := payout.primary_key(tbl, NULL);
-	tpk := payout.primary_key(tbl, 't');
-	cpk := payout.primary_key(tbl, 'c');
-	IF att.resolution_column IS NOT NULL THEN
-		filter := format(' AND NOT payout.requires_moderation(%I, %I)',
-						 att.status_column, att.resolution_column);
-	END IF;
 
-	-- Processors take automatic payouts; operators, manual ones (autoprocess
-	-- false or NULL), which the trigger lets only them move on.
+	-- Manual payouts are the operators'.
 	IF manual THEN
 		IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user)
 		   AND NOT (operators OPERATOR(pg_catalog.<>) ''
@@ -568,9 +781,6 @@ BEGIN
 		IF att.autoprocess_column IS NULL THEN
 			RETURN;				-- every payout of the table is automatic
 		END IF;
-		filter := filter || format(' AND %I IS NOT TRUE', att.autoprocess_column);
-	ELSIF att.autoprocess_column IS NOT NULL THEN
-		filter := filter || format(' AND %I IS TRUE', att.autoprocess_column);
 	END IF;
 
 	-- SKIP LOCKED: concurrent claims each take other rows, never the same.
@@ -582,17 +792,7 @@ BEGIN
 	-- COMMITTED a new snapshot no longer sees it, so the claim runs again,
 	-- a few times at most.  The keys are returned only once the claim has
 	-- succeeded.
-	query := format(
-		'WITH claimed AS ('
-		'UPDATE %1$s t SET %2$I = ''INVOKING'''
-		' FROM (SELECT %3$s FROM %1$s'
-		' WHERE %2$I = ''READY''%4$s'
-		' ORDER BY %3$s LIMIT $1 FOR UPDATE SKIP LOCKED) c'
-		' WHERE (%5$s) = (%6$s)'
-		' RETURNING %7$s AS key)'
-		' SELECT coalesce(array_agg(key), ''{}'') FROM claimed',
-		tbl, att.status_column, pk.columns, filter,
-		tpk.columns, cpk.columns, tpk.key_text);
+	query := payout.claim_query(tbl, manual);
 	FOR attempt IN 1 .. 3 LOOP
 		BEGIN
 			EXECUTE query INTO keys USING batch;
@@ -615,14 +815,12 @@ CREATE FUNCTION payout.expire(tbl regclass, older_than interval,
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET enable_hashjoin = off
+SET enable_mergejoin = off
 AS $$
 DECLARE
 	att record;
-	pk record;
-	tpk record;
-	cpk record;
 	coltype regtype;
-	filter text := '';
 	query text;
 	batch integer := coalesce(batch_size, 1000);
 	n bigint;
@@ -657,33 +855,13 @@ BEGIN
 				  DETAIL = format('It is of type %s.', coltype),
 				  SCHEMA = payout.schema_name(tbl), TABLE = payout.relname(tbl), COLUMN = since_column;
 	END IF;
-	pk := payout.primary_key(tbl, NULL);
-	tpk := payout.primary_key(tbl, 't');
-	cpk := payout.primary_key(tbl, 'c');
-	IF att.resolution_column IS NOT NULL THEN
-		filter := format(' AND NOT payout.requires_moderation(%I, %I)',
-						 att.status_column, att.resolution_column);
-	END IF;
-
 	-- One batch: the oldest expirable payouts that nobody holds a lock on
 	-- (SKIP LOCKED: a processor's payout is never waited for), locked and
 	-- expired in one statement, so that no payout is locked that is not
 	-- expired.  A row that changed after the snapshot is checked again
 	-- when it is locked; a status the graph does not let expire is left
 	-- alone.  Through the trigger like any other change.
-	query := format(
-		'WITH expired AS ('
-		'UPDATE %1$s t SET %2$I = ''EXPIRED'''
-		' FROM (SELECT %3$s FROM %1$s'
-		' WHERE %2$I IN (''CREATED'', ''READY'', ''PENDING'')%4$s'
-		' AND payout.can_transition(%2$I, ''EXPIRED'')'
-		' AND %5$I < now() - $1'
-		' ORDER BY %5$I LIMIT $2 FOR UPDATE SKIP LOCKED) c'
-		' WHERE (%6$s) = (%7$s)'
-		' RETURNING 1)'
-		' SELECT count(*) FROM expired',
-		tbl, att.status_column, pk.columns, filter, since_column,
-		tpk.columns, cpk.columns);
+	query := payout.expire_query(tbl, since_column);
 
 	-- Batches until one comes back short; with batch_size, one batch.  A
 	-- batch that meets a row moved to another partition after its
@@ -751,8 +929,10 @@ BEGIN
 		BEGIN
 			att := payout.attachment(tbl);
 			PERFORM payout.detach(tbl);
+			-- No index builds here: the update stays quick and takes no
+			-- long lock; payout.check() reports what a table lacks.
 			PERFORM payout.attach(tbl, att.status_column, att.resolution_column,
-								  att.notify, att.history);
+								  att.notify, att.history, indexes => false);
 		EXCEPTION WHEN OTHERS THEN
 			RAISE WARNING 'table % keeps the payout triggers of version 1.0: %', tbl, SQLERRM;
 		END;

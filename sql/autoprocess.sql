@@ -137,12 +137,10 @@ RESET ROLE;
 SELECT id, status FROM ap.payouts WHERE id = 9;
 
 --
--- Manual payouts waiting, oldest first, as the README gives the index and
--- the query.
+-- Manual payouts waiting, oldest first, as the README gives the query,
+-- through the index attach() made (the README gives its definition).
 --
-SET ROLE regress_ap_owner;
-CREATE INDEX payouts_manual_waiting ON ap.payouts (created_at)
-WHERE status = 'READY' AND autoprocess IS NOT TRUE;
+SELECT pg_get_indexdef('ap.payouts_payout_manual'::regclass);
 SET ROLE regress_ap_app;
 INSERT INTO ap.payouts (id, autoprocess, created_at)
 SELECT g, g % 3 = 0, '2026-01-01'::timestamptz + g * interval '1 hour'

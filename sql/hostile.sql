@@ -335,6 +335,10 @@ CREATE TRIGGER zzz_touch BEFORE INSERT ON shop.pby_eu
 CREATE TRIGGER aaa_touch BEFORE UPDATE ON shop.pby_eu
 	FOR EACH ROW EXECUTE FUNCTION shop.touch();
 ALTER TRIGGER aaa_touch ON shop.pby_eu RENAME TO zzz_touch;
+CREATE TABLE shop.plain (id int PRIMARY KEY, status payout.status NOT NULL);
+SELECT payout.attach('shop.plain');
+CREATE TRIGGER zzz_touch BEFORE UPDATE ON shop.plain
+	FOR EACH ROW EXECUTE FUNCTION shop.touch();
 -- A trigger made while the event trigger was off is caught at the first row.
 RESET ROLE;
 ALTER EVENT TRIGGER payout_check_ddl DISABLE;

@@ -220,10 +220,10 @@ GRANT SELECT, INSERT, UPDATE ON payouts TO regress_payout_app;
 -- As README.md "Moderators" says: the table privileges go to the moderator
 -- role, and its members use them.
 GRANT SELECT, UPDATE ON payouts TO regress_payout_moderator;
--- Made before the rows: an index built over HOT-updated rows in the same
--- transaction would not be usable in that transaction (indcheckxmin).
-CREATE INDEX payouts_held ON payouts (resolution, created_at)
-WHERE payout.requires_moderation(status, resolution);
+-- attach() made the README's index, payouts_payout_held, before the rows
+-- (an index built over HOT-updated rows in the same transaction would not
+-- be usable in that transaction: indcheckxmin).
+SELECT pg_get_indexdef('payouts_payout_held'::regclass);
 BEGIN;
 INSERT INTO payouts (id, amount, created_at)
 SELECT g, 10 * g, now() - (g || ' hours')::interval

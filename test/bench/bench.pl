@@ -77,6 +77,8 @@ sub rotate
 	return (@list[ $k .. $#list ], @list[ 0 .. $k - 1 ]);
 }
 
+my @scales = split ' ', ($ENV{BENCH_SCALES} // ($smoke ? '1000 10000' : '100000 1000000 10000000'));
+
 my $table_columns = <<'SQL';
 	id bigint PRIMARY KEY,
 	amount numeric(12,2) NOT NULL,
@@ -148,23 +150,28 @@ SQL
 # payout_when and payout_of are the trigger restricted to status changes,
 # by a WHEN clause and by UPDATE OF: they show what such a restriction
 # saves on updates of other columns (payout.attach() uses neither).
-my @variants = qw(bare floor plpgsql payout payout_when payout_of history);
+# payout_idx is payout.attach()'s default without history: enforcement plus
+# the partial indexes of claim, expire and the moderation queue, whose
+# predicates name the status, so that every status update is a non-HOT one.
+my @variants = qw(bare floor plpgsql payout payout_idx payout_when payout_of history);
 my %attach = (
 	bare => '',
 	floor => 'CREATE TRIGGER zz_floor BEFORE UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()',
 	plpgsql => 'CREATE TRIGGER zz_check BEFORE UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION bench_check_transition()',
-	payout => "SELECT payout.attach('%s', history => false)",
+	payout => "SELECT payout.attach('%s', history => false, indexes => false)",
+	payout_idx => "SELECT payout.attach('%s', history => false)",
 	payout_when => 'CREATE TRIGGER zz_payout_enforce BEFORE UPDATE ON %s FOR EACH ROW '
 	  . 'WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.resolution IS DISTINCT FROM NEW.resolution) '
 	  . 'EXECUTE FUNCTION payout.enforce_transition()',
 	payout_of => 'CREATE TRIGGER zz_payout_enforce BEFORE UPDATE OF status, resolution ON %s FOR EACH ROW '
 	  . 'EXECUTE FUNCTION payout.enforce_transition()',
-	history => "SELECT payout.attach('%s')",);
+	history => "SELECT payout.attach('%s', indexes => false)",);
 my %describe = (
 	bare => 'no trigger',
 	floor => 'suppress_redundant_updates_trigger() (built-in C)',
 	plpgsql => 'PL/pgSQL trigger + transitions table',
 	payout => 'payout.enforce_transition()',
+	payout_idx => '  the same, with the indexes attach() makes',
 	payout_when => '  the same, WHEN status or resolution changes',
 	payout_of => '  the same, BEFORE UPDATE OF status, resolution',
 	history => 'payout.enforce_transition() + history',);
@@ -433,6 +440,71 @@ printf "   history indexes: primary key %.0f, (tbl, key, id) %.0f, BRIN on clock
   map { ($hist_index_of{$_} // 0) / $hist } qw(pkey tbl_key_id_idx clock_time_idx);
 
 # --------------------------------------------------------------------------
+# 7: scale curves: what the extension's own functions cost as the table
+# grows, with the default attach (history and indexes)
+# --------------------------------------------------------------------------
+
+# A table of $n payouts as years of traffic leave it: all final but the
+# newest 2,000, which are READY (a tenth held), and a history row for each
+# payout, written straight into payout.history rather than through the
+# triggers, which would take hours at 10,000,000.
+my %scale;
+for my $n (@scales)
+{
+	my $ready = $n < 4000 ? int($n / 2) : 2000;
+	psql(<<"SQL");
+CREATE TABLE s_$n (\n$table_columns) WITH (autovacuum_enabled = off);
+SET session_replication_role = replica;
+INSERT INTO s_$n (id, amount, status, resolution, created_at)
+SELECT g, 1,
+	   CASE WHEN g > $n - $ready THEN 'READY' ELSE 'PROCESSED' END::payout.status,
+	   CASE WHEN g > $n - $ready AND g % 10 = 0 THEN 'UNKNOWN'
+			WHEN g <= $n - $ready THEN 'OK' END::payout.resolution,
+	   now() - ($n - g) * interval '1 second'
+FROM generate_series(1, $n) g;
+RESET session_replication_role;
+SELECT payout.attach('s_$n');
+INSERT INTO payout.history (tbl, key, old_status, new_status, xact_time, clock_time,
+							user_name, session_user_name, xid)
+SELECT 's_$n', g::text, 'PROCESSING', 'PROCESSED', now(), now() - ($n - g) * interval '1 second',
+	   current_user, current_user, pg_current_xact_id()
+FROM generate_series(1, $n) g;
+VACUUM ANALYZE s_$n;
+VACUUM ANALYZE payout.history;
+SQL
+	my $mid = int($n / 2);
+	# claim() and expire() run in a transaction that the session's end
+	# rolls back, so that every measurement finds the same table.
+	my %setup = ('claim(100)' => 'BEGIN;', 'expire()' => 'BEGIN;');
+	my %q = (
+		'claim(100)' => "SELECT count(*) FROM payout.claim('s_$n', 100)",
+		'expire()' => "SELECT payout.expire('s_$n', '100 years')",
+		'moderation queue' =>
+		  "SELECT id FROM s_$n WHERE payout.requires_moderation(status, resolution) ORDER BY resolution, created_at LIMIT 20",
+		'timeline()' => "SELECT count(*) FROM payout.timeline('s_$n', '$mid')",
+		'transition_counts(10 min)' =>
+		  "SELECT count(*) FROM payout.transition_counts('s_$n', now() - interval '10 minutes')",);
+	for my $round (0 .. $repeat - 1)
+	{
+		for my $name (rotate($round, sort keys %q))
+		{
+			push @{ $scale{$name}{$n} }, timed($setup{$name} // '', $q{$name}, 1);
+		}
+	}
+	psql("DROP TABLE s_$n; DELETE FROM payout.history WHERE tbl IS NULL OR tbl::text = 's_$n'");
+}
+print "7. Scale: median ms of each function on tables of n payouts (n history rows), default attach\n";
+printf "   %-28s" . (" %12s" x @scales) . " %14s\n", 'function', (map { "n=$_" } @scales), 'largest/smallest';
+my %scale_ratio;
+for my $name (sort keys %scale)
+{
+	my @m = map { median(@{ $scale{$name}{$_} }) } @scales;
+	$scale_ratio{$name} = $m[0] > 0 ? $m[-1] / $m[0] : 0;
+	printf "   %-28s" . (" %12.2f" x @m) . " %14.2f\n", $name, @m, $scale_ratio{$name};
+}
+print "\n";
+
+# --------------------------------------------------------------------------
 # Verdicts
 # --------------------------------------------------------------------------
 
@@ -443,6 +515,13 @@ sub verdict
 }
 
 print "Targets", ($smoke ? ' (smoke run: not meaningful)' : ''), ":\n";
+for my $name (sort keys %scale_ratio)
+{
+	verdict($scale_ratio{$name} <= 2,
+		sprintf('%s at n=%d within 2 x n=%d (%.2f x)', $name, $scales[-1], $scales[0], $scale_ratio{$name}));
+}
+printf "     the indexes attach() makes cost status updates %.3f x enforcement alone (%.4f us per row update)\n",
+  ratio_to('status', 'payout_idx', 'payout'), $ovh{payout_idx} - $ovh{payout};
 verdict($ovh{payout} <= 1.10 * $ovh{floor},
 	sprintf('enforcement per-row overhead %.4f us <= 1.10 x the floor\'s %.4f us (%.2f x)',
 		$ovh{payout}, $ovh{floor}, $ovh{floor} > 0 ? $ovh{payout} / $ovh{floor} : 0));
