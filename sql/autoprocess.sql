@@ -99,6 +99,11 @@ SELECT * FROM payout.claim('ap.payouts', 10, manual => true) AS key;
 UPDATE ap.payouts SET status = 'INVOKING' WHERE id = 3;
 SET ROLE regress_ap_moderator;
 UPDATE ap.payouts SET status = 'INVOKING' WHERE id = 3;
+-- The table's owner is no operator either: only DISABLE TRIGGER would get
+-- it around the rule.
+SET ROLE regress_ap_owner;
+UPDATE ap.payouts SET status = 'INVOKING' WHERE id = 3;
+SELECT * FROM payout.claim('ap.payouts', 1, manual => true) AS key;
 SET ROLE regress_ap_operator;
 SELECT * FROM payout.claim('ap.payouts', 1, manual => true) AS key;
 SELECT * FROM payout.claim('ap.payouts', 10, manual => true) AS key ORDER BY key;

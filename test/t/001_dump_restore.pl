@@ -77,7 +77,7 @@ my $partitions_query = q{
 			FROM pg_index x WHERE x.indrelid = c.oid)
 	FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 	WHERE i.inhparent = 'payout.history'::regclass
-	ORDER BY 1::text};
+	ORDER BY c.oid::regclass::text};
 
 # try_sql($node, $db, $sql): "ok" if the statement succeeds, else the
 # SQLSTATE it failed with.
@@ -276,7 +276,7 @@ $node->safe_psql(
 is( $node->safe_psql(
 		'src', q{
 		SELECT tableoid::regclass, count(*) FROM payout.history
-		GROUP BY 1 ORDER BY 1::text}),
+		GROUP BY 1 ORDER BY tableoid::regclass::text}),
 	"payout.history_catchall|10\npayout.history_recent|2",
 	"source: history rows in the default partition and in the DBA's partition");
 
