@@ -4,6 +4,7 @@ EXTENSION = payout
 MODULE_big = payout
 OBJS = \
 	src/history.o \
+	src/history_buffer.o \
 	src/key.o \
 	src/move.o \
 	src/payout.o \

@@ -5,14 +5,15 @@
  *
  * An AFTER ROW trigger, so that only rows that were really stored are
  * recorded, and in the same transaction, so that a rollback leaves no
- * trace.  Each change becomes one row of payout.history, inserted through a
- * plan prepared once per backend: no parse or plan per row.
+ * trace.  Each change becomes one row of payout.history, which the trigger
+ * hands to history_buffer.c: the rows of a statement are written together
+ * at its end, with one INSERT.
  *
  * Writers of payout tables get no privilege on payout.history, which is
  * append-only for everyone but its owner.  The insert therefore runs as
- * the table's owner, the way foreign-key triggers run their queries as the
- * owner of the referenced table; current_user is taken before the switch,
- * so the row names whoever made the change.
+ * the owner of payout.history, the way foreign-key triggers run their
+ * queries as the owner of the referenced table; current_user is taken
+ * here, when the change is made, so the row names whoever made it.
  *
  * A DELETE is recorded with a NULL new_status.  The INSERT half of an
  * UPDATE that moves a row to another partition is recorded as the UPDATE
@@ -53,72 +54,12 @@
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
+#include "history_buffer.h"
 #include "move.h"
 #include "payout.h"
 #include "rules.h"
 #include "status.h"
 #include "table_state.h"
-
-#define HISTORY_NARGS 12
-
-static const char *const history_insert =
-"INSERT INTO payout.history"
-" (tbl, key, old_status, new_status, old_resolution, new_resolution,"
-"  xact_time, clock_time, user_name, session_user_name, application_name, xid)"
-" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
-
-/* The prepared INSERT, and the enum types it was prepared for. */
-static SPIPlanPtr history_plan = NULL;
-static Oid	plan_status_type = InvalidOid;
-static Oid	plan_resolution_type = InvalidOid;
-
-static SPIPlanPtr GetHistoryPlan(void);
-
-/*
- * GetHistoryPlan
- *		The prepared INSERT, prepared again if the enum types were dropped
- *		and created again (DROP and CREATE EXTENSION).  Call inside SPI.
- */
-static SPIPlanPtr
-GetHistoryPlan(void)
-{
-	Oid			status_type = PayoutEnumTypeOid(PAYOUT_ENUM_STATUS);
-	Oid			resolution_type = PayoutEnumTypeOid(PAYOUT_ENUM_RESOLUTION);
-	Oid			argtypes[HISTORY_NARGS];
-	SPIPlanPtr	plan;
-
-	if (history_plan != NULL &&
-		plan_status_type == status_type &&
-		plan_resolution_type == resolution_type)
-		return history_plan;
-
-	argtypes[0] = REGCLASSOID;
-	argtypes[1] = TEXTOID;
-	argtypes[2] = status_type;
-	argtypes[3] = status_type;
-	argtypes[4] = resolution_type;
-	argtypes[5] = resolution_type;
-	argtypes[6] = TIMESTAMPTZOID;
-	argtypes[7] = TIMESTAMPTZOID;
-	argtypes[8] = TEXTOID;
-	argtypes[9] = TEXTOID;
-	argtypes[10] = TEXTOID;
-	argtypes[11] = XID8OID;
-
-	plan = SPI_prepare(history_insert, HISTORY_NARGS, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for payout history: %s",
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed for payout history");
-
-	if (history_plan != NULL)
-		SPI_freeplan(history_plan);
-	history_plan = plan;
-	plan_status_type = status_type;
-	plan_resolution_type = resolution_type;
-	return plan;
-}
 
 /*
  * payout.record_history(): AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW
@@ -135,14 +76,13 @@ payout_record_history(PG_FUNCTION_ARGS)
 	HeapTuple	oldtuple = NULL;
 	HeapTuple	newtuple = NULL;
 	HeapTuple	keytuple;
-	Datum		values[HISTORY_NARGS];
-	char		nulls[HISTORY_NARGS];
+	Datum		values[HISTORY_NCOLUMNS];
+	char		nulls[HISTORY_NCOLUMNS];
 	bool		isnull;
 	const char *appname;
-	Oid			save_userid;
-	int			save_sec_context;
-	int			ret;
+	bool		isnulls[HISTORY_NCOLUMNS];
 	int			from;
+	int			i;
 	int			oldres;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -244,20 +184,9 @@ payout_record_history(PG_FUNCTION_ARGS)
 		nulls[10] = 'n';
 	values[11] = FullTransactionIdGetDatum(GetTopFullTransactionId());
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(state->history_owner,
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_NOFORCE_RLS);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute_plan(GetHistoryPlan(), values, nulls, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "could not record payout history: %s",
-			 SPI_result_code_string(ret));
-	SPI_finish();
-
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	for (i = 0; i < HISTORY_NCOLUMNS; i++)
+		isnulls[i] = (nulls[i] == 'n');
+	PayoutHistoryAppend(values, isnulls);
 
 	return PointerGetDatum(NULL);
 }

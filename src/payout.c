@@ -21,6 +21,7 @@
 #include "utils/guc.h"
 
 #include "compat.h"
+#include "history_buffer.h"
 #include "move.h"
 #include "payout.h"
 #include "provider.h"
@@ -75,4 +76,5 @@ _PG_init(void)
 	PayoutRegisterGraphCallbacks();
 	PayoutRegisterProviderCallbacks();
 	PayoutRegisterMoveCallbacks();
+	PayoutRegisterHistoryHooks();
 }
