@@ -91,6 +91,40 @@ BEGIN
 END
 $$;
 
+-- History keys compare byte by byte: cheaper than the database's collation,
+-- and the same for equality.  This rebuilds the key indexes of every
+-- partition of payout.history, those a DBA added too.
+ALTER TABLE payout.history ALTER COLUMN key SET DATA TYPE text COLLATE "C";
+COMMENT ON COLUMN payout.history.key IS 'the row''s primary key in its canonical text (payout.history_key()), or a row literal for a composite key';
+
+DROP FUNCTION payout.transition_counts(regclass, timestamptz, timestamptz);
+-- In PL/pgSQL, with EXECUTE: each call is planned for its own range, so a
+-- narrow one reads the BRIN index on clock_time and not the whole history
+-- (a SQL function's generic plan cannot tell a minute from ten years).
+CREATE FUNCTION payout.transition_counts(tbl regclass,
+										 since timestamptz DEFAULT '-infinity',
+										 until timestamptz DEFAULT 'infinity')
+RETURNS TABLE (from_status payout.status, to_status payout.status,
+			   payouts bigint, changes bigint)
+LANGUAGE plpgsql
+STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN QUERY EXECUTE
+		'SELECT h.old_status, h.new_status, count(DISTINCT h.key), count(*)
+		 FROM payout.history h
+		 WHERE h.tbl OPERATOR(pg_catalog.=) $1
+		   AND h.clock_time OPERATOR(pg_catalog.>=) $2
+		   AND h.clock_time OPERATOR(pg_catalog.<) $3
+		   AND h.old_status IS DISTINCT FROM h.new_status
+		 GROUP BY h.old_status, h.new_status
+		 ORDER BY h.old_status NULLS FIRST, h.new_status'
+		USING tbl, since, until;
+END
+$$;
+COMMENT ON FUNCTION payout.transition_counts(regclass, timestamptz, timestamptz) IS 'how many payouts took each edge (from NULL: created) in [since, until), from payout.history';
+
 ------------------------------------------------------------------------------
 -- attach() and its helpers.
 ------------------------------------------------------------------------------

@@ -670,6 +670,58 @@ SELECT * FROM payout.attachment('payouts_renamed');
 DROP TABLE payouts_renamed;
 
 ------------------------------------------------------------------------------
+-- When rows are written: a statement's rows together, at its end.  Its own
+-- AFTER triggers do not see them; the next statement does.  A statement
+-- that changes more than 8,192 payouts writes them as it goes, and one
+-- that fails after some were written leaves none.
+------------------------------------------------------------------------------
+
+CREATE TABLE bulk (id int PRIMARY KEY, status payout.status NOT NULL);
+SELECT payout.attach('bulk', indexes => false);
+CREATE FUNCTION pg_temp.peek() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE NOTICE 'the statement sees % history rows of its table',
+		(SELECT count(*) FROM payout.history WHERE tbl = 'bulk'::regclass);
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER peek AFTER INSERT OR UPDATE ON bulk
+	FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.peek();
+INSERT INTO bulk SELECT g, 'CREATED' FROM generate_series(1, 20000) AS g;
+SELECT count(*) AS recorded FROM payout.history WHERE tbl = 'bulk'::regclass;
+-- A statement trigger that fails after the row triggers recorded (and wrote
+-- 8,192 of) 10,000 changes.
+CREATE FUNCTION pg_temp.fail_late() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF current_setting('regress.fail_late', true) = 'on' THEN
+		RAISE EXCEPTION 'failing after the row triggers';
+	END IF;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER zfail AFTER UPDATE ON bulk
+	FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.fail_late();
+SET regress.fail_late = on;
+UPDATE bulk SET status = 'READY' WHERE id > 10000;
+RESET regress.fail_late;
+SELECT count(*) AS recorded FROM payout.history WHERE tbl = 'bulk'::regclass;
+BEGIN;
+UPDATE bulk SET status = 'READY' WHERE id <= 10000;
+SAVEPOINT s;
+UPDATE bulk SET status = 'READY' WHERE id > 10000;
+ROLLBACK TO s;
+COMMIT;
+SELECT new_status, count(*) FROM payout.history WHERE tbl = 'bulk'::regclass
+GROUP BY 1 ORDER BY 1;
+-- In order, each with its own time.
+SELECT bool_and(prev_id < id AND prev_time <= clock_time) AS in_order
+FROM (SELECT id, clock_time, lag(id) OVER (ORDER BY id) AS prev_id,
+			 lag(clock_time) OVER (ORDER BY id) AS prev_time
+	  FROM payout.history WHERE tbl = 'bulk'::regclass) h
+WHERE prev_id IS NOT NULL;
+DROP TABLE bulk;
+
+------------------------------------------------------------------------------
 -- Clean up.  The history of dropped tables stays until the extension goes.
 ------------------------------------------------------------------------------
 

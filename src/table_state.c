@@ -62,8 +62,7 @@ static AttrNumber FindBooleanColumn(Relation rel, const char *colname);
 static void ParseOptions(Relation rel, Trigger *trigger,
 						 PayoutTriggerKind kind, PayoutTableState *state);
 static void CheckLastBeforeTrigger(Relation rel, Trigger *trigger);
-static void CheckHistoryAllowed(Relation rel, Trigger *trigger,
-								PayoutTableState *state);
+static void CheckHistoryAllowed(Relation rel, Trigger *trigger);
 static void ReadPrimaryKey(Relation rel, PayoutTriggerKind kind,
 						   PayoutTableState *state);
 static Oid	HistoryFunctionOid(void);
@@ -240,15 +239,12 @@ HistoryFunctionOid(void)
 /*
  * CheckHistoryAllowed
  *		History is written only for tables a DBA approved: permanent tables
- *		whose owner may execute payout.record_history().  Also find the
- *		owner of payout.history, whose rights the rows are written with.
+ *		whose owner may execute payout.record_history().
  */
 static void
-CheckHistoryAllowed(Relation rel, Trigger *trigger, PayoutTableState *state)
+CheckHistoryAllowed(Relation rel, Trigger *trigger)
 {
 	Oid			owner = rel->rd_rel->relowner;
-	Oid			history_relid;
-	HeapTuple	classtup;
 
 	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
 		ereport(ERROR,
@@ -268,16 +264,6 @@ CheckHistoryAllowed(Relation rel, Trigger *trigger, PayoutTableState *state)
 				 errhint("A superuser grants EXECUTE on payout.record_history() to the roles whose tables keep history."),
 				 errtable(rel)));
 
-	history_relid = get_relname_relid("history",
-									  get_namespace_oid(PAYOUT_SCHEMA, false));
-	classtup = SearchSysCache1(RELOID, ObjectIdGetDatum(history_relid));
-	if (!HeapTupleIsValid(classtup))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"%s.history\" does not exist", PAYOUT_SCHEMA),
-				 errhint("Reinstall the extension with DROP EXTENSION payout and CREATE EXTENSION payout.")));
-	state->history_owner = ((Form_pg_class) GETSTRUCT(classtup))->relowner;
-	ReleaseSysCache(classtup);
 }
 
 /*
@@ -373,7 +359,7 @@ PayoutGetTableState(FunctionCallInfo fcinfo, PayoutTriggerKind kind)
 	if (kind == PAYOUT_TRIGGER_ENFORCE)
 		CheckLastBeforeTrigger(rel, trigger);
 	else
-		CheckHistoryAllowed(rel, trigger, state);
+		CheckHistoryAllowed(rel, trigger);
 	ReadPrimaryKey(rel, kind, state);
 
 	/* Does this relation record history?  Moves are queued for it. */

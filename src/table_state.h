@@ -40,7 +40,6 @@ typedef struct PayoutTableState
 	bool		notify;			/* option "notify" */
 	bool		delete_unfinished;	/* option "delete_unfinished" */
 	bool		has_history;	/* the relation has the history trigger */
-	Oid			history_owner;	/* owner of payout.history (history only) */
 
 	/* the primary key; nkeys = 0 for none */
 	Oid			pkindex;

@@ -93,7 +93,7 @@ sub load
 	my (@tables) = @_;
 	my $sql = "SET session_replication_role = replica;\n";
 	$sql .= "TRUNCATE $_;\n" for @tables;
-	$sql .= "TRUNCATE payout.history;\n";
+	$sql .= "TRUNCATE payout.history, bench_audit, bench_history_copy;\n";
 	$sql .= "INSERT INTO $_ (id, amount) SELECT g, g % 1000 + 0.5 FROM generate_series(1, $rows) g;\n"
 	  for @tables;
 	$sql .= "RESET session_replication_role;\n";
@@ -133,6 +133,29 @@ CREATE TABLE bench_transition (
 INSERT INTO bench_transition
 SELECT from_status, to_status FROM payout.transition WHERE from_status IS NOT NULL;
 
+-- The history anchor: what a DBA writes by hand, an audit table with a
+-- bigserial key and defaults, and a PL/pgSQL AFTER ROW trigger writing it.
+CREATE TABLE bench_audit (
+	id bigserial PRIMARY KEY,
+	tbl text NOT NULL,
+	key text NOT NULL,
+	old_status payout.status,
+	new_status payout.status,
+	at timestamptz NOT NULL DEFAULT clock_timestamp(),
+	who text NOT NULL DEFAULT current_user
+);
+CREATE FUNCTION bench_audit_row() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO bench_audit (tbl, key, old_status, new_status)
+	VALUES (TG_TABLE_NAME, NEW.id::text, OLD.status, NEW.status);
+	RETURN NULL;
+END
+$$;
+-- A table shaped like the history's default partition, with its indexes,
+-- for the INSERT ... SELECT that the history is measured against.
+CREATE TABLE bench_history_copy (LIKE payout.history_catchall INCLUDING ALL);
+
 CREATE FUNCTION bench_check_transition() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -153,7 +176,9 @@ SQL
 # payout_idx is payout.attach()'s default without history: enforcement plus
 # the partial indexes of claim, expire and the moderation queue, whose
 # predicates name the status, so that every status update is a non-HOT one.
-my @variants = qw(bare floor plpgsql payout payout_idx payout_when payout_of history);
+# plaudit is the PL/pgSQL pair: the check trigger and an AFTER ROW trigger
+# writing an audit table, what history is measured against.
+my @variants = qw(bare floor plpgsql payout payout_idx payout_when payout_of history plaudit);
 my %attach = (
 	bare => '',
 	floor => 'CREATE TRIGGER zz_floor BEFORE UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()',
@@ -165,7 +190,10 @@ my %attach = (
 	  . 'EXECUTE FUNCTION payout.enforce_transition()',
 	payout_of => 'CREATE TRIGGER zz_payout_enforce BEFORE UPDATE OF status, resolution ON %s FOR EACH ROW '
 	  . 'EXECUTE FUNCTION payout.enforce_transition()',
-	history => "SELECT payout.attach('%s', indexes => false)",);
+	history => "SELECT payout.attach('%s', indexes => false)",
+	plaudit => 'CREATE TRIGGER zz_check BEFORE UPDATE ON %1$s FOR EACH ROW EXECUTE FUNCTION bench_check_transition(); '
+	  . 'CREATE TRIGGER zz_audit AFTER UPDATE ON %1$s FOR EACH ROW '
+	  . 'WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION bench_audit_row()',);
 my %describe = (
 	bare => 'no trigger',
 	floor => 'suppress_redundant_updates_trigger() (built-in C)',
@@ -174,7 +202,8 @@ my %describe = (
 	payout_idx => '  the same, with the indexes attach() makes',
 	payout_when => '  the same, WHEN status or resolution changes',
 	payout_of => '  the same, BEFORE UPDATE OF status, resolution',
-	history => 'payout.enforce_transition() + history',);
+	history => 'payout.enforce_transition() + history',
+	plaudit => 'PL/pgSQL trigger + PL/pgSQL audit-table trigger',);
 
 for my $v (@variants)
 {
@@ -218,6 +247,17 @@ for my $round (0 .. $repeat - 1)
 		}
 		psql(join('', map { "VACUUM $_;\n" } @tables, 'payout.history'));
 	}
+	# The history rows b_history got, written again into a table with the
+	# same indexes by one INSERT ... SELECT, nextval and clock_timestamp()
+	# per row: what the executor's row-at-a-time path costs for them.
+	psql('TRUNCATE bench_history_copy; CHECKPOINT');
+	push @{ $t{insert_select} }, timed('', q{INSERT INTO bench_history_copy
+		(id, tbl, key, old_status, new_status, old_resolution, new_resolution,
+		 xact_time, clock_time, user_name, session_user_name, application_name, xid)
+		SELECT nextval('payout.history_id_seq'), tbl, key, old_status, new_status,
+			   old_resolution, new_resolution, xact_time, clock_timestamp(),
+			   user_name, session_user_name, application_name, xid
+		FROM payout.history WHERE tbl = 'b_history'::regclass});
 	# Every row took both steps, whatever trigger it went through.
 	for my $v (@variants)
 	{
@@ -265,6 +305,10 @@ sub ratio_to
 
 my %ovh;
 $ovh{$_} = overhead_us('status', $_, 2 * $rows) for @variants;
+# History per history row: the history variant over enforcement alone, per
+# round; the INSERT ... SELECT of the same rows; the PL/pgSQL pair over bare.
+my $hist_us = median(map { ($t{status}{history}[$_] - $t{status}{payout}[$_]) * 1000 / (2 * $rows) } 0 .. $repeat - 1);
+my $insert_select_us = median(map { $_ * 1000 / (2 * $rows) } @{ $t{insert_select} });
 my %ovh_amount;
 $ovh_amount{$_} = overhead_us('amount', $_, $rows) for @variants;
 
@@ -284,13 +328,18 @@ print "\n";
 # 3: single-row transitions under concurrency (pgbench)
 # --------------------------------------------------------------------------
 
-my @pgb_variants = qw(bare floor payout history);
+# audit: the hand-written transaction, the same UPDATE of a bare table and
+# one INSERT of an audit row, what single-row history is measured against.
+my @pgb_variants = qw(bare floor payout history audit);
+$attach{audit} = '';
 for my $v (@pgb_variants)
 {
 	my $sql = "CREATE TABLE g_$v (\n$table_columns) WITH (autovacuum_enabled = off);\n";
 	$sql .= sprintf($attach{$v}, "g_$v") . ";\n" if $attach{$v};
 	psql($sql);
 	open my $fh, '>', "$tmp/g_$v.sql" or die $!;
+	# the audit transaction: the UPDATE and the INSERT, one transaction
+	print $fh "BEGIN;\n" if $v eq 'audit';
 	print $fh <<"SQL";
 \\set id random(1, $rows)
 UPDATE g_$v SET status = CASE status
@@ -300,6 +349,8 @@ UPDATE g_$v SET status = CASE status
 	ELSE status END
 WHERE id = :id;
 SQL
+	print $fh "INSERT INTO bench_audit (tbl, key, new_status) VALUES ('g_audit', :id, 'READY');\nCOMMIT;\n"
+	  if $v eq 'audit';
 	close $fh;
 }
 load(map { "g_$_" } @pgb_variants);
@@ -329,19 +380,21 @@ my %tps;    # $tps{clients}{variant}[round]
 
 print "3. pgbench, one random payout one step per transaction, $seconds s per run, synchronous_commit off\n";
 print "   median tps, and its ratio to bare; floor: suppress_redundant_updates_trigger()\n";
-printf "   %-8s %10s %10s %7s %11s %7s %12s %7s\n", 'clients', 'bare tps', 'floor tps', 'ratio', 'payout tps', 'ratio', 'history tps', 'ratio';
-my (%pgb_ratio, %pgb_floor_ratio);
+printf "   %-8s %10s %10s %7s %11s %7s %12s %7s %10s %8s\n", 'clients', 'bare tps', 'floor tps', 'ratio', 'payout tps', 'ratio', 'history tps', 'ratio', 'audit tps', 'hist/aud';
+my (%pgb_ratio, %pgb_floor_ratio, %pgb_audit_ratio);
 for my $c (@clients)
 {
 	my %r = map { my $v = $_; ($v => median(map { $tps{$c}{$v}[$_] / $tps{$c}{bare}[$_] } 0 .. $repeat - 1)) }
-	  qw(floor payout history);
+	  qw(floor payout history audit);
+	$pgb_audit_ratio{$c} = median(map { $tps{$c}{history}[$_] / $tps{$c}{audit}[$_] } 0 .. $repeat - 1);
 	$pgb_ratio{$c} = $r{payout};
 	$pgb_floor_ratio{$c} = $r{floor};
-	printf "   %-8d %10.0f %10.0f %7.3f %11.0f %7.3f %12.0f %7.3f\n", $c,
+	printf "   %-8d %10.0f %10.0f %7.3f %11.0f %7.3f %12.0f %7.3f %10.0f %8.3f\n", $c,
 	  median(@{ $tps{$c}{bare} }),
 	  median(@{ $tps{$c}{floor} }), $r{floor},
 	  median(@{ $tps{$c}{payout} }), $r{payout},
-	  median(@{ $tps{$c}{history} }), $r{history};
+	  median(@{ $tps{$c}{history} }), $r{history},
+	  median(@{ $tps{$c}{audit} }), $pgb_audit_ratio{$c};
 }
 print "\n";
 
@@ -440,6 +493,39 @@ printf "   history indexes: primary key %.0f, (tbl, key, id) %.0f, BRIN on clock
   map { ($hist_index_of{$_} // 0) / $hist } qw(pkey tbl_key_id_idx clock_time_idx);
 
 # --------------------------------------------------------------------------
+# 8 (run first of the large ones): the memory of one huge status UPDATE
+# with history, against the same UPDATE of a bare table: the backend's
+# peak private memory, which the backend reads from /proc itself.
+# --------------------------------------------------------------------------
+
+my $memrows = $ENV{BENCH_MEMROWS} // ($smoke ? 10000 : 10000000);
+my %peak;
+for my $v (qw(bare history))
+{
+	psql(<<"SQL");
+CREATE TABLE m_$v (\n$table_columns) WITH (autovacuum_enabled = off);
+SET session_replication_role = replica;
+INSERT INTO m_$v (id, amount) SELECT g, 1 FROM generate_series(1, $memrows) g;
+RESET session_replication_role;
+SQL
+	psql("SELECT payout.attach('m_$v', indexes => false)") if $v eq 'history';
+	# VmHWM counts the shared buffers the backend touched too; they stay
+	# mapped, so RssShmem at the end takes them out again.
+	my $kb = psql(<<"SQL");
+UPDATE m_$v SET status = 'READY';
+SELECT (regexp_match(s, 'VmHWM:\\s+(\\d+)'))[1]::bigint
+	   - (regexp_match(s, 'RssShmem:\\s+(\\d+)'))[1]::bigint
+	   - (regexp_match(s, 'RssFile:\\s+(\\d+)'))[1]::bigint
+FROM pg_read_file('/proc/' || pg_backend_pid() || '/status', 0, 100000) AS s;
+SQL
+	$peak{$v} = $kb =~ /(\d+)\s*$/ ? $1 : 0;
+	psql("DROP TABLE m_$v; TRUNCATE payout.history");
+}
+printf "8. Memory: UPDATE of %d rows, status CREATED -> READY; peak private memory of the backend\n", $memrows;
+printf "   bare %.0f MB, with history %.0f MB (%.2f x)\n\n", $peak{bare} / 1024, $peak{history} / 1024,
+  $peak{bare} ? $peak{history} / $peak{bare} : 0;
+
+# --------------------------------------------------------------------------
 # 7: scale curves: what the extension's own functions cost as the table
 # grows, with the default attach (history and indexes)
 # --------------------------------------------------------------------------
@@ -515,6 +601,21 @@ sub verdict
 }
 
 print "Targets", ($smoke ? ' (smoke run: not meaningful)' : ''), ":\n";
+printf "     a %d-row UPDATE with history peaks at %.0f MB of private memory, the bare UPDATE at %.0f MB:\n"
+  . "     %.0f bytes per row, PostgreSQL's queue of AFTER ROW trigger events; payout's own buffer holds 8,192 rows at most\n",
+  $memrows, $peak{history} / 1024, $peak{bare} / 1024,
+  $memrows ? ($peak{history} - $peak{bare}) * 1024 / $memrows : 0;
+verdict($hist_us <= $insert_select_us,
+	sprintf('history %.2f us per row <= one INSERT ... SELECT of the same rows, %.2f us per row', $hist_us, $insert_select_us));
+verdict($ovh{history} > 0 && $ovh{plaudit} / $ovh{history} >= 2,
+	sprintf('enforcement + history >= 2 x cheaper per row than the PL/pgSQL pair (%.2f us against %.2f us: %.2f x)',
+		$ovh{history}, $ovh{plaudit}, $ovh{history} > 0 ? $ovh{plaudit} / $ovh{history} : 0));
+for my $c (@clients)
+{
+	verdict($pgb_audit_ratio{$c} >= 0.9,
+		sprintf('single-row transactions with history >= 0.9 x the UPDATE + audit INSERT transaction at %d clients (%.3f x)',
+			$c, $pgb_audit_ratio{$c}));
+}
 for my $name (sort keys %scale_ratio)
 {
 	verdict($scale_ratio{$name} <= 2,
