@@ -40,6 +40,7 @@
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "history_buffer.h"
@@ -264,6 +265,7 @@ PayoutHistoryFlush(void)
 	int			save_sec_context;
 	int			ret;
 	int			i;
+	bool		pushed;
 
 	if (buffer.nrows == 0 || flushing)
 		return;
@@ -295,6 +297,14 @@ PayoutHistoryFlush(void)
 	history_owner = ((Form_pg_class) GETSTRUCT(classtup))->relowner;
 	ReleaseSysCache(classtup);
 
+	/*
+	 * Before commit there may be no active snapshot (an apply worker's
+	 * transaction); the INSERT needs one.
+	 */
+	pushed = !ActiveSnapshotSet();
+	if (pushed)
+		PushActiveSnapshot(GetTransactionSnapshot());
+
 	flushing = true;
 	PG_TRY();
 	{
@@ -316,6 +326,9 @@ PayoutHistoryFlush(void)
 		flushing = false;
 	}
 	PG_END_TRY();
+
+	if (pushed)
+		PopActiveSnapshot();
 }
 
 /*
