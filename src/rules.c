@@ -48,6 +48,7 @@
 
 static char *DescribeStatuses(uint32 statuses);
 static const char *ResolutionText(int resolution);
+static bool HasRoleOfSetting(const char *rolename);
 static int	OperatorHint(void);
 
 /*
@@ -64,40 +65,45 @@ PayoutIsHeld(int status, int resolution)
 }
 
 /*
- * PayoutIsModerator
- *		Whether the current user may change a payout held for moderation:
- *		a superuser, or a member of the role named by payout.moderator_role
- *		(with its privileges, so a NOINHERIT member must SET ROLE first).
+ * HasRoleOfSetting
+ *		Whether the current user is a superuser or has the privileges of the
+ *		role a superuser-only setting names (so a NOINHERIT member must SET
+ *		ROLE first).  An empty setting, or a role that does not exist,
+ *		leaves it to superusers.
  */
-bool
-PayoutIsModerator(void)
+static bool
+HasRoleOfSetting(const char *rolename)
 {
 	Oid			roleid;
 
 	if (superuser())
 		return true;
-	if (payout_moderator_role == NULL || payout_moderator_role[0] == '\0')
+	if (rolename == NULL || rolename[0] == '\0')
 		return false;
-	roleid = get_role_oid(payout_moderator_role, true);
+	roleid = get_role_oid(rolename, true);
 	return OidIsValid(roleid) && has_privs_of_role(GetUserId(), roleid);
 }
 
 /*
+ * PayoutIsModerator
+ *		Whether the current user may change a payout held for moderation
+ *		(payout.moderator_role).
+ */
+bool
+PayoutIsModerator(void)
+{
+	return HasRoleOfSetting(payout_moderator_role);
+}
+
+/*
  * PayoutIsOperator
- *		Whether the current user may process manual payouts: a superuser,
- *		or a member of the role named by payout.operator_role.
+ *		Whether the current user may process manual payouts
+ *		(payout.operator_role).
  */
 bool
 PayoutIsOperator(void)
 {
-	Oid			roleid;
-
-	if (superuser())
-		return true;
-	if (payout_operator_role == NULL || payout_operator_role[0] == '\0')
-		return false;
-	roleid = get_role_oid(payout_operator_role, true);
-	return OidIsValid(roleid) && has_privs_of_role(GetUserId(), roleid);
+	return HasRoleOfSetting(payout_operator_role);
 }
 
 /*
