@@ -100,7 +100,9 @@ UNION ALL
 SELECT 'only fresh', f.line FROM
 	(SELECT m AS line FROM pg_temp.members() AS m EXCEPT ALL SELECT line FROM updated) AS f
 ORDER BY 1, 2;
-SELECT count(*) AS compared FROM updated;
+-- The comparison is not vacuous: it covered at least the 135 lines that
+-- PostgreSQL 15's catalogs give (later majors list more, e.g. 150 on 17).
+SELECT count(*) >= 135 AS compared_enough FROM updated;
 \c :regress_db
 DROP DATABASE regress_payout_fresh;
 DROP SCHEMA owned CASCADE;
