@@ -56,9 +56,8 @@
 #define DEFAULT_RESOLUTION_COLUMN	"resolution"
 #define AUTOPROCESS_OPTION			"autoprocess="
 
-static AttrNumber FindEnumColumn(Relation rel, const char *colname,
-								 PayoutEnumKind kind, bool missing_ok);
-static AttrNumber FindBooleanColumn(Relation rel, const char *colname);
+static AttrNumber FindTypedColumn(Relation rel, const char *colname,
+								  Oid typid, bool missing_ok);
 static void ParseOptions(Relation rel, Trigger *trigger,
 						 PayoutTriggerKind kind, PayoutTableState *state);
 static void CheckLastBeforeTrigger(Relation rel, Trigger *trigger);
@@ -69,17 +68,15 @@ static Oid	HistoryFunctionOid(void);
 static bool MayReadKey(PayoutTableState *state, Relation rel);
 
 /*
- * FindEnumColumn
- *		Attribute number of a column that must be of one of our enum types
- *		(or a domain over it).
+ * FindTypedColumn
+ *		Attribute number of a column that must be of type typid (or a domain
+ *		over it): one of our enum types, or boolean for autoprocess.
  */
 static AttrNumber
-FindEnumColumn(Relation rel, const char *colname, PayoutEnumKind kind,
-			   bool missing_ok)
+FindTypedColumn(Relation rel, const char *colname, Oid typid, bool missing_ok)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	int			attnum = SPI_fnumber(tupdesc, colname);
-	Oid			typid = PayoutEnumTypeOid(kind);
 	Oid			coltype;
 
 	if (attnum == SPI_ERROR_NOATTRIBUTE && missing_ok)
@@ -103,35 +100,6 @@ FindEnumColumn(Relation rel, const char *colname, PayoutEnumKind kind,
 						   format_type_be(TupleDescAttr(tupdesc, attnum - 1)->atttypid)),
 				 errtablecol(rel, attnum)));
 
-	return (AttrNumber) attnum;
-}
-
-/*
- * FindBooleanColumn
- *		Attribute number of the autoprocess column, which must be boolean
- *		(or a domain over it).
- */
-static AttrNumber
-FindBooleanColumn(Relation rel, const char *colname)
-{
-	TupleDesc	tupdesc = RelationGetDescr(rel);
-	int			attnum = SPI_fnumber(tupdesc, colname);
-
-	if (attnum <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of relation \"%s\" does not exist",
-						colname, RelationGetRelationName(rel)),
-				 errhint("Name the payout columns in the trigger arguments; for a table attached with payout.attach(), detach it and attach it again."),
-				 errtable(rel)));
-	if (getBaseType(TupleDescAttr(tupdesc, attnum - 1)->atttypid) != BOOLOID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("column \"%s\" of relation \"%s\" must be of type boolean",
-						colname, RelationGetRelationName(rel)),
-				 errdetail("It is of type %s.",
-						   format_type_be(TupleDescAttr(tupdesc, attnum - 1)->atttypid)),
-				 errtablecol(rel, attnum)));
 	return (AttrNumber) attnum;
 }
 
@@ -167,7 +135,8 @@ ParseOptions(Relation rel, Trigger *trigger, PayoutTriggerKind kind,
 			state->delete_unfinished = true;
 		else if (strncmp(option, AUTOPROCESS_OPTION, strlen(AUTOPROCESS_OPTION)) == 0)
 			state->autoprocess_attnum =
-				FindBooleanColumn(rel, option + strlen(AUTOPROCESS_OPTION));
+				FindTypedColumn(rel, option + strlen(AUTOPROCESS_OPTION),
+								BOOLOID, false);
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -344,16 +313,17 @@ PayoutGetTableState(FunctionCallInfo fcinfo, PayoutTriggerKind kind)
 	state->relid = InvalidOid;	/* until complete */
 
 	state->status_attnum =
-		FindEnumColumn(rel,
-					   trigger->tgnargs >= 1 ? trigger->tgargs[0] : DEFAULT_STATUS_COLUMN,
-					   PAYOUT_ENUM_STATUS, false);
+		FindTypedColumn(rel,
+						trigger->tgnargs >= 1 ? trigger->tgargs[0] : DEFAULT_STATUS_COLUMN,
+						PayoutEnumTypeOid(PAYOUT_ENUM_STATUS), false);
 	if (trigger->tgnargs >= 2 && trigger->tgargs[1][0] == '\0')
 		state->resolution_attnum = InvalidAttrNumber;
 	else
 		state->resolution_attnum =
-			FindEnumColumn(rel,
-						   trigger->tgnargs >= 2 ? trigger->tgargs[1] : DEFAULT_RESOLUTION_COLUMN,
-						   PAYOUT_ENUM_RESOLUTION, trigger->tgnargs < 2);
+			FindTypedColumn(rel,
+							trigger->tgnargs >= 2 ? trigger->tgargs[1] : DEFAULT_RESOLUTION_COLUMN,
+							PayoutEnumTypeOid(PAYOUT_ENUM_RESOLUTION),
+							trigger->tgnargs < 2);
 	ParseOptions(rel, trigger, kind, state);
 
 	if (kind == PAYOUT_TRIGGER_ENFORCE)
