@@ -122,6 +122,9 @@ is($open->query_safe($open_query),
 is($open->query_safe($open_history_query),
 	join("\n", $open_history_before, @open_changes),
 	'the open transaction sees the history rows of its changes');
+# The gate of the clients' loads (see make_load); the lock goes down with
+# the server.
+$open->query_safe('SELECT pg_advisory_lock(4004)');
 
 #
 # The load: for each client, a script of steps along legal paths, several
@@ -197,6 +200,12 @@ sub make_load
 		push @expect, "$id|$state{$id}[0]|$state{$id}[1]";
 		splice(@open, $i, 1) unless @$steps;
 	}
+	# A gate three quarters in, which prints nothing: the clients wait there
+	# on the advisory lock the open transaction's session holds until the
+	# crash, so no client can finish its load before the server goes down,
+	# however fast the machine.
+	splice(@sql, int(@sql * 3 / 4), 0,
+		'DO $$BEGIN PERFORM pg_advisory_lock_shared(4004); END$$;');
 	return (join("\n", @sql) . "\n", \@expect);
 }
 
@@ -255,9 +264,9 @@ sub lines
 	return split /\n/, $text;
 }
 
-# Crash once a client has reported half of its steps: then none has
-# finished (the clients run at about the same pace, and psql's buffered
-# output lags behind by a few hundred lines at most).
+# Crash once a client has reported half of its steps (psql's buffered
+# output lags behind by a few hundred lines at most); none can have
+# finished, since each waits at the gate three quarters in.
 my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
 my $seen;
 while (time() < $deadline)
