@@ -3,10 +3,11 @@
  * compat.h
  *	  Shims for differences between PostgreSQL major versions.
  *
- * PostgreSQL 15 is the baseline, and the only major the test suite runs
- * on today.  Each API that changed after it is wrapped here, so that the
- * rest of the code is written once; a major with changes not listed here
- * is refused at build time rather than half supported.
+ * PostgreSQL 15 is the baseline; the test suite runs on 15, 17 and 18
+ * (no Debian suite we can reach packages 16).  Each API that changed
+ * after 15 is wrapped here, so that the rest of the code is written once;
+ * a major with changes not listed here is refused at build time rather
+ * than half supported.
  *
  * src/compat.h
  *
@@ -31,6 +32,15 @@
 #define PAYOUT_MODULE_MAGIC PG_MODULE_MAGIC_EXT(.name = "payout", .version = "1.1")
 #else
 #define PAYOUT_MODULE_MAGIC PG_MODULE_MAGIC
+#endif
+
+/*
+ * pg_attribute_noreturn(), written after a declaration, became pg_noreturn,
+ * written before it, in 18.  The compilers we build with take the older
+ * attribute before a declaration too.
+ */
+#if PG_VERSION_NUM < 180000
+#define pg_noreturn pg_attribute_noreturn()
 #endif
 
 /* pg_proc_aclcheck became object_aclcheck in 16. */

@@ -12,6 +12,7 @@
 #define PAYOUT_RULES_H
 
 #include "access/htup.h"
+#include "compat.h"
 #include "utils/relcache.h"
 
 #include "table_state.h"
@@ -70,8 +71,10 @@ extern bool PayoutIsModerator(void);
 extern bool PayoutIsOperator(void);
 extern bool PayoutNeedsOperator(const PayoutChange *change);
 extern PayoutRule PayoutJudge(const PayoutChange *change);
-extern void PayoutReportRule(PayoutRule rule, const PayoutChange *change,
-							 Relation rel, PayoutTableState *state,
-							 HeapTuple tuple) pg_attribute_noreturn();
+pg_noreturn extern void PayoutReportRule(PayoutRule rule,
+										 const PayoutChange *change,
+										 Relation rel,
+										 PayoutTableState *state,
+										 HeapTuple tuple);
 
 #endif							/* PAYOUT_RULES_H */
