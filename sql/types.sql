@@ -5,6 +5,7 @@
 
 -- The install script creates schema payout itself: a schema of that name
 -- that already exists makes CREATE EXTENSION fail instead of being reused.
+-- (PostgreSQL 18 adds the script line as CONTEXT: expected/types_1.out.)
 CREATE SCHEMA payout;
 CREATE EXTENSION payout;
 SELECT count(*) AS payout_extensions FROM pg_extension WHERE extname = 'payout';
