@@ -32,8 +32,9 @@
 #     fails at a payout that is already PROCESSED; syncing with the
 #     triggers in their default mode and switching to ALWAYS afterwards
 #     works;
-#   - replicated changes are judged and recorded on the subscriber, with the
-#     subscription's owner as user_name;
+#   - replicated changes are judged and recorded on the subscriber, as the
+#     role the apply worker runs triggers as: the subscription's owner on
+#     PostgreSQL 15, the table's owner from 16;
 #   - ALWAYS triggers fire in a local session with session_replication_role
 #     = replica too;
 #   - a subscriber that has diverged (a local change, or a graph that lacks
@@ -420,10 +421,16 @@ is($sub->safe_psql('deploy_b', $changes),
 is( $sub->safe_psql('deploy_b', $changes),
 	$pub->safe_psql('deploy_b', $changes . " WHERE id > $pub_history_start"),
 	'deploy_b: the same changes the publisher recorded, in the same order');
+# From PostgreSQL 16 the apply worker runs each table's triggers as the
+# table's owner (unless the subscription says run_as_owner = true): the
+# history then shows the table's owner as user_name and the subscription's
+# owner as session_user_name.
+my $table_owner = $sub->safe_psql('postgres', 'SELECT current_user');
+my $applier = $sub->safe_psql('postgres', 'SHOW server_version_num') >= 160000 ? $table_owner : 'sub_owner';
 is( $sub->safe_psql('deploy_b',
 		q{SELECT string_agg(DISTINCT user_name || '/' || session_user_name, ',') FROM payout.history}),
-	'sub_owner/sub_owner',
-	'deploy_b: recorded as the subscription\'s owner');
+	"$applier/sub_owner",
+	'deploy_b: recorded as the role the apply worker runs triggers as, in the subscription\'s session');
 
 # A local change that conflicts with the replicated state is rejected.
 is(try($sub, 'deploy_b', q{UPDATE payouts SET status = 'PROCESSING' WHERE id = 2}),
@@ -503,7 +510,7 @@ is( $sub->safe_psql('deploy_b',
 		qq{SELECT string_agg(old_status || '>' || new_status || ' ' || user_name, ', ' ORDER BY id)
 		  FROM payout.history WHERE key = '4' AND id > $sub_history_before}),
 	"PROCESSING>CANCELLING $superuser, CANCELLING>PROCESSING $superuser, "
-	  . 'PROCESSING>PROCESSED sub_owner',
+	  . "PROCESSING>PROCESSED $applier",
 	'deploy_b: the subscriber\'s history shows the local change, the repair and the replicated change');
 
 # A graph that lacks an edge the publisher uses.  The publisher lets a
