@@ -254,12 +254,19 @@ PayoutHistoryAppend(const Datum *values, const bool *nulls)
 	buffer.subids[row] = GetCurrentSubTransactionId();
 	for (i = 0; i < HISTORY_NCOLUMNS; i++)
 	{
-		Oid			type = ColumnType(i);
-
 		buffer.nulls[i][row] = nulls[i];
-		/* the by-reference columns are text */
-		buffer.values[i][row] = nulls[i] ? (Datum) 0 :
-			(type == TEXTOID ? datumCopy(values[i], false, -1) : values[i]);
+		if (nulls[i])
+			buffer.values[i][row] = (Datum) 0;
+		else if (ColumnType(i) != TEXTOID)
+			buffer.values[i][row] = values[i];
+		else if (row > 0 && !buffer.nulls[i][row - 1] &&
+				 datumIsEqual(values[i], buffer.values[i][row - 1], false, -1))
+		{
+			/* user names and application name: mostly the last row's */
+			buffer.values[i][row] = buffer.values[i][row - 1];
+		}
+		else
+			buffer.values[i][row] = datumCopy(values[i], false, -1);
 	}
 	buffer.nrows++;
 	MemoryContextSwitchTo(oldcontext);
