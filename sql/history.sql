@@ -647,6 +647,49 @@ FROM payout.history h WHERE h.tbl = 'payouts'::regclass AND h.key = '50'
 ORDER BY h.id;
 SELECT * FROM pg_temp.news();
 
+-- Rows go straight into the heap and indexes of a partition that is like
+-- the default one.  A partition that needs more than that gets its rows
+-- through the executor's INSERT, with everything that INSERT does: here one
+-- whose columns are in another order, with a CHECK constraint of the DBA's
+-- and a trigger that counts its rows.
+CREATE TABLE payout.history_other (
+	xid xid8 NOT NULL, application_name text, session_user_name text NOT NULL,
+	user_name text NOT NULL, clock_time timestamptz NOT NULL,
+	xact_time timestamptz NOT NULL, new_resolution payout.resolution,
+	old_resolution payout.resolution, new_status payout.status,
+	old_status payout.status, key text COLLATE "C" NOT NULL,
+	tbl regclass NOT NULL, id bigint NOT NULL PRIMARY KEY,
+	CONSTRAINT no_forbidden_app CHECK (application_name IS DISTINCT FROM 'forbidden'));
+CREATE TABLE history_other_rows (n int);
+INSERT INTO history_other_rows VALUES (0);
+CREATE FUNCTION count_history_other() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN UPDATE history_other_rows SET n = n + 1; RETURN NULL; END$$;
+CREATE TRIGGER counted AFTER INSERT ON payout.history_other
+	FOR EACH ROW EXECUTE FUNCTION count_history_other();
+SELECT clock_timestamp() AS boundary \gset
+ALTER TABLE payout.history ATTACH PARTITION payout.history_other
+	FOR VALUES FROM (:'boundary') TO (MAXVALUE);
+INSERT INTO payouts (id, amount) VALUES (51, 1), (52, 1);
+UPDATE payouts SET status = 'READY' WHERE id IN (51, 52);
+SELECT h.tableoid::regclass AS partition, h.key, h.old_status, h.new_status,
+	   h.user_name = current_user AS by_me
+FROM payout.history h WHERE h.tbl = 'payouts'::regclass AND h.key IN ('51', '52')
+ORDER BY h.id;
+SELECT n AS rows_the_trigger_saw FROM history_other_rows;
+-- The partition's CHECK constraint holds: the change fails with it, and
+-- neither the change nor any history of it is stored.
+SET application_name = 'forbidden';
+\set VERBOSITY terse
+UPDATE payouts SET status = 'INVOKING' WHERE id = 51;
+\set VERBOSITY default
+RESET application_name;
+SELECT status FROM payouts WHERE id = 51;
+SELECT count(*) AS history_of_51 FROM payout.history WHERE tbl = 'payouts'::regclass AND key = '51';
+SELECT * FROM pg_temp.news();
+ALTER TABLE payout.history DETACH PARTITION payout.history_other;
+DROP TABLE payout.history_other, history_other_rows;
+DROP FUNCTION count_history_other();
+
 ------------------------------------------------------------------------------
 -- A renamed table: the triggers hold no table name and history refers to
 -- the table itself, so enforcement, history and the helpers go on under the

@@ -63,6 +63,15 @@
 #define PayoutPrimaryKeyIndex(rel) RelationGetPrimaryKeyIndex(rel)
 #endif
 
+/* ExecInsertIndexTuples gained onlySummarizing in 16. */
+#if PG_VERSION_NUM >= 160000
+#define PayoutInsertIndexTuples(rri, slot, estate) \
+	ExecInsertIndexTuples((rri), (slot), (estate), false, false, NULL, NIL, false)
+#else
+#define PayoutInsertIndexTuples(rri, slot, estate) \
+	ExecInsertIndexTuples((rri), (slot), (estate), false, false, NULL, NIL)
+#endif
+
 /* index_beginscan gained an IndexScanInstrumentation argument in 18. */
 #if PG_VERSION_NUM >= 180000
 #define PayoutIndexBeginScan(heap, index, snapshot, nkeys) \

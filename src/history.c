@@ -45,8 +45,11 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
@@ -56,6 +59,65 @@
 #include "rules.h"
 #include "status.h"
 #include "table_state.h"
+
+/*
+ * Role names as text, looked up once per role rather than for every row,
+ * until pg_authid changes: two entries, for the current and the session
+ * user.
+ */
+typedef struct RoleName
+{
+	Oid			role;
+	text	   *name;
+} RoleName;
+
+static RoleName role_names[2];
+static int	role_names_next = 0;
+static bool role_names_watched = false;
+
+static void
+ForgetRoleNames(Datum arg, int cacheid, uint32 hashvalue)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(role_names); i++)
+	{
+		if (role_names[i].name != NULL)
+			pfree(role_names[i].name);
+		role_names[i].role = InvalidOid;
+		role_names[i].name = NULL;
+	}
+}
+
+static Datum
+RoleNameText(Oid role)
+{
+	RoleName   *entry;
+	char	   *name;
+	int			i;
+
+	if (!role_names_watched)
+	{
+		CacheRegisterSyscacheCallback(AUTHOID, ForgetRoleNames, (Datum) 0);
+		role_names_watched = true;
+	}
+	for (i = 0; i < lengthof(role_names); i++)
+		if (role_names[i].name != NULL && role_names[i].role == role)
+			return PointerGetDatum(role_names[i].name);
+
+	name = GetUserNameFromId(role, false);
+	entry = &role_names[role_names_next];
+	role_names_next = (role_names_next + 1) % lengthof(role_names);
+	if (entry->name != NULL)
+		pfree(entry->name);
+	entry->name = NULL;
+	entry->name = (text *) MemoryContextAlloc(CacheMemoryContext,
+											  VARHDRSZ + strlen(name));
+	SET_VARSIZE(entry->name, VARHDRSZ + strlen(name));
+	memcpy(VARDATA(entry->name), name, strlen(name));
+	entry->role = role;
+	return PointerGetDatum(entry->name);
+}
 
 /*
  * payout.record_history(): AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW
@@ -173,8 +235,8 @@ payout_record_history(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum(PayoutRowKey(state, rel, keytuple));
 	values[6] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	values[7] = TimestampTzGetDatum(GetCurrentTimestamp());
-	values[8] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
-	values[9] = CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false));
+	values[8] = RoleNameText(GetUserId());
+	values[9] = RoleNameText(GetSessionUserId());
 	values[10] = appname ? CStringGetTextDatum(appname) : (Datum) 0;
 	if (appname == NULL)
 		nulls[10] = 'n';

@@ -4,10 +4,14 @@
  *	  Rows of payout.history buffered and written a statement at a time.
  *
  * The history trigger (history.c) does not write each row itself: it
- * appends the row's values to a buffer, and the buffer is written with one
- * INSERT ... SELECT FROM unnest() of arrays, one executor round trip for
- * every row a statement recorded, with the rights of the owner of
- * payout.history.  The buffer is written
+ * appends the row's values to a buffer, and the buffer is written at once,
+ * with the rights of the owner of payout.history: straight into the heap
+ * of each partition the rows belong to, a thousand rows a call as COPY
+ * does (table_multi_insert), and then into the partition's indexes.  A
+ * partition that needs more than that (triggers, CHECK constraints,
+ * columns of its own, a foreign table) or a history table with row-level
+ * security forced on its owner takes the executor's path instead: one
+ * INSERT ... SELECT FROM unnest() of arrays.  The buffer is written
  *	- at the end of every statement the executor runs (ExecutorFinish, after
  *	  the statement's AFTER triggers have fired), so that the next statement
  *	  sees the rows;
@@ -28,12 +32,18 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/tupconvert.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "executor/execPartition.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "tcop/utility.h"
 #include "utils/array.h"
@@ -43,6 +53,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "compat.h"
 #include "history_buffer.h"
 #include "payout.h"
 #include "status.h"
@@ -50,11 +61,15 @@
 /* Written at once when it holds this many rows. */
 #define HISTORY_BUFFER_ROWS 8192
 
-static const char *const history_insert =
-"INSERT INTO payout.history"
-" (tbl, key, old_status, new_status, old_resolution, new_resolution,"
-"  xact_time, clock_time, user_name, session_user_name, application_name, xid)"
-" SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+/* Rows one table_multi_insert() call takes, as COPY's buffer does. */
+#define HISTORY_INSERT_BATCH 1000
+
+/* The columns a change fills, in the order of the values of a row. */
+static const char *const history_columns[HISTORY_NCOLUMNS] = {
+	"tbl", "key", "old_status", "new_status", "old_resolution",
+	"new_resolution", "xact_time", "clock_time", "user_name",
+	"session_user_name", "application_name", "xid"
+};
 
 typedef struct HistoryBuffer
 {
@@ -77,8 +92,21 @@ static Oid	plan_resolution_type = InvalidOid;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
+/* A partition rows are written to, and whether they may go straight in. */
+typedef struct HistoryTarget
+{
+	ResultRelInfo *rri;
+	bool		direct;
+} HistoryTarget;
+
 static Oid	ColumnType(int column);
 static SPIPlanPtr GetHistoryPlan(void);
+static bool MapColumns(TupleDesc desc, AttrNumber *attnums, AttrNumber *id_attnum);
+static bool TakesRowsDirectly(ResultRelInfo *rri, TupleDesc rootdesc);
+static void StoreRow(TupleTableSlot *slot, int row, const AttrNumber *attnums,
+					 AttrNumber id_attnum, int64 id);
+static bool WriteDirectly(Relation history);
+static void WriteWithInsert(void);
 static void Forget(void);
 static void HistoryExecutorFinish(QueryDesc *queryDesc);
 static void HistoryProcessUtility(PlannedStmt *pstmt, const char *queryString,
@@ -144,6 +172,7 @@ GetHistoryPlan(void)
 	Oid			status_type = PayoutEnumTypeOid(PAYOUT_ENUM_STATUS);
 	Oid			resolution_type = PayoutEnumTypeOid(PAYOUT_ENUM_RESOLUTION);
 	Oid			argtypes[HISTORY_NCOLUMNS];
+	StringInfoData sql;
 	SPIPlanPtr	plan;
 	int			i;
 
@@ -152,10 +181,19 @@ GetHistoryPlan(void)
 		plan_resolution_type == resolution_type)
 		return history_plan;
 
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "INSERT INTO payout.history (");
 	for (i = 0; i < HISTORY_NCOLUMNS; i++)
+	{
 		argtypes[i] = get_array_type(ColumnType(i));
+		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", history_columns[i]);
+	}
+	appendStringInfoString(&sql, ") SELECT * FROM unnest(");
+	for (i = 0; i < HISTORY_NCOLUMNS; i++)
+		appendStringInfo(&sql, "%s$%d", i > 0 ? ", " : "", i + 1);
+	appendStringInfoChar(&sql, ')');
 
-	plan = SPI_prepare(history_insert, HISTORY_NCOLUMNS, argtypes);
+	plan = SPI_prepare(sql.data, HISTORY_NCOLUMNS, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for payout history: %s",
 			 SPI_result_code_string(SPI_result));
@@ -216,12 +254,19 @@ PayoutHistoryAppend(const Datum *values, const bool *nulls)
 	buffer.subids[row] = GetCurrentSubTransactionId();
 	for (i = 0; i < HISTORY_NCOLUMNS; i++)
 	{
-		Oid			type = ColumnType(i);
-
 		buffer.nulls[i][row] = nulls[i];
-		/* the by-reference columns are text */
-		buffer.values[i][row] = nulls[i] ? (Datum) 0 :
-			(type == TEXTOID ? datumCopy(values[i], false, -1) : values[i]);
+		if (nulls[i])
+			buffer.values[i][row] = (Datum) 0;
+		else if (ColumnType(i) != TEXTOID)
+			buffer.values[i][row] = values[i];
+		else if (row > 0 && !buffer.nulls[i][row - 1] &&
+				 datumIsEqual(values[i], buffer.values[i][row - 1], false, -1))
+		{
+			/* user names and application name: mostly the last row's */
+			buffer.values[i][row] = buffer.values[i][row - 1];
+		}
+		else
+			buffer.values[i][row] = datumCopy(values[i], false, -1);
 	}
 	buffer.nrows++;
 	MemoryContextSwitchTo(oldcontext);
@@ -244,31 +289,237 @@ Forget(void)
 }
 
 /*
- * PayoutHistoryFlush
- *		Write the buffered rows, in the order they were recorded, with one
- *		INSERT of arrays, as the owner of payout.history.
- *
- * The arrays are built in the caller's memory context and the buffer is
- * emptied before the INSERT runs, so that the INSERT's own end of statement
- * finds nothing to write.
+ * MapColumns
+ *		The attribute numbers of payout.history's columns in desc: false if
+ *		it has a column that is not one of them, or one of another type.
  */
-void
-PayoutHistoryFlush(void)
+static bool
+MapColumns(TupleDesc desc, AttrNumber *attnums, AttrNumber *id_attnum)
+{
+	int			found = 0;
+	int			i;
+	int			k;
+
+	*id_attnum = InvalidAttrNumber;
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+
+		if (att->attisdropped)
+			return false;
+		if (strcmp(name, "id") == 0 && att->atttypid == INT8OID)
+		{
+			*id_attnum = att->attnum;
+			continue;
+		}
+		for (k = 0; k < HISTORY_NCOLUMNS; k++)
+			if (strcmp(name, history_columns[k]) == 0)
+				break;
+		if (k == HISTORY_NCOLUMNS || att->atttypid != ColumnType(k))
+			return false;
+		attnums[k] = att->attnum;
+		found++;
+	}
+	return found == HISTORY_NCOLUMNS && *id_attnum != InvalidAttrNumber;
+}
+
+/*
+ * TakesRowsDirectly
+ *		Whether rows routed to a partition may go straight into its heap and
+ *		indexes: a table of the root's row type whose own NOT NULLs are the
+ *		root's, with no triggers, CHECK constraints or generated columns,
+ *		whose insert would do nothing the heap and its indexes do not.
+ */
+static bool
+TakesRowsDirectly(ResultRelInfo *rri, TupleDesc rootdesc)
+{
+	Relation	rel = rri->ri_RelationDesc;
+	TupleDesc	desc = RelationGetDescr(rel);
+	TupleConstr *constr = desc->constr;
+	int			i;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rri->ri_TrigDesc != NULL)
+		return false;
+	if (constr != NULL && (constr->num_check > 0 || constr->has_generated_stored))
+		return false;
+	if (desc->natts != rootdesc->natts ||
+		convert_tuples_by_name(rootdesc, desc) != NULL)
+		return false;
+	for (i = 0; i < desc->natts; i++)
+		if (TupleDescAttr(desc, i)->attnotnull != TupleDescAttr(rootdesc, i)->attnotnull)
+			return false;
+	return true;
+}
+
+/*
+ * StoreRow
+ *		A buffered row, with its id, as the virtual tuple of slot.
+ */
+static void
+StoreRow(TupleTableSlot *slot, int row, const AttrNumber *attnums,
+		 AttrNumber id_attnum, int64 id)
+{
+	int			k;
+
+	ExecClearTuple(slot);
+	for (k = 0; k < HISTORY_NCOLUMNS; k++)
+	{
+		slot->tts_values[attnums[k] - 1] = buffer.values[k][row];
+		slot->tts_isnull[attnums[k] - 1] = buffer.nulls[k][row];
+	}
+	slot->tts_values[id_attnum - 1] = Int64GetDatum(id);
+	slot->tts_isnull[id_attnum - 1] = false;
+	ExecStoreVirtualTuple(slot);
+}
+
+/*
+ * WriteDirectly
+ *		Write the buffered rows into the heaps and indexes of the partitions
+ *		of payout.history they belong to, routed the way COPY routes them.
+ *		Returns false, having written nothing, when a row would go to a
+ *		partition that needs the executor's INSERT, or would break one of
+ *		the table's NOT NULLs.
+ *
+ * Each row takes the next id of payout.history's sequence, as its default
+ * says, in the order the rows were recorded.
+ */
+static bool
+WriteDirectly(Relation history)
+{
+	TupleDesc	desc = RelationGetDescr(history);
+	AttrNumber	attnums[HISTORY_NCOLUMNS];
+	AttrNumber	id_attnum;
+	Oid			sequence;
+	EState	   *estate;
+	ResultRelInfo *root;
+	ModifyTableState *mtstate;
+	PartitionTupleRouting *proute = NULL;
+	TupleTableSlot *slot;
+	TupleTableSlot **batch;
+	HistoryTarget *targets;
+	int			ntargets = 0;
+	ResultRelInfo **rows;
+	CommandId	cid = GetCurrentCommandId(true);
+	MemoryContext oldcontext;
+	bool		direct = true;
+	int			start;
+	int			row;
+	int			k;
+
+	if (!MapColumns(desc, attnums, &id_attnum) ||
+		(history->rd_rel->relrowsecurity && history->rd_rel->relforcerowsecurity) ||
+		history->trigdesc != NULL)
+		return false;
+	sequence = get_relname_relid("history_id_seq", RelationGetNamespace(history));
+	if (!OidIsValid(sequence))
+		return false;
+	for (row = 0; row < buffer.nrows; row++)
+		for (k = 0; k < HISTORY_NCOLUMNS; k++)
+			if (buffer.nulls[k][row] &&
+				TupleDescAttr(desc, attnums[k] - 1)->attnotnull)
+				return false;
+
+	/* The executor's state for routing and index insertion, as COPY's. */
+	estate = CreateExecutorState();
+	oldcontext = MemoryContextSwitchTo(estate->es_query_cxt);
+	estate->es_output_cid = cid;
+	estate->es_snapshot = GetActiveSnapshot();
+	root = makeNode(ResultRelInfo);
+	InitResultRelInfo(root, history, 0, NULL, 0);
+	mtstate = makeNode(ModifyTableState);
+	mtstate->ps.plan = NULL;
+	mtstate->ps.state = estate;
+	mtstate->operation = CMD_INSERT;
+	mtstate->mt_nrels = 1;
+	mtstate->resultRelInfo = root;
+	mtstate->rootResultRelInfo = root;
+	if (history->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		proute = ExecSetupPartitionTupleRouting(estate, history);
+	else
+		ExecOpenIndices(root, false);
+
+	/* Route every row first: all go straight in, or none does. */
+	slot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
+	rows = palloc(sizeof(ResultRelInfo *) * buffer.nrows);
+	targets = palloc(sizeof(HistoryTarget) * buffer.nrows);
+	for (row = 0; row < buffer.nrows && direct; row++)
+	{
+		ResultRelInfo *rri = root;
+
+		if (proute != NULL)
+		{
+			StoreRow(slot, row, attnums, id_attnum, 0);
+			rri = ExecFindPartition(mtstate, root, proute, slot, estate);
+		}
+		rows[row] = rri;
+		for (k = 0; k < ntargets; k++)
+			if (targets[k].rri == rri)
+				break;
+		if (k == ntargets)
+		{
+			targets[k].rri = rri;
+			targets[k].direct = TakesRowsDirectly(rri, desc);
+			ntargets++;
+		}
+		direct = targets[k].direct;
+	}
+
+	/*
+	 * Then write them in runs of one partition, at most a batch at a time:
+	 * the heap in one call, then each row's index entries.
+	 */
+	batch = palloc0(sizeof(TupleTableSlot *) * HISTORY_INSERT_BATCH);
+	for (start = 0; direct && start < buffer.nrows; start = row)
+	{
+		ResultRelInfo *rri = rows[start];
+		Relation	rel = rri->ri_RelationDesc;
+		int			n;
+
+		for (row = start; row < buffer.nrows && rows[row] == rri &&
+			 row - start < HISTORY_INSERT_BATCH; row++)
+		{
+			n = row - start;
+			if (batch[n] == NULL)
+				batch[n] = ExecInitExtraTupleSlot(estate, desc,
+												  table_slot_callbacks(rel));
+			StoreRow(batch[n], row, attnums, id_attnum,
+					 nextval_internal(sequence, false));
+		}
+		n = row - start;
+		table_multi_insert(rel, batch, n, cid, 0, NULL);
+		for (k = 0; k < n; k++)
+		{
+			if (rri->ri_NumIndices > 0)
+				list_free(PayoutInsertIndexTuples(rri, batch[k], estate));
+			ResetPerTupleExprContext(estate);
+			ExecClearTuple(batch[k]);
+		}
+	}
+
+	if (proute != NULL)
+		ExecCleanupTupleRouting(mtstate, proute);
+	else
+		ExecCloseIndices(root);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	MemoryContextSwitchTo(oldcontext);
+	FreeExecutorState(estate);
+	return direct;
+}
+
+/*
+ * WriteWithInsert
+ *		Write the buffered rows with the executor's INSERT of arrays.  The
+ *		arrays are built in the caller's memory context.
+ */
+static void
+WriteWithInsert(void)
 {
 	Datum		args[HISTORY_NCOLUMNS];
 	int			dims[1];
 	int			lbs[1] = {1};
-	Oid			history_relid;
-	HeapTuple	classtup;
-	Oid			history_owner;
-	Oid			save_userid;
-	int			save_sec_context;
 	int			ret;
 	int			i;
-	bool		pushed;
-
-	if (buffer.nrows == 0 || flushing)
-		return;
 
 	dims[0] = buffer.nrows;
 	for (i = 0; i < HISTORY_NCOLUMNS; i++)
@@ -284,18 +535,43 @@ PayoutHistoryFlush(void)
 													 lbs, type, typlen,
 													 typbyval, typalign));
 	}
-	Forget();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_plan(GetHistoryPlan(), args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not record payout history: %s",
+			 SPI_result_code_string(ret));
+	SPI_finish();
+}
+
+/*
+ * PayoutHistoryFlush
+ *		Write the buffered rows, in the order they were recorded, as the
+ *		owner of payout.history, and empty the buffer.
+ *
+ * While it writes, nothing else flushes: an INSERT's own end of statement
+ * finds the flag set.  On error the transaction or subtransaction ends and
+ * its callbacks drop what is left.
+ */
+void
+PayoutHistoryFlush(void)
+{
+	Oid			history_relid;
+	Relation	history;
+	Oid			save_userid;
+	int			save_sec_context;
+	bool		pushed;
+
+	if (buffer.nrows == 0 || flushing)
+		return;
 
 	history_relid = get_relname_relid("history",
 									  get_namespace_oid(PAYOUT_SCHEMA, false));
-	classtup = SearchSysCache1(RELOID, ObjectIdGetDatum(history_relid));
-	if (!HeapTupleIsValid(classtup))
+	if (!OidIsValid(history_relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation \"%s.history\" does not exist", PAYOUT_SCHEMA),
 				 errhint("Reinstall the extension with DROP EXTENSION payout and CREATE EXTENSION payout.")));
-	history_owner = ((Form_pg_class) GETSTRUCT(classtup))->relowner;
-	ReleaseSysCache(classtup);
 
 	/*
 	 * Before commit there may be no active snapshot (an apply worker's
@@ -308,18 +584,16 @@ PayoutHistoryFlush(void)
 	flushing = true;
 	PG_TRY();
 	{
+		history = table_open(history_relid, RowExclusiveLock);
 		GetUserIdAndSecContext(&save_userid, &save_sec_context);
-		SetUserIdAndSecContext(history_owner,
+		SetUserIdAndSecContext(history->rd_rel->relowner,
 							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_NOFORCE_RLS);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		ret = SPI_execute_plan(GetHistoryPlan(), args, NULL, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "could not record payout history: %s",
-				 SPI_result_code_string(ret));
-		SPI_finish();
+		if (!WriteDirectly(history))
+			WriteWithInsert();
 		SetUserIdAndSecContext(save_userid, save_sec_context);
+		table_close(history, NoLock);
+		Forget();
 	}
 	PG_FINALLY();
 	{
