@@ -690,6 +690,35 @@ ALTER TABLE payout.history DETACH PARTITION payout.history_other;
 DROP TABLE payout.history_other, history_other_rows;
 DROP FUNCTION count_history_other();
 
+-- A trigger of the application's that runs a query in an exception block,
+-- and rolls the block back, between the rows of a statement: the query's
+-- end comes in a subtransaction that does not last, and the rows recorded
+-- before it are written at the end of the statement, not in it.
+CREATE TABLE sub_payouts (id int PRIMARY KEY,
+	status payout.status NOT NULL DEFAULT 'CREATED',
+	resolution payout.resolution);
+SELECT payout.attach('sub_payouts');
+CREATE FUNCTION a_sub_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	BEGIN
+		PERFORM count(*) FROM sub_payouts;
+		RAISE EXCEPTION 'rolled back';
+	EXCEPTION WHEN raise_exception THEN
+		NULL;
+	END;
+	RETURN NULL;
+END $$;
+-- "a_sub" fires before zz_payout_history, for each row.
+CREATE TRIGGER a_sub AFTER UPDATE ON sub_payouts
+	FOR EACH ROW EXECUTE FUNCTION a_sub_trigger();
+INSERT INTO sub_payouts (id) SELECT g FROM generate_series(1, 3) g;
+UPDATE sub_payouts SET status = 'READY';
+SELECT key, old_status, new_status FROM payout.history
+WHERE tbl = 'sub_payouts'::regclass ORDER BY id;
+SELECT * FROM pg_temp.news();
+DROP TABLE sub_payouts;
+DROP FUNCTION a_sub_trigger();
+
 ------------------------------------------------------------------------------
 -- A renamed table: the triggers hold no table name and history refers to
 -- the table itself, so enforcement, history and the helpers go on under the

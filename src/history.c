@@ -229,10 +229,10 @@ payout_record_history(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 
 	keytuple = newtuple ? newtuple : oldtuple;
-	appname = GetConfigOption("application_name", true, false);
+	appname = application_name;
 
 	values[0] = ObjectIdGetDatum(state->root);
-	values[1] = CStringGetTextDatum(PayoutRowKey(state, rel, keytuple));
+	values[1] = PointerGetDatum(PayoutRowKeyText(state, rel, keytuple));
 	values[6] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	values[7] = TimestampTzGetDatum(GetCurrentTimestamp());
 	values[8] = RoleNameText(GetUserId());

@@ -9,8 +9,8 @@
  * of each partition the rows belong to, a thousand rows a call as COPY
  * does (table_multi_insert), and then into the partition's indexes.  A
  * partition that needs more than that (triggers, CHECK constraints,
- * columns of its own, a foreign table) or a history table with row-level
- * security forced on its owner takes the executor's path instead: one
+ * columns of its own, a foreign table or another table access method), or
+ * a history table with rules, takes the executor's path instead: one
  * INSERT ... SELECT FROM unnest() of arrays.  The buffer is written
  *	- at the end of every statement the executor runs (ExecutorFinish, after
  *	  the statement's AFTER triggers have fired), so that the next statement
@@ -23,7 +23,10 @@
  *	  however many rows one statement changes.
  * A row belongs to the subtransaction that recorded it: rolled back with
  * it, it is dropped (SUBXACT_EVENT_ABORT_SUB), and so is everything at the
- * end of a transaction that aborts.
+ * end of a transaction that aborts.  So rows are written only from the
+ * subtransaction they belong to: a query that a trigger runs inside an
+ * exception block ends in a subtransaction of its own, which may still
+ * roll back, and leaves the statement's rows to the statement's end.
  *
  * src/history_buffer.c
  *
@@ -31,6 +34,7 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -40,6 +44,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
+#include "partitioning/partdesc.h"
 #include "executor/execPartition.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -102,11 +107,13 @@ typedef struct HistoryTarget
 static Oid	ColumnType(int column);
 static SPIPlanPtr GetHistoryPlan(void);
 static bool MapColumns(TupleDesc desc, AttrNumber *attnums, AttrNumber *id_attnum);
+static bool HasForeignPartition(Relation rel);
 static bool TakesRowsDirectly(ResultRelInfo *rri, TupleDesc rootdesc);
 static void StoreRow(TupleTableSlot *slot, int row, const AttrNumber *attnums,
 					 AttrNumber id_attnum, int64 id);
-static bool WriteDirectly(Relation history);
-static void WriteWithInsert(void);
+static bool WriteDirectly(Relation history, int nrows);
+static void WriteWithInsert(int nrows);
+static void Discard(int nrows);
 static void Forget(void);
 static void HistoryExecutorFinish(QueryDesc *queryDesc);
 static void HistoryProcessUtility(PlannedStmt *pstmt, const char *queryString,
@@ -271,8 +278,34 @@ PayoutHistoryAppend(const Datum *values, const bool *nulls)
 	buffer.nrows++;
 	MemoryContextSwitchTo(oldcontext);
 
-	if (buffer.nrows >= HISTORY_BUFFER_ROWS)
+	/* (a flush waiting for an outer statement tries again a buffer later) */
+	if (buffer.nrows % HISTORY_BUFFER_ROWS == 0)
 		PayoutHistoryFlush();
+}
+
+/*
+ * Discard
+ *		Drop the first nrows rows, written; rows recorded while they were
+ *		written stay.
+ */
+static void
+Discard(int nrows)
+{
+	int			rest = buffer.nrows - nrows;
+	int			i;
+
+	if (rest == 0)
+	{
+		Forget();
+		return;
+	}
+	memmove(buffer.subids, buffer.subids + nrows, sizeof(SubTransactionId) * rest);
+	for (i = 0; i < HISTORY_NCOLUMNS; i++)
+	{
+		memmove(buffer.values[i], buffer.values[i] + nrows, sizeof(Datum) * rest);
+		memmove(buffer.nulls[i], buffer.nulls[i] + nrows, sizeof(bool) * rest);
+	}
+	buffer.nrows = rest;
 }
 
 /*
@@ -327,9 +360,10 @@ MapColumns(TupleDesc desc, AttrNumber *attnums, AttrNumber *id_attnum)
 /*
  * TakesRowsDirectly
  *		Whether rows routed to a partition may go straight into its heap and
- *		indexes: a table of the root's row type whose own NOT NULLs are the
- *		root's, with no triggers, CHECK constraints or generated columns,
- *		whose insert would do nothing the heap and its indexes do not.
+ *		indexes: a heap table of the root's row type whose own NOT NULLs are
+ *		the root's, with no triggers, CHECK constraints or generated
+ *		columns, whose insert would do nothing the heap and its indexes do
+ *		not.
  */
 static bool
 TakesRowsDirectly(ResultRelInfo *rri, TupleDesc rootdesc)
@@ -339,7 +373,8 @@ TakesRowsDirectly(ResultRelInfo *rri, TupleDesc rootdesc)
 	TupleConstr *constr = desc->constr;
 	int			i;
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rri->ri_TrigDesc != NULL)
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rri->ri_TrigDesc != NULL ||
+		rel->rd_tableam != GetHeapamTableAmRoutine())
 		return false;
 	if (constr != NULL && (constr->num_check > 0 || constr->has_generated_stored))
 		return false;
@@ -350,6 +385,36 @@ TakesRowsDirectly(ResultRelInfo *rri, TupleDesc rootdesc)
 		if (TupleDescAttr(desc, i)->attnotnull != TupleDescAttr(rootdesc, i)->attnotnull)
 			return false;
 	return true;
+}
+
+/*
+ * HasForeignPartition
+ *		Whether a partition at any level of rel is a foreign table: routing a
+ *		row to one starts the foreign insert, which needs the executor's own
+ *		state, so such a history takes the executor's path from the start.
+ */
+static bool
+HasForeignPartition(Relation rel)
+{
+	PartitionDesc partdesc = RelationGetPartitionDesc(rel, true);
+	int			i;
+
+	for (i = 0; i < partdesc->nparts; i++)
+	{
+		Relation	part;
+		bool		found;
+
+		if (get_rel_relkind(partdesc->oids[i]) == RELKIND_FOREIGN_TABLE)
+			return true;
+		if (partdesc->is_leaf[i])
+			continue;
+		part = table_open(partdesc->oids[i], RowExclusiveLock);
+		found = HasForeignPartition(part);
+		table_close(part, NoLock);
+		if (found)
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -382,10 +447,12 @@ StoreRow(TupleTableSlot *slot, int row, const AttrNumber *attnums,
  *		the table's NOT NULLs.
  *
  * Each row takes the next id of payout.history's sequence, as its default
- * says, in the order the rows were recorded.
+ * says, in the order the rows were recorded, before it is routed (a DBA
+ * may partition by id too).  Writes nrows rows, those buffered when it
+ * started.
  */
 static bool
-WriteDirectly(Relation history)
+WriteDirectly(Relation history, int nrows)
 {
 	TupleDesc	desc = RelationGetDescr(history);
 	AttrNumber	attnums[HISTORY_NCOLUMNS];
@@ -400,6 +467,7 @@ WriteDirectly(Relation history)
 	HistoryTarget *targets;
 	int			ntargets = 0;
 	ResultRelInfo **rows;
+	int64	   *ids;
 	CommandId	cid = GetCurrentCommandId(true);
 	MemoryContext oldcontext;
 	bool		direct = true;
@@ -408,13 +476,14 @@ WriteDirectly(Relation history)
 	int			k;
 
 	if (!MapColumns(desc, attnums, &id_attnum) ||
-		(history->rd_rel->relrowsecurity && history->rd_rel->relforcerowsecurity) ||
-		history->trigdesc != NULL)
+		history->trigdesc != NULL || history->rd_rules != NULL ||
+		(history->rd_rel->relkind == RELKIND_PARTITIONED_TABLE &&
+		 HasForeignPartition(history)))
 		return false;
 	sequence = get_relname_relid("history_id_seq", RelationGetNamespace(history));
 	if (!OidIsValid(sequence))
 		return false;
-	for (row = 0; row < buffer.nrows; row++)
+	for (row = 0; row < nrows; row++)
 		for (k = 0; k < HISTORY_NCOLUMNS; k++)
 			if (buffer.nulls[k][row] &&
 				TupleDescAttr(desc, attnums[k] - 1)->attnotnull)
@@ -441,16 +510,19 @@ WriteDirectly(Relation history)
 
 	/* Route every row first: all go straight in, or none does. */
 	slot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
-	rows = palloc(sizeof(ResultRelInfo *) * buffer.nrows);
-	targets = palloc(sizeof(HistoryTarget) * buffer.nrows);
-	for (row = 0; row < buffer.nrows && direct; row++)
+	rows = palloc(sizeof(ResultRelInfo *) * nrows);
+	ids = palloc(sizeof(int64) * nrows);
+	targets = palloc(sizeof(HistoryTarget) * nrows);
+	for (row = 0; row < nrows && direct; row++)
 	{
 		ResultRelInfo *rri = root;
 
+		ids[row] = nextval_internal(sequence, false);
 		if (proute != NULL)
 		{
-			StoreRow(slot, row, attnums, id_attnum, 0);
+			StoreRow(slot, row, attnums, id_attnum, ids[row]);
 			rri = ExecFindPartition(mtstate, root, proute, slot, estate);
+			ResetPerTupleExprContext(estate);
 		}
 		rows[row] = rri;
 		for (k = 0; k < ntargets; k++)
@@ -470,21 +542,20 @@ WriteDirectly(Relation history)
 	 * the heap in one call, then each row's index entries.
 	 */
 	batch = palloc0(sizeof(TupleTableSlot *) * HISTORY_INSERT_BATCH);
-	for (start = 0; direct && start < buffer.nrows; start = row)
+	for (start = 0; direct && start < nrows; start = row)
 	{
 		ResultRelInfo *rri = rows[start];
 		Relation	rel = rri->ri_RelationDesc;
 		int			n;
 
-		for (row = start; row < buffer.nrows && rows[row] == rri &&
+		for (row = start; row < nrows && rows[row] == rri &&
 			 row - start < HISTORY_INSERT_BATCH; row++)
 		{
 			n = row - start;
 			if (batch[n] == NULL)
 				batch[n] = ExecInitExtraTupleSlot(estate, desc,
 												  table_slot_callbacks(rel));
-			StoreRow(batch[n], row, attnums, id_attnum,
-					 nextval_internal(sequence, false));
+			StoreRow(batch[n], row, attnums, id_attnum, ids[row]);
 		}
 		n = row - start;
 		table_multi_insert(rel, batch, n, cid, 0, NULL);
@@ -513,7 +584,7 @@ WriteDirectly(Relation history)
  *		arrays are built in the caller's memory context.
  */
 static void
-WriteWithInsert(void)
+WriteWithInsert(int nrows)
 {
 	Datum		args[HISTORY_NCOLUMNS];
 	int			dims[1];
@@ -521,7 +592,7 @@ WriteWithInsert(void)
 	int			ret;
 	int			i;
 
-	dims[0] = buffer.nrows;
+	dims[0] = nrows;
 	for (i = 0; i < HISTORY_NCOLUMNS; i++)
 	{
 		Oid			type = ColumnType(i);
@@ -549,9 +620,13 @@ WriteWithInsert(void)
  *		Write the buffered rows, in the order they were recorded, as the
  *		owner of payout.history, and empty the buffer.
  *
- * While it writes, nothing else flushes: an INSERT's own end of statement
- * finds the flag set.  On error the transaction or subtransaction ends and
- * its callbacks drop what is left.
+ * Rows are written only from the subtransaction they all belong to; when
+ * some belong to an outer one (the end of a query that a trigger ran in an
+ * exception block), they wait for the end of the outer statement, or for
+ * commit.  While it writes, nothing else flushes: an INSERT's own end of
+ * statement finds the flag set, and rows recorded meanwhile stay in the
+ * buffer.  On error the transaction or subtransaction ends and its
+ * callbacks drop what is left.
  */
 void
 PayoutHistoryFlush(void)
@@ -561,9 +636,14 @@ PayoutHistoryFlush(void)
 	Oid			save_userid;
 	int			save_sec_context;
 	bool		pushed;
+	int			nrows = buffer.nrows;
+	int			row;
 
-	if (buffer.nrows == 0 || flushing)
+	if (nrows == 0 || flushing)
 		return;
+	for (row = 0; row < nrows; row++)
+		if (buffer.subids[row] != GetCurrentSubTransactionId())
+			return;
 
 	history_relid = get_relname_relid("history",
 									  get_namespace_oid(PAYOUT_SCHEMA, false));
@@ -589,11 +669,11 @@ PayoutHistoryFlush(void)
 		SetUserIdAndSecContext(history->rd_rel->relowner,
 							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_NOFORCE_RLS);
-		if (!WriteDirectly(history))
-			WriteWithInsert();
+		if (!WriteDirectly(history, nrows))
+			WriteWithInsert(nrows);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		table_close(history, NoLock);
-		Forget();
+		Discard(nrows);
 	}
 	PG_FINALLY();
 	{

@@ -42,6 +42,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/syscache.h"
@@ -378,22 +379,21 @@ PayoutIsAutomatic(PayoutTableState *state, Relation rel, HeapTuple tuple)
 }
 
 /*
- * PayoutRowKey
- *		The canonical text of the row's primary key (see key.c), or NULL
- *		for a table without one.
+ * AppendRowKey
+ *		Append the canonical text of the row's primary key (see key.c) to
+ *		buf; false for a table without one.
  */
-char *
-PayoutRowKey(PayoutTableState *state, Relation rel, HeapTuple tuple)
+static bool
+AppendRowKey(StringInfo out, PayoutTableState *state, Relation rel,
+			 HeapTuple tuple)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
-	StringInfoData buf;
 	StringInfoData field;
 	int			i;
 
 	if (state->nkeys == 0)
-		return NULL;
+		return false;
 
-	initStringInfo(&buf);
 	for (i = 0; i < state->nkeys; i++)
 	{
 		bool		isnull;
@@ -415,21 +415,59 @@ PayoutRowKey(PayoutTableState *state, Relation rel, HeapTuple tuple)
 		}
 		if (state->nkeys == 1)
 		{
-			PayoutAppendKeyValue(&buf, state->keykinds[i], state->keyoutput[i],
+			PayoutAppendKeyValue(out, state->keykinds[i], state->keyoutput[i],
 								 value);
 			break;
 		}
 		initStringInfo(&field);
 		PayoutAppendKeyValue(&field, state->keykinds[i], state->keyoutput[i],
 							 value);
-		appendStringInfoChar(&buf, i == 0 ? '(' : ',');
-		PayoutAppendRecordField(&buf, field.data);
+		appendStringInfoChar(out, i == 0 ? '(' : ',');
+		PayoutAppendRecordField(out, field.data);
 		pfree(field.data);
 	}
 	if (state->nkeys > 1)
-		appendStringInfoChar(&buf, ')');
+		appendStringInfoChar(out, ')');
+	return true;
+}
 
+/*
+ * PayoutRowKey
+ *		The canonical text of the row's primary key, or NULL for a table
+ *		without one.
+ */
+char *
+PayoutRowKey(PayoutTableState *state, Relation rel, HeapTuple tuple)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (!AppendRowKey(&buf, state, rel, tuple))
+		return NULL;
 	return buf.data;
+}
+
+/*
+ * PayoutRowKeyText
+ *		The same as text, for history: built in a buffer kept for the next
+ *		row, and copied out at its length.
+ */
+text *
+PayoutRowKeyText(PayoutTableState *state, Relation rel, HeapTuple tuple)
+{
+	static StringInfo buf = NULL;
+
+	if (buf == NULL)
+	{
+		MemoryContext oldcontext = MemoryContextSwitchTo(TopMemoryContext);
+
+		buf = makeStringInfo();
+		MemoryContextSwitchTo(oldcontext);
+	}
+	resetStringInfo(buf);
+	if (!AppendRowKey(buf, state, rel, tuple))
+		return NULL;
+	return cstring_to_text_with_len(buf->data, buf->len);
 }
 
 /*

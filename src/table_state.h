@@ -53,6 +53,8 @@ extern PayoutTableState *PayoutGetTableState(FunctionCallInfo fcinfo,
 											 PayoutTriggerKind kind);
 extern char *PayoutRowKey(PayoutTableState *state, Relation rel,
 						  HeapTuple tuple);
+extern text *PayoutRowKeyText(PayoutTableState *state, Relation rel,
+							  HeapTuple tuple);
 extern bool PayoutIsAutomatic(PayoutTableState *state, Relation rel,
 							  HeapTuple tuple);
 extern char *PayoutDescribeRow(PayoutTableState *state, Relation rel,
