@@ -94,6 +94,7 @@ RoleNameText(Oid role)
 {
 	RoleName   *entry;
 	char	   *name;
+	MemoryContext oldcontext;
 	int			i;
 
 	if (!role_names_watched)
@@ -110,11 +111,10 @@ RoleNameText(Oid role)
 	role_names_next = (role_names_next + 1) % lengthof(role_names);
 	if (entry->name != NULL)
 		pfree(entry->name);
-	entry->name = NULL;
-	entry->name = (text *) MemoryContextAlloc(CacheMemoryContext,
-											  VARHDRSZ + strlen(name));
-	SET_VARSIZE(entry->name, VARHDRSZ + strlen(name));
-	memcpy(VARDATA(entry->name), name, strlen(name));
+	entry->name = NULL;			/* until the copy is made */
+	oldcontext = MemoryContextSwitchTo(CacheMemoryContext);
+	entry->name = cstring_to_text(name);
+	MemoryContextSwitchTo(oldcontext);
 	entry->role = role;
 	return PointerGetDatum(entry->name);
 }
