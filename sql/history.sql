@@ -711,10 +711,15 @@ END $$;
 -- "a_sub" fires before zz_payout_history, for each row.
 CREATE TRIGGER a_sub AFTER UPDATE ON sub_payouts
 	FOR EACH ROW EXECUTE FUNCTION a_sub_trigger();
+-- The application role, with the grants the README recommends, makes the
+-- change.
+GRANT SELECT, INSERT, UPDATE ON sub_payouts TO regress_payout_app;
+SET ROLE regress_payout_app;
 INSERT INTO sub_payouts (id) SELECT g FROM generate_series(1, 3) g;
 UPDATE sub_payouts SET status = 'READY';
-SELECT key, old_status, new_status FROM payout.history
-WHERE tbl = 'sub_payouts'::regclass ORDER BY id;
+RESET ROLE;
+SELECT key, old_status, new_status, user_name = 'regress_payout_app' AS by_app
+FROM payout.history WHERE tbl = 'sub_payouts'::regclass ORDER BY id;
 SELECT * FROM pg_temp.news();
 DROP TABLE sub_payouts;
 DROP FUNCTION a_sub_trigger();
