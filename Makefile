@@ -3,6 +3,7 @@
 EXTENSION = payout
 MODULE_big = payout
 OBJS = \
+	src/citus.o \
 	src/history.o \
 	src/history_buffer.o \
 	src/key.o \

@@ -320,6 +320,12 @@ BEGIN
 								  coalesce(NEW.from_status::text, 'NULL'), NEW.to_status),
 				  HINT = 'To remove an edge, delete it from payout.transition.';
 	END IF;
+	-- A row payout.track_removed_defaults() inserts records a removal that
+	-- already happened.  Leaving payout.transition alone then also keeps a
+	-- Citus placement's trigger from querying the distributed table.
+	IF pg_catalog.pg_trigger_depth() > 1 THEN
+		RETURN NULL;
+	END IF;
 	DELETE FROM payout.transition t
 	WHERE t.from_status IS NOT DISTINCT FROM NEW.from_status
 	  AND t.to_status OPERATOR(pg_catalog.=) NEW.to_status;
@@ -510,17 +516,92 @@ COMMENT ON FUNCTION payout.record_history() IS 'AFTER INSERT OR UPDATE OR DELETE
 -- table's owner still holds it.
 REVOKE ALL ON FUNCTION payout.record_history() FROM PUBLIC;
 
-CREATE FUNCTION payout.timeline(tbl regclass, key text)
-RETURNS SETOF payout.history
-LANGUAGE sql
-STABLE STRICT PARALLEL SAFE
+-- On a Citus cluster, a distributed table's history is kept on the nodes
+-- that hold its shards, naming the distributed table; these two helpers
+-- let the readers below gather it.
+CREATE FUNCTION payout.distributed(tbl regclass)
+RETURNS boolean
+LANGUAGE plpgsql
+STABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT h.* FROM payout.history h
-	WHERE h.tbl OPERATOR(pg_catalog.=) $1 AND h.key OPERATOR(pg_catalog.=) $2
-	ORDER BY h.id
+DECLARE
+	result boolean;
+BEGIN
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+		RETURN false;
+	END IF;
+	EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p
+		WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1
+		  AND p.partmethod OPERATOR(pg_catalog.<>) ''n'')'
+		INTO result USING tbl;
+	RETURN result;
+END
 $$;
-COMMENT ON FUNCTION payout.timeline(regclass, text) IS 'one payout''s recorded changes, oldest first';
+COMMENT ON FUNCTION payout.distributed(regclass) IS 'internal: whether Citus distributes the table over its nodes';
+
+CREATE FUNCTION payout.on_all_nodes(query text)
+RETURNS SETOF json
+LANGUAGE plpgsql
+VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	answer record;
+BEGIN
+	-- Each node answers in a connection of its own, as the caller, and
+	-- sees what is committed there; one node that fails fails the call.
+	IF NOT pg_catalog.has_table_privilege('payout.history', 'SELECT') THEN
+		RAISE EXCEPTION 'permission denied for table history'
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	FOR answer IN EXECUTE 'SELECT nodeid, success, result FROM pg_catalog.run_command_on_all_nodes($1)'
+		USING query
+	LOOP
+		IF NOT answer.success THEN
+			RAISE EXCEPTION 'could not read payout.history on Citus node %', answer.nodeid
+				USING ERRCODE = 'external_routine_exception', DETAIL = answer.result,
+					  HINT = 'Citus does not pass on grants on the extension''s tables: grant SELECT on payout.history on every node, with run_command_on_all_nodes().';
+		END IF;
+		RETURN NEXT answer.result::json;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION payout.on_all_nodes(text) IS 'internal: runs a query of payout.history returning one json value on every Citus node, as the caller';
+
+-- On a distributed table, one query per node, whose rows are ordered by
+-- clock_time: ids come from each node's own sequence.
+CREATE FUNCTION payout.timeline(tbl regclass, key text)
+RETURNS SETOF payout.history
+LANGUAGE plpgsql
+STABLE STRICT PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF payout.distributed(tbl) THEN
+		RETURN QUERY
+		SELECT h.*
+		FROM payout.on_all_nodes(format(
+				-- tbl travels as this node's qualified name: the caller's
+				-- search_path may not find the name a node prints.
+				'SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_set(pg_catalog.to_jsonb(h),'
+				' ''{tbl}'', pg_catalog.to_jsonb(%1$L::text))), ''[]'')::pg_catalog.json'
+				' FROM payout.history h'
+				' WHERE h.tbl OPERATOR(pg_catalog.=) %1$L::pg_catalog.regclass'
+				' AND h.key OPERATOR(pg_catalog.=) %2$L',
+				tbl, key)) AS n(rows),
+			 json_populate_recordset(NULL::payout.history, n.rows) AS h
+		ORDER BY h.clock_time, h.id;
+		RETURN;
+	END IF;
+	RETURN QUERY
+	SELECT h.* FROM payout.history h
+	WHERE h.tbl OPERATOR(pg_catalog.=) timeline.tbl
+	  AND h.key OPERATOR(pg_catalog.=) timeline.key
+	ORDER BY h.id;
+END
+$$;
+COMMENT ON FUNCTION payout.timeline(regclass, text) IS 'one payout''s recorded changes, oldest first (on a Citus distributed table, from every node)';
 
 -- In PL/pgSQL, with EXECUTE: each call is planned for its own range, so a
 -- narrow one reads the BRIN index on clock_time and not the whole history
@@ -531,10 +612,31 @@ CREATE FUNCTION payout.transition_counts(tbl regclass,
 RETURNS TABLE (from_status payout.status, to_status payout.status,
 			   payouts bigint, changes bigint)
 LANGUAGE plpgsql
-STABLE PARALLEL SAFE
+STABLE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	IF payout.distributed(tbl) THEN
+		-- A payout's changes can be on two nodes after its shard moved: the
+		-- nodes count by payout, and the payouts are counted here.
+		RETURN QUERY
+		SELECT c.old_status, c.new_status, count(DISTINCT c.key), sum(c.n)::bigint
+		FROM payout.on_all_nodes(format(
+				'SELECT coalesce(pg_catalog.json_agg(c), ''[]''::pg_catalog.json) FROM ('
+				'SELECT h.old_status, h.new_status, h.key, pg_catalog.count(*) AS n'
+				' FROM payout.history h'
+				' WHERE h.tbl OPERATOR(pg_catalog.=) %L::pg_catalog.regclass'
+				' AND h.clock_time OPERATOR(pg_catalog.>=) %L::pg_catalog.timestamptz'
+				' AND h.clock_time OPERATOR(pg_catalog.<) %L::pg_catalog.timestamptz'
+				' AND h.old_status IS DISTINCT FROM h.new_status'
+				' GROUP BY h.old_status, h.new_status, h.key) c',
+				tbl, since, until)) AS n(rows),
+			 json_to_recordset(n.rows) AS c(old_status payout.status, new_status payout.status,
+											key text, n bigint)
+		GROUP BY c.old_status, c.new_status
+		ORDER BY c.old_status NULLS FIRST, c.new_status;
+		RETURN;
+	END IF;
 	RETURN QUERY EXECUTE
 		'SELECT h.old_status, h.new_status, count(DISTINCT h.key), count(*)
 		 FROM payout.history h
@@ -547,7 +649,7 @@ BEGIN
 		USING tbl, since, until;
 END
 $$;
-COMMENT ON FUNCTION payout.transition_counts(regclass, timestamptz, timestamptz) IS 'how many payouts took each edge (from NULL: created) in [since, until), from payout.history';
+COMMENT ON FUNCTION payout.transition_counts(regclass, timestamptz, timestamptz) IS 'how many payouts took each edge (from NULL: created) in [since, until), from payout.history (on a Citus distributed table, from every node)';
 
 ------------------------------------------------------------------------------
 -- The graph as a picture.
@@ -775,6 +877,25 @@ BEGIN
 		RAISE EXCEPTION '"%" is not a table', relname
 			USING ERRCODE = 'wrong_object_type',
 				  DETAIL = 'The payout trigger can only be attached to tables and partitioned tables.';
+	END IF;
+
+	-- The triggers of a Citus distributed table fire on its shards, on
+	-- every worker: each must read the same graph, which Citus keeps on
+	-- every node only as reference tables.
+	IF payout.distributed(tbl) THEN
+		EXECUTE 'SELECT pg_catalog.string_agg(c.t, '' and '' ORDER BY c.t)
+			FROM (VALUES (''payout.transition''), (''payout.provider_code'')) AS c(t)
+			WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p
+				WHERE p.logicalrelid OPERATOR(pg_catalog.=) c.t::pg_catalog.regclass
+				  AND p.partmethod OPERATOR(pg_catalog.=) ''n''
+				  AND p.repmodel OPERATOR(pg_catalog.=) ''t'')'
+			INTO col;
+		IF col IS NOT NULL THEN
+			RAISE EXCEPTION 'table "%" is distributed by Citus, but % is not a reference table', relname, col
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'Its triggers run on the workers, and each worker must read the graph and the provider codes the coordinator has.',
+					  HINT = 'As a superuser, with SET citus.enable_unsafe_triggers = on: SELECT create_reference_table(''payout.transition''); SELECT create_reference_table(''payout.provider_code'');';
+		END IF;
 	END IF;
 
 	SELECT t.tgparentid INTO parent_trigger FROM pg_trigger t
@@ -1105,7 +1226,7 @@ COMMENT ON FUNCTION payout.primary_key(regclass, text) IS 'the table''s primary 
 -- the functions run.  claim_query returns the keys of at most $1 payouts
 -- as a text array; expire_query the number of payouts older than $1 it
 -- expired, at most $2.
-CREATE FUNCTION payout.claim_query(tbl regclass, manual boolean DEFAULT false)
+CREATE FUNCTION payout.claim_filter(tbl regclass, manual boolean)
 RETURNS text
 LANGUAGE plpgsql
 STABLE
@@ -1113,9 +1234,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	att record := payout.attachment(tbl);
-	pk record := payout.primary_key(tbl, NULL);
-	tpk record := payout.primary_key(tbl, 't');
-	cpk record := payout.primary_key(tbl, 'c');
 	filter text := '';
 BEGIN
 	IF att.resolution_column IS NOT NULL THEN
@@ -1131,22 +1249,50 @@ BEGIN
 	ELSIF manual THEN
 		filter := filter || ' AND false';
 	END IF;
+	RETURN format(' WHERE %I::payout.status = ''READY''', att.status_column) || filter;
+END
+$$;
+COMMENT ON FUNCTION payout.claim_filter(regclass, boolean) IS 'internal: the WHERE clause of the payouts payout.claim() may take';
+
+CREATE FUNCTION payout.claim_query(tbl regclass, manual boolean DEFAULT false,
+								   only_column name DEFAULT NULL,
+								   only_keys text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	att record := payout.attachment(tbl);
+	pk record := payout.primary_key(tbl, NULL);
+	tpk record := payout.primary_key(tbl, 't');
+	cpk record := payout.primary_key(tbl, 'c');
+	in_shard text := '';
+	tonly text := '';
+BEGIN
+	-- only_column = ANY (only_keys): the payouts of one Citus shard.
+	IF only_column IS NOT NULL THEN
+		in_shard := format(' AND %I OPERATOR(pg_catalog.=) ANY (%s)', only_column, only_keys);
+		tonly := format(' AND t.%I OPERATOR(pg_catalog.=) ANY (%s)', only_column, only_keys);
+	END IF;
 	RETURN format(
 		'WITH claimed AS ('
 		'UPDATE %1$s t SET %2$I = ''INVOKING'''
 		' FROM (SELECT %3$s FROM %1$s'
-		' WHERE %2$I::payout.status = ''READY''%4$s'
+		'%4$s%8$s'
 		' ORDER BY %3$s LIMIT $1 FOR UPDATE SKIP LOCKED) c'
-		' WHERE (%5$s) = (%6$s)'
+		' WHERE (%5$s) = (%6$s)%9$s'
 		' RETURNING %7$s AS key)'
 		' SELECT coalesce(array_agg(key), ''{}'') FROM claimed',
-		tbl, att.status_column, pk.columns, filter,
-		tpk.columns, cpk.columns, tpk.key_text);
+		tbl, att.status_column, pk.columns, payout.claim_filter(tbl, manual),
+		tpk.columns, cpk.columns, tpk.key_text, in_shard, tonly);
 END
 $$;
-COMMENT ON FUNCTION payout.claim_query(regclass, boolean) IS 'internal: the statement payout.claim() runs for one batch of $1 payouts';
+COMMENT ON FUNCTION payout.claim_query(regclass, boolean, name, text) IS 'internal: the statement payout.claim() runs for one batch of $1 payouts (with only_column, of those whose only_column is in the array only_keys)';
 
-CREATE FUNCTION payout.expire_query(tbl regclass, since_column name DEFAULT 'created_at')
+CREATE FUNCTION payout.expire_query(tbl regclass, since_column name DEFAULT 'created_at',
+									only_column name DEFAULT NULL,
+									only_keys text DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql
 STABLE
@@ -1158,10 +1304,16 @@ DECLARE
 	tpk record := payout.primary_key(tbl, 't');
 	cpk record := payout.primary_key(tbl, 'c');
 	filter text := '';
+	tonly text := '';
 BEGIN
 	IF att.resolution_column IS NOT NULL THEN
 		filter := format(' AND NOT payout.requires_moderation(%I, %I)',
 						 att.status_column, att.resolution_column);
+	END IF;
+	-- only_column = ANY (only_keys): the payouts of one Citus shard.
+	IF only_column IS NOT NULL THEN
+		filter := filter || format(' AND %I OPERATOR(pg_catalog.=) ANY (%s)', only_column, only_keys);
+		tonly := format(' AND t.%I OPERATOR(pg_catalog.=) ANY (%s)', only_column, only_keys);
 	END IF;
 	RETURN format(
 		'WITH expired AS ('
@@ -1171,14 +1323,14 @@ BEGIN
 		' AND payout.can_transition(%2$I, ''EXPIRED'')'
 		' AND %5$I < now() - $1'
 		' ORDER BY %5$I LIMIT $2 FOR UPDATE SKIP LOCKED) c'
-		' WHERE (%6$s) = (%7$s)'
+		' WHERE (%6$s) = (%7$s)%8$s'
 		' RETURNING 1)'
 		' SELECT count(*) FROM expired',
 		tbl, att.status_column, pk.columns, filter, since_column,
-		tpk.columns, cpk.columns);
+		tpk.columns, cpk.columns, tonly);
 END
 $$;
-COMMENT ON FUNCTION payout.expire_query(regclass, name) IS 'internal: the statement payout.expire() runs for one batch of at most $2 payouts older than $1';
+COMMENT ON FUNCTION payout.expire_query(regclass, name, name, text) IS 'internal: the statement payout.expire() runs for one batch of at most $2 payouts older than $1 (with only_column, of those whose only_column is in the array only_keys)';
 
 -- The partial indexes that payout.claim(), payout.expire(), the moderation
 -- queue and the operators' queue need to cost in proportion to what they
@@ -1318,6 +1470,45 @@ COMMENT ON FUNCTION payout.check(regclass) IS 'reports what an attached table la
 -- key: a nested loop over the primary key, whatever the table's size, so
 -- the planner is not offered a hash or merge join that would read the whole
 -- table.
+-- On a Citus distributed table, PostgreSQL's row locks are taken only by
+-- a statement routed to one shard.  claim() and expire() then read the
+-- candidates first, without locks, in their order, and run their own
+-- statement once per shard, restricted to that shard's candidates: the
+-- statement locks, checks again and changes rows as on one server, in the
+-- caller's (distributed) transaction.
+CREATE FUNCTION payout.shard_batches(tbl regclass, candidates text, n integer,
+									 tried text[])
+RETURNS TABLE (only_column name, only_keys text, keys text[])
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	coltype text;
+BEGIN
+	EXECUTE 'SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
+		FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1'
+		INTO only_column USING tbl;
+	SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) INTO coltype
+	FROM pg_attribute a
+	WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) only_column;
+	-- candidates: a query of the distribution column's values, as text,
+	-- in the order the payouts are taken, at most $1 of them, none in $2.
+	FOR keys IN EXECUTE format(
+		'SELECT pg_catalog.array_agg(c.v ORDER BY c.o)'
+		' FROM (SELECT v, pg_catalog.row_number() OVER () AS o FROM (%s) AS q(v)) AS c'
+		' GROUP BY pg_catalog.get_shard_id_for_distribution_column(%L, c.v::%s)'
+		' ORDER BY pg_catalog.min(c.o)',
+		candidates, tbl, coltype)
+		USING n, tried
+	LOOP
+		only_keys := format('%L::%s[]', keys, coltype);
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION payout.shard_batches(regclass, text, integer, text[]) IS 'internal: the candidates of a query on a Citus distributed table, one row per shard';
+
 CREATE FUNCTION payout.claim(tbl regclass, batch integer,
 							 manual boolean DEFAULT false)
 RETURNS SETOF text
@@ -1331,6 +1522,11 @@ DECLARE
 	operators text := coalesce(current_setting('payout.operator_role', true), '');
 	query text;
 	keys text[];
+	dist name;
+	shard record;
+	got text[];
+	tried text[] := '{}';
+	n integer;
 BEGIN
 	IF tbl IS NULL OR manual IS NULL THEN
 		RAISE EXCEPTION 'table and manual must not be null'
@@ -1358,6 +1554,31 @@ BEGIN
 		IF att.autoprocess_column IS NULL THEN
 			RETURN;				-- every payout of the table is automatic
 		END IF;
+	END IF;
+
+	IF payout.distributed(tbl) THEN
+		EXECUTE 'SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
+			FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1'
+			INTO dist USING tbl;
+		keys := '{}';
+		LOOP
+			n := 0;
+			FOR shard IN SELECT * FROM payout.shard_batches(tbl, format(
+					'SELECT %I::text AS candidate FROM %s%s AND NOT (%I::text OPERATOR(pg_catalog.=) ANY ($2)) ORDER BY %s LIMIT $1',
+					dist, tbl, payout.claim_filter(tbl, manual), dist, (payout.primary_key(tbl, NULL)).columns),
+				batch OPERATOR(pg_catalog.-) pg_catalog.cardinality(keys), tried)
+			LOOP
+				n := n OPERATOR(pg_catalog.+) 1;
+				EXECUTE payout.claim_query(tbl, manual, shard.only_column, shard.only_keys)
+					INTO got USING batch OPERATOR(pg_catalog.-) pg_catalog.cardinality(keys);
+				keys := keys OPERATOR(pg_catalog.||) got;
+				tried := tried OPERATOR(pg_catalog.||) shard.keys;
+				EXIT WHEN pg_catalog.cardinality(keys) OPERATOR(pg_catalog.>=) batch;
+			END LOOP;
+			EXIT WHEN n OPERATOR(pg_catalog.=) 0 OR pg_catalog.cardinality(keys) OPERATOR(pg_catalog.>=) batch;
+		END LOOP;
+		RETURN QUERY SELECT unnest(keys);
+		RETURN;
 	END IF;
 
 	-- SKIP LOCKED: concurrent claims each take other rows, never the same.
@@ -1402,6 +1623,10 @@ DECLARE
 	batch integer := coalesce(batch_size, 1000);
 	n bigint;
 	total bigint := 0;
+	dist name;
+	shard record;
+	tried text[] := '{}';
+	found_any boolean;
 BEGIN
 	IF tbl IS NULL OR since_column IS NULL THEN
 		RAISE EXCEPTION 'table and since column must not be null'
@@ -1432,6 +1657,35 @@ BEGIN
 				  DETAIL = format('It is of type %s.', coltype),
 				  SCHEMA = payout.schema_name(tbl), TABLE = payout.relname(tbl), COLUMN = since_column;
 	END IF;
+	IF payout.distributed(tbl) THEN
+		EXECUTE 'SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
+			FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1'
+			INTO dist USING tbl;
+		LOOP
+			found_any := false;
+			FOR shard IN SELECT * FROM payout.shard_batches(tbl, format(
+					'SELECT %I::text AS candidate FROM %s WHERE %I::payout.status IN (''CREATED'', ''READY'', ''PENDING'')'
+					' AND payout.can_transition(%I, ''EXPIRED'')%s'
+					' AND %I < now() - %L::interval'
+					' AND NOT (%I::text OPERATOR(pg_catalog.=) ANY ($2)) ORDER BY %I LIMIT $1',
+					dist, tbl, att.status_column, att.status_column,
+					CASE WHEN att.resolution_column IS NULL THEN ''
+						 ELSE format(' AND NOT payout.requires_moderation(%I, %I)',
+									 att.status_column, att.resolution_column) END,
+					since_column, older_than, dist, since_column),
+				batch, tried)
+			LOOP
+				found_any := true;
+				EXECUTE payout.expire_query(tbl, since_column, shard.only_column, shard.only_keys)
+					INTO n USING older_than, batch;
+				total := total OPERATOR(pg_catalog.+) n;
+				tried := tried OPERATOR(pg_catalog.||) shard.keys;
+			END LOOP;
+			EXIT WHEN batch_size IS NOT NULL OR NOT found_any;
+		END LOOP;
+		RETURN total;
+	END IF;
+
 	-- One batch: the oldest expirable payouts that nobody holds a lock on
 	-- (SKIP LOCKED: a processor's payout is never waited for), locked and
 	-- expired in one statement, so that no payout is locked that is not

@@ -17,6 +17,12 @@
  * so they follow the latest committed state even inside a REPEATABLE READ
  * transaction that started before an edit.
  *
+ * On a Citus cluster the tables may be reference tables: their rows then
+ * live in a placement on every node (payout.transition_102008), the table
+ * under its own name is an empty shell, and Citus keeps the placements
+ * equal, edits committed on all nodes or none.  A copy is then read from
+ * this node's placement (src/citus.c), whose own trigger invalidates it.
+ *
  * src/table_cache.c
  *
  *-------------------------------------------------------------------------
@@ -31,6 +37,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+#include "citus.h"
 #include "payout.h"
 #include "table_cache.h"
 
@@ -63,10 +70,11 @@ TableCacheCallback(Datum arg, Oid relid)
 		PayoutTableCache *cache = caches[i];
 
 		if (!OidIsValid(relid) || !OidIsValid(cache->relid) ||
-			relid == cache->relid)
+			relid == cache->relid || relid == cache->placement)
 		{
 			cache->valid = false;
 			cache->relid = InvalidOid;
+			cache->placement = InvalidOid;
 			cache->invalidations++;
 		}
 	}
@@ -96,23 +104,30 @@ PayoutRegisterTableCache(PayoutTableCache *cache)
  * The table is opened directly, without permission checks: enforcement
  * must see the configuration whatever the current user may read.  Scan it
  * with systable_beginscan(..., NULL snapshot), which takes a fresh catalog
- * snapshot.
+ * snapshot.  What is opened is the table itself, or this node's placement
+ * of it when Citus made it a reference table.
  */
 Relation
 PayoutTableCacheOpen(PayoutTableCache *cache, uint64 *generation)
 {
+	Oid			nspid;
 	Oid			relid;
+	Oid			placement;
 
 	*generation = cache->invalidations;
-	relid = get_relname_relid(cache->relname,
-							  get_namespace_oid(PAYOUT_SCHEMA, false));
+	nspid = get_namespace_oid(PAYOUT_SCHEMA, false);
+	relid = get_relname_relid(cache->relname, nspid);
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation \"%s.%s\" does not exist",
 						PAYOUT_SCHEMA, cache->relname),
 				 errhint("Reinstall the extension with DROP EXTENSION payout and CREATE EXTENSION payout.")));
-	return table_open(relid, AccessShareLock);
+	placement = PayoutCitusPlacement(relid);
+	cache->relid = relid;
+	cache->placement = placement;
+	return table_open(OidIsValid(placement) ? placement : relid,
+					  AccessShareLock);
 }
 
 /*
@@ -126,10 +141,7 @@ void
 PayoutTableCacheClose(PayoutTableCache *cache, Relation rel,
 					  uint64 generation)
 {
-	Oid			relid = RelationGetRelid(rel);
-
 	table_close(rel, AccessShareLock);
-	cache->relid = relid;
 	cache->valid = (generation == cache->invalidations);
 }
 

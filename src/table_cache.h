@@ -24,6 +24,7 @@ typedef struct PayoutTableCache
 	const char *relname;		/* table in schema payout */
 	bool		valid;
 	Oid			relid;			/* InvalidOid while unknown */
+	Oid			placement;		/* Citus placement read instead, if any */
 	uint64		invalidations;	/* bumped by every invalidation */
 } PayoutTableCache;
 

@@ -47,6 +47,7 @@
 #include "utils/rls.h"
 #include "utils/syscache.h"
 
+#include "citus.h"
 #include "compat.h"
 #include "payout.h"
 #include "status.h"
@@ -551,7 +552,8 @@ PayoutDescribeRow(PayoutTableState *state, Relation rel, HeapTuple tuple)
  *		a trigger a partition inherited, the partitioned table whose own
  *		trigger of that name it was cloned from.  History and notifications
  *		name that table, the one a DBA or a processor works with, and a
- *		move between partitions is one only within it.
+ *		move between partitions is one only within it.  On a Citus worker,
+ *		the table a shard belongs to.
  */
 Oid
 PayoutAttachedTable(Relation rel, Trigger *trigger)
@@ -561,7 +563,7 @@ PayoutAttachedTable(Relation rel, Trigger *trigger)
 	Oid			result = RelationGetRelid(rel);
 
 	if (!rel->rd_rel->relispartition || !trigger->tgisclone)
-		return result;
+		return PayoutCitusLogicalTable(result);
 
 	ancestors = get_partition_ancestors(RelationGetRelid(rel));
 	foreach(lc, ancestors)
@@ -585,5 +587,5 @@ PayoutAttachedTable(Relation rel, Trigger *trigger)
 			break;
 	}
 	list_free(ancestors);
-	return result;
+	return PayoutCitusLogicalTable(result);
 }
