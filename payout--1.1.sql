@@ -863,6 +863,7 @@ DECLARE
 	parent_trigger oid;
 	col name;
 	key_types text;
+	unsafe_triggers text;
 BEGIN
 	IF tbl IS NULL OR status_column IS NULL OR notify IS NULL OR history IS NULL
 	   OR delete_unfinished IS NULL OR indexes IS NULL THEN
@@ -896,6 +897,11 @@ BEGIN
 					  DETAIL = 'Its triggers run on the workers, and each worker must read the graph and the provider codes the coordinator has.',
 					  HINT = 'As a superuser, with SET citus.enable_unsafe_triggers = on: SELECT create_reference_table(''payout.transition''); SELECT create_reference_table(''payout.provider_code'');';
 		END IF;
+		-- Citus refuses triggers on distributed tables unless told that they
+		-- are safe on a shard: payout's read nothing but the row and this
+		-- node's own tables.  On for this call only.
+		unsafe_triggers := current_setting('citus.enable_unsafe_triggers');
+		PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
 	END IF;
 
 	SELECT t.tgparentid INTO parent_trigger FROM pg_trigger t
@@ -1044,6 +1050,9 @@ BEGIN
 	IF indexes THEN
 		PERFORM payout.create_indexes(tbl);
 	END IF;
+	IF unsafe_triggers IS NOT NULL THEN
+		PERFORM set_config('citus.enable_unsafe_triggers', unsafe_triggers, true);
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION payout.attach(regclass, name, name, boolean, boolean, boolean, name, boolean) IS 'creates trigger zz_payout_enforce on the table (and, with history, zz_payout_history, zz_payout_history_update and zz_payout_history_delete); notify: NOTIFY payout_ready when an automatic payout becomes READY or is released, payout_manual when a manual one starts waiting; delete_unfinished: let payouts that are not final be deleted; autoprocess_column: the boolean column that marks automatic payouts; indexes: make the partial indexes of payout.index_plan()';
@@ -1056,6 +1065,7 @@ AS $$
 DECLARE
 	trigger_name name;
 	parent_trigger oid;
+	unsafe_triggers text;
 BEGIN
 	IF tbl IS NULL THEN
 		RAISE EXCEPTION 'table must not be null'
@@ -1073,6 +1083,12 @@ BEGIN
 			USING ERRCODE = 'wrong_object_type',
 				  HINT = 'Detach it from the partitioned table.';
 	END IF;
+	-- As in attach(): Citus lets triggers of distributed tables be
+	-- dropped only when told they are safe.
+	IF payout.distributed(tbl) THEN
+		unsafe_triggers := current_setting('citus.enable_unsafe_triggers');
+		PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+	END IF;
 	EXECUTE format('DROP TRIGGER zz_payout_enforce ON %s', tbl);
 	FOR trigger_name IN
 		SELECT t.tgname FROM pg_trigger t
@@ -1083,6 +1099,9 @@ BEGIN
 	LOOP
 		EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, tbl);
 	END LOOP;
+	IF unsafe_triggers IS NOT NULL THEN
+		PERFORM set_config('citus.enable_unsafe_triggers', unsafe_triggers, true);
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION payout.detach(regclass) IS 'drops the triggers that payout.attach created; the table''s history stays';

@@ -412,6 +412,59 @@ is( $coord->safe_psql(
 	'payout.transition_counts() on the coordinator counts the changes of every worker');
 
 #
+# Notifications: sent where the row changes, on the worker.
+#
+$coord->safe_psql(
+	'postgres', q{
+	CREATE TABLE notified (LIKE payouts INCLUDING DEFAULTS, PRIMARY KEY (id));
+	SELECT create_distributed_table('notified', 'id', shard_count => 4);
+	SELECT payout.attach('notified');
+	INSERT INTO notified (id) SELECT g FROM generate_series(1, 8) g;
+});
+is( $coord->safe_psql(
+		'postgres', q{
+		BEGIN;
+		SELECT payout.detach('notified');
+		SELECT payout.attach('notified', notify => true);
+		COMMIT;
+		SHOW citus.enable_unsafe_triggers;}),
+	"\n\noff",
+	'detach() and attach() on a distributed table, without citus.enable_unsafe_triggers, which they leave off');
+my %holder_of_notified;
+for my $row (split /\n/, $coord->safe_psql(
+		'postgres', q{SELECT p.id || ' ' || n.nodeport
+		FROM generate_series(1, 8) p(id)
+		JOIN pg_dist_placement pl ON pl.shardid = get_shard_id_for_distribution_column('notified', p.id)
+		JOIN pg_dist_node n USING (groupid)}))
+{
+	my ($nid, $port) = split ' ', $row;
+	$holder_of_notified{$nid} = $worker_of_port{$port};
+}
+my @listeners = map { $_->background_psql('postgres') } ($coord, @workers);
+$_->query_safe('LISTEN payout_ready') for @listeners;
+# One statement per payout: each touches one worker.
+$coord->safe_psql('postgres', join('', map { "UPDATE notified SET status = 'READY' WHERE id = $_;\n" } 1 .. 6));
+my @heard = map { [ $_->query_safe('SELECT 1') =~ /payload "(\{[^"]*"table": "public.notified"[^}]*\})"/g ] } @listeners;
+is(scalar(@{ $heard[0] }), 0, 'a listener on the coordinator hears nothing');
+is( join(' ', sort { $a <=> $b } map { /"key": "(\d+)"/ } @{ $heard[1] }, @{ $heard[2] }),
+	'1 2 3 4 5 6',
+	'listeners on the workers hear each payout that became READY once, naming the distributed table');
+ok( !grep({ my $w = $_; grep { my ($k) = /"key": "(\d+)"/; $holder_of_notified{$k} != $w } @{ $heard[ $w + 1 ] } } 0 .. 1),
+	'each from the worker that holds the payout');
+$_->quit for @listeners;
+
+# A transaction that writes on two workers commits them with two-phase
+# commit, and PostgreSQL cannot prepare a transaction that notified.
+my ($on0) = grep { $holder_of_notified{$_} == 0 } 7, 8, 1 .. 6;
+my ($on1) = grep { $holder_of_notified{$_} == 1 } 7, 8, 1 .. 6;
+$e = err($coord, "UPDATE notified SET status = 'READY' WHERE id IN ($on0, $on1) AND status = 'CREATED'");
+like($e, qr/cannot PREPARE a transaction that has executed LISTEN, UNLISTEN, or NOTIFY/,
+	'a statement that notifies on two workers fails: a prepared transaction cannot notify');
+is($coord->safe_psql('postgres', "SELECT count(*) FROM notified WHERE id IN ($on0, $on1) AND status = 'READY'"),
+	$coord->safe_psql('postgres', "SELECT count(*) FROM notified WHERE id IN ($on0, $on1) AND id <= 6"),
+	'... and changes nothing');
+
+#
 # A worker added later, and a shard moved to it.
 #
 my $w3 = citus_node('worker3');
