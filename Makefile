@@ -44,9 +44,13 @@ include $(PGXS)
 bench:
 	test/bench/run
 
+# The same kind of figures on a Citus cluster; see test/bench/citus.
+bench-citus:
+	test/bench/citus
+
 # The soak test, for as long as SOAK_SECONDS says (default 10 minutes per
 # table); the test run has a short one.  As root or with sudo.
 soak:
 	test/soak/run
 
-.PHONY: bench soak
+.PHONY: bench bench-citus soak
