@@ -471,7 +471,14 @@ my $w3 = citus_node('worker3');
 $coord->safe_psql('postgres', sprintf(q{SELECT citus_add_node('%s', %d)}, $w3->host, $w3->port));
 is($w3->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'payout'}),
 	'1.1', 'a worker added later gets the extension');
+$e = err($w3, q{SELECT payout.next_statuses('READY')});
+like($e, qr/^ERROR:  55000: Citus reference table "payout.transition" has no placement on this node$/m,
+	'a worker without the graph\'s placement yet refuses to answer from an empty graph');
+like($e, qr/^HINT:  Copy reference tables to every node with SELECT replicate_reference_tables\(\)/m,
+	'... and says how to copy it');
 $coord->safe_psql('postgres', q{SELECT replicate_reference_tables()});
+is($w3->safe_psql('postgres', q{SELECT payout.next_statuses('READY')}),
+	'{TERMINATED,EXPIRED,INVOKING}', 'after the copy, the new worker reads the cluster\'s graph');
 is(placements(), '1 4', 'and, once reference tables are copied, the same graph');
 
 my $id = (grep { $holder{$_} == 0 && $_ > 11 && $_ % 10 } sort { $a <=> $b } keys %holder)[1];
@@ -499,14 +506,15 @@ is($coord->safe_psql('postgres', sprintf($timeline_sql, $id)),
 #
 # Claiming and expiring through the coordinator.
 #
-# pgbench_start($node, $role, $clients, $secs, $sql): a pgbench run in the
-# background; pgbench_finish() waits for it and returns its exit code and
+# pgbench_start($node, $role, $clients, $limit, $sql): a pgbench run in the
+# background, for $limit ('-T seconds' or '-t transactions per client');
+# pgbench_finish() waits for it and returns its exit code and
 # output.
 my $tempdir = PostgreSQL::Test::Utils::tempdir;
 my $scripts = 0;
 sub pgbench_start
 {
-	my ($node, $role, $clients, $secs, $sql) = @_;
+	my ($node, $role, $clients, $limit, $sql) = @_;
 	my $script = "$tempdir/script" . $scripts++ . '.sql';
 	open my $fh, '>', $script or die "$script: $!";
 	print $fh "$sql\n";
@@ -514,7 +522,7 @@ sub pgbench_start
 	my ($stdout, $stderr) = ('', '');
 	my $h = IPC::Run::start(
 		[
-			$node->installed_command('pgbench'), '-n', '-T', $secs,
+			$node->installed_command('pgbench'), '-n', split(' ', $limit),
 			'-c', $clients, '-j', 1, '-f', $script, '-U', $role,
 			'-h', $node->host, '-p', $node->port, 'postgres'
 		],
@@ -547,12 +555,22 @@ my $manual = $coord->safe_psql('postgres',
 	  AND NOT payout.requires_moderation(status, resolution)});
 my $ready = $coord->safe_psql('postgres', q{SELECT count(*) FROM payouts WHERE status = 'READY'});
 
-# Four processors claim 7 at a time for 4 seconds, concurrently, through
-# the coordinator; an operator claims manual payouts beside them.
+# A claim is part of the caller's transaction.
+is( $coord->safe_psql(
+		'postgres', q{BEGIN;
+		SELECT count(*) FROM payout.claim('payouts', 5);
+		ROLLBACK;
+		SELECT count(*) FROM payouts WHERE status = 'READY' AND autoprocess
+		  AND NOT payout.requires_moderation(status, resolution);}),
+	"5\n$automatic", 'a claim rolled back with its transaction leaves the payouts READY');
+
+# Four processors claim 7 at a time, concurrently, through the coordinator,
+# 30 times each, more than there is; an operator claims manual payouts
+# beside them.
 my @runs = (
-	pgbench_start($coord, 'processor', 4, 4,
+	pgbench_start($coord, 'processor', 4, '-t 30',
 		q{INSERT INTO claimed (key) SELECT k FROM payout.claim('payouts', 7) k;}),
-	pgbench_start($coord, 'olga', 1, 4,
+	pgbench_start($coord, 'olga', 1, '-t 30',
 		q{INSERT INTO claimed (key) SELECT k FROM payout.claim('payouts', 3, manual => true) k;}));
 my @results = map { [ pgbench_finish($_) ] } @runs;
 is($results[0][0], 0, 'four concurrent processors claimed through the coordinator without an error')
@@ -597,7 +615,7 @@ $coord->safe_psql(
 	UPDATE payouts SET status = 'READY' WHERE id > 3000;
 	TRUNCATE claimed;
 });
-my $walker = pgbench_start($coord, 'processor', 3, 6, q{
+my $walker = pgbench_start($coord, 'processor', 3, '-T 6', q{
 	INSERT INTO claimed (key) SELECT k FROM payout.claim('payouts', 2) k;
 	UPDATE payouts SET status = 'PROCESSING' WHERE status = 'INVOKING' AND id IN (SELECT key::bigint FROM claimed ORDER BY random() LIMIT 1);
 });
