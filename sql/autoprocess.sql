@@ -3,7 +3,7 @@
 -- autoprocess column is false or NULL is manual: payout.claim() never hands
 -- it to a processor, and only an operator moves it on from READY toward
 -- processing or turns its autoprocess on.  Tried as each role, with only
--- the grants the README recommends:
+-- the grants doc/security.md recommends:
 --   regress_ap_owner      owns the table, may keep history
 --   regress_ap_app        the application: SELECT, INSERT, UPDATE, DELETE
 --   regress_ap_processor  claims: SELECT, UPDATE
@@ -142,8 +142,8 @@ RESET ROLE;
 SELECT id, status FROM ap.payouts WHERE id = 9;
 
 --
--- Manual payouts waiting, oldest first, as the README gives the query,
--- through the index attach() made (the README gives its definition).
+-- Manual payouts waiting, oldest first, as doc/workflow.md gives the query,
+-- through the index attach() made (the page gives its definition).
 --
 SELECT pg_get_indexdef('ap.payouts_payout_manual'::regclass);
 SET ROLE regress_ap_app;

@@ -12,7 +12,7 @@ SET timezone = 'UTC';
 
 CREATE ROLE regress_payout_owner;
 CREATE ROLE regress_payout_app;
--- Tables keep history where a superuser lets their owner, as the README says.
+-- Tables keep history where a superuser lets their owner, as doc/security.md says.
 GRANT EXECUTE ON FUNCTION payout.record_history() TO regress_payout_owner;
 
 -- pg_temp.news() returns the history rows recorded since its last call,
@@ -711,7 +711,7 @@ END $$;
 -- "a_sub" fires before zz_payout_history, for each row.
 CREATE TRIGGER a_sub AFTER UPDATE ON sub_payouts
 	FOR EACH ROW EXECUTE FUNCTION a_sub_trigger();
--- The application role, with the grants the README recommends, makes the
+-- The application role, with the grants doc/security.md recommends, makes the
 -- change.
 GRANT SELECT, INSERT, UPDATE ON sub_payouts TO regress_payout_app;
 SET ROLE regress_payout_app;

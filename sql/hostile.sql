@@ -1,7 +1,7 @@
 --
 -- hostile: every way around the rules and the history that a review found
 -- on 1.0, tried as the role that wants to break them, with only the grants
--- the README recommends:
+-- doc/security.md recommends:
 --   regress_hostile_owner   owns the payout tables, may keep history
 --   regress_hostile_app     SELECT, INSERT, UPDATE, DELETE on them, TEMP
 --   regress_hostile_mod     a member of the moderator role

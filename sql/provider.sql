@@ -8,7 +8,7 @@ INSERT INTO payout.provider_code (provider, code, resolution) VALUES
 	('globex', '0', 'OK'),
 	('globex', 'E_FUNDS', 'DECLINED_ERROR');
 
--- The precedence, one row per case the README documents.
+-- The precedence, one row per case doc/workflow.md documents.
 SELECT provider, code, http_status, timed_out,
 	   payout.classify(provider, code, http_status, timed_out) AS resolution
 FROM (VALUES

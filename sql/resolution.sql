@@ -199,9 +199,9 @@ WHERE payout.requires_moderation(status, resolution);
 RESET ROLE;
 SELECT id, status, resolution FROM payouts ORDER BY id;
 
--- The moderation queue as README.md builds it: its index and its query, word
+-- The moderation queue as doc/workflow.md shows it: its index and its query, word
 -- for word, on a payouts table that has created_at (in a schema of its own,
--- so that the names are the README's).  Everything runs in one transaction
+-- so that the names are the page's).  Everything runs in one transaction
 -- so that now(), and with it the age column, is the same in every statement.
 CREATE SCHEMA regress_queue;
 -- A role without USAGE would silently skip the schema and find
@@ -217,10 +217,10 @@ CREATE TABLE payouts (
 );
 SELECT payout.attach('payouts');
 GRANT SELECT, INSERT, UPDATE ON payouts TO regress_payout_app;
--- As README.md "Moderators" says: the table privileges go to the moderator
+-- As doc/workflow.md "Moderators" says: the table privileges go to the moderator
 -- role, and its members use them.
 GRANT SELECT, UPDATE ON payouts TO regress_payout_moderator;
--- attach() made the README's index, payouts_payout_held, before the rows
+-- attach() made the page's index, payouts_payout_held, before the rows
 -- (an index built over HOT-updated rows in the same transaction would not
 -- be usable in that transaction: indcheckxmin).
 SELECT pg_get_indexdef('payouts_payout_held'::regclass);
@@ -264,7 +264,7 @@ WHERE payout.requires_moderation(status, resolution)
 ORDER BY resolution, created_at;
 COMMIT;
 
--- A role that is not a moderator can run neither of README.md's
+-- A role that is not a moderator can run neither of doc/workflow.md's
 -- statements: the first held row stops each one, and nothing changes.
 SET ROLE regress_payout_app;
 UPDATE payouts SET resolution = 'OK'
@@ -278,7 +278,7 @@ WHERE payout.requires_moderation(status, resolution);
 RESET ROLE;
 SELECT id, status, resolution FROM payouts ORDER BY id;
 
--- A moderator releases many payouts in one statement, README.md's own ...
+-- A moderator releases many payouts in one statement, doc/workflow.md's own ...
 SET ROLE regress_payout_mod;
 UPDATE payouts SET resolution = 'OK'
 WHERE payout.requires_moderation(status, resolution)
@@ -305,7 +305,7 @@ WHERE payout.requires_moderation(status, resolution);
 RESET ROLE;
 
 -- A member made NOINHERIT has the moderator role's membership but not its
--- privileges, so it is no moderator (README.md "Moderators") until it runs
+-- privileges, so it is no moderator (doc/workflow.md "Moderators") until it runs
 -- SET ROLE.  It gets the table privileges of its own, so that only the
 -- moderation check can stop it.  SET SESSION AUTHORIZATION makes it the
 -- session user, so SET ROLE is checked against its own memberships.

@@ -57,7 +57,7 @@ EXPLAIN (COSTS OFF) EXECUTE claim_manual(100);
 EXPLAIN (COSTS OFF) EXECUTE expire_payouts('1 day', 1000);
 EXPLAIN (COSTS OFF) EXECUTE claim_parts(100);
 EXPLAIN (COSTS OFF) EXECUTE expire_parts('1 day', 1000);
--- The queues of the README.
+-- The queues of doc/workflow.md.
 EXPLAIN (COSTS OFF)
 SELECT id, status, resolution, created_at FROM payouts
 WHERE payout.requires_moderation(status, resolution)

@@ -520,7 +520,7 @@ CREATE ROLE regress_payout_clerk;
 CREATE SCHEMA regress_payout_clerk AUTHORIZATION regress_payout_clerk;
 GRANT USAGE ON SCHEMA regress_payout_sec TO regress_payout_clerk;
 GRANT SELECT ON payout.history TO regress_payout_clerk;
--- A superuser lets its tables keep history, as the README says.
+-- A superuser lets its tables keep history, as doc/security.md says.
 GRANT EXECUTE ON FUNCTION payout.record_history() TO regress_payout_clerk;
 SET ROLE regress_payout_clerk;
 SET search_path = "$user", public, pg_catalog;

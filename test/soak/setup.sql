@@ -1,5 +1,5 @@
 -- test/soak/setup.sql: the soak test's database, made by test/t/010_soak.pl.
--- Roles with the README's grants, two payout tables (plain, and
+-- Roles with doc/security.md's grants, two payout tables (plain, and
 -- partitioned by region), and the workers' steps as functions that run
 -- with the caller's rights.
 CREATE EXTENSION payout;
@@ -37,7 +37,7 @@ CREATE TABLE soak.parts_a PARTITION OF soak.parts FOR VALUES IN ('a');
 CREATE TABLE soak.parts_b PARTITION OF soak.parts FOR VALUES IN ('b');
 SELECT payout.attach('soak.plain', notify => true);
 SELECT payout.attach('soak.parts', notify => true);
--- The README's indexes: the work queue, the moderation queue, the
+-- The indexes of doc/workflow.md: the work queue, the moderation queue, the
 -- operators' queue, expiry.
 CREATE INDEX ON soak.plain (id) WHERE status = 'READY';
 CREATE INDEX ON soak.parts (id) WHERE status = 'READY';
@@ -76,7 +76,7 @@ END
 $$;
 
 -- Processors and operators: claim a batch and walk each payout to its end
--- with the provider's answer, as the README's claim loop does.
+-- with the provider's answer, as doc/workflow.md's claim loop does.
 CREATE FUNCTION soak.process(tbl regclass, batch int, manual boolean) RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
 	k text;
@@ -106,7 +106,7 @@ BEGIN
 END
 $$;
 
--- Moderators: the README's moderation queue, oldest first; release (and
+-- Moderators: doc/workflow.md's moderation queue, oldest first; release (and
 -- finish) or end each held payout.
 CREATE FUNCTION soak.moderate(tbl regclass, n int) RETURNS int LANGUAGE plpgsql AS $$
 DECLARE

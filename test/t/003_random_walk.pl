@@ -1,7 +1,7 @@
 # 003_random_walk.pl: a seeded random walk of inserts, updates and graph
 # edits, each checked against a reference model of the documented rules.
 #
-# The model below is written from the rules as README.md states them, not
+# The model below is written from the rules as doc/workflow.md states them, not
 # from the C code: the statuses and which are final, the resolution groups,
 # the default graph, and the workflow (hold, fatal, final, processed, graph,
 # initial status, NULL status).  It predicts, for every operation, whether

@@ -1,6 +1,6 @@
 # 007_pg_cron.pl: payout.expire() scheduled with pg_cron.
 #
-# The README suggests expiring stale payouts from a pg_cron job.  A job runs
+# doc/workflow.md suggests expiring stale payouts from a pg_cron job.  A job runs
 # as the role that scheduled it, in a session of its own, so this checks
 # what such a session does:
 #   - the job, scheduled by a role that may update the payouts table, expires
@@ -10,7 +10,7 @@
 #     user_name and session_user_name;
 #   - the same command scheduled by a role without rights on the table fails
 #     with "permission denied", and cron.job_run_details says so;
-#   - scheduled by a role with the rights but without LOGIN (like the README's
+#   - scheduled by a role with the rights but without LOGIN (like doc/workflow.md's
 #     app), it fails too: on PostgreSQL 15 a background worker cannot connect
 #     as that role;
 #   - the trigger enforces the graph in a job as anywhere else: a job that

@@ -81,8 +81,8 @@ sub error_of
 }
 
 # pg_partman 5 copies only unique indexes from a template table: the
-# README's statement, run after each maintenance, gives its new history
-# partitions the two others of payout.history_catchall.
+# statement of doc/operations.md, run after each maintenance, gives its new
+# history partitions the two others of payout.history_catchall.
 my $index_history = q{
 DO $$
 DECLARE
@@ -288,7 +288,7 @@ is($node->safe_psql('postgres', $history_900_query),
 # pg_partman 5 locks a set's default partition and then its parent in one
 # maintenance transaction, the reverse of the order of an application's
 # write, and under this load each run deadlocked with a transition; the
-# README's pg_partman section says so.
+# pg_partman section of doc/operations.md says so.
 #
 if ($partman_major >= 5)
 {

@@ -1,13 +1,13 @@
 # 010_soak.pl: the whole system at once, under load, on a plain and on a
 # partitioned payout table.
 #
-# Workers, each a pgbench run as its own role with the README's grants:
+# Workers, each a pgbench run as its own role with doc/security.md's grants:
 # 2 API clients creating and readying payouts (a tenth manual); 6
 # processors claiming with payout.claim(tbl, 20) and walking each payout to
 # its end with payout.classify(), both as fast as they can; 1 operator
 # taking manual payouts with claim(..., manual => true), more slowly than
 # they come, so that some go stale and expire; 2 moderators releasing or ending held payouts
-# from the README's moderation queue; 1 expirer calling
+# from doc/workflow.md's moderation queue; 1 expirer calling
 # payout.expire_backlog(tbl, '2 seconds') every second; 1 role editing the
 # graph every second; on the partitioned table, 1 mover moving READY
 # payouts between partitions while they are claimed.

@@ -1,11 +1,12 @@
-# 002_readme_graph.pl: the transition graph drawn in README.md is the one
-# the extension ships.
+# 002_doc_graph.pl: the transition graph drawn in the documentation is the
+# one the extension ships.
 #
-# The README shows the default graph as a Mermaid stateDiagram-v2.  Rather
-# than drawing it by hand, it is meant to be the output of
+# doc/workflow.md shows the default graph as a Mermaid stateDiagram-v2.
+# Rather than drawing it by hand, it is meant to be the output of
 # payout.graph_mermaid() on a fresh install, so that the picture cannot
-# drift from payout.default_transition.  This test compares the two and
-# shows a line diff when they differ.
+# drift from payout.default_transition.  This test compares every
+# stateDiagram-v2 block of README.md and doc/*.md with it and shows a line
+# diff when they differ.
 
 use strict;
 use warnings;
@@ -16,28 +17,29 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-# The README at the top of the source tree: two levels above this file
+# The pages at the top of the source tree: two levels above this file
 # (test/t), or in TESTDIR, where the tests run from.
-my $readme;
+my @pages;
 foreach my $dir (File::Spec->catdir($FindBin::RealBin, '..', '..'),
 	defined $ENV{TESTDIR} ? ($ENV{TESTDIR}) : ())
 {
-	my $candidate = File::Spec->catfile($dir, 'README.md');
-	if (-f $candidate)
+	my $readme = File::Spec->catfile($dir, 'README.md');
+	if (-f $readme)
 	{
-		$readme = $candidate;
+		@pages = ($readme, sort glob(File::Spec->catfile($dir, 'doc', '*.md')));
 		last;
 	}
 }
-ok(defined $readme, 'README.md found')
+ok(@pages, 'README.md found')
   or BAIL_OUT('README.md not found next to test/ nor in TESTDIR');
 
-# first_state_diagram($text): the body of the first ```mermaid fenced block
-# whose first line is stateDiagram-v2, or undef.
-sub first_state_diagram
+# state_diagrams($text): the bodies of the ```mermaid fenced blocks whose
+# first line is stateDiagram-v2.
+sub state_diagrams
 {
 	my ($text) = @_;
 	my @lines = split /\n/, $text, -1;
+	my @diagrams;
 	my $i = 0;
 	while ($i < @lines)
 	{
@@ -50,12 +52,12 @@ sub first_state_diagram
 				push @body, $lines[$i];
 				$i++;
 			}
-			return join("\n", @body) . "\n"
+			push @diagrams, join("\n", @body) . "\n"
 			  if @body && $body[0] =~ /^\s*stateDiagram-v2\s*$/;
 		}
 		$i++;
 	}
-	return undef;
+	return @diagrams;
 }
 
 # trim_newline($s): $s without one trailing newline.
@@ -119,20 +121,22 @@ my $function = $node->safe_psql('postgres', 'SELECT payout.graph_mermaid()');
 like($function, qr/\AstateDiagram-v2\n/,
 	'payout.graph_mermaid() draws a stateDiagram-v2');
 
-my $diagram = first_state_diagram(slurp_file($readme));
-ok(defined $diagram,
-	'README.md has a ```mermaid block that starts with stateDiagram-v2');
-
-SKIP:
+my @found;
+foreach my $page (@pages)
 {
-	skip 'no stateDiagram-v2 block in README.md', 1 unless defined $diagram;
+	my ($name) = $page =~ m{((?:doc/)?[^/]+)$};
+	push @found, map { [ $name, $_ ] } state_diagrams(slurp_file($page));
+}
+ok(@found, 'the pages have a ```mermaid block that starts with stateDiagram-v2');
 
-	my $want = trim_newline($function);
+my $want = trim_newline($function);
+foreach my $found (@found)
+{
+	my ($name, $diagram) = @$found;
 	my $got = trim_newline($diagram);
-	ok($got eq $want,
-		"README.md's stateDiagram-v2 is payout.graph_mermaid()'s output")
+	ok($got eq $want, "${name}'s stateDiagram-v2 is payout.graph_mermaid()'s output")
 	  or diag(
-		"lines marked - are only in payout.graph_mermaid(), + only in README.md:\n"
+		"lines marked - are only in payout.graph_mermaid(), + only in $name:\n"
 		  . line_diff($want, $got));
 }
 
