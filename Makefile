@@ -24,7 +24,7 @@ DATA = payout--1.0.sql payout--1.1.sql $(wildcard payout--*--*.sql)
 # no --load-extension here.
 REGRESS = security types classify transition graph trigger_misuse dml hostile \
 	resolution autoprocess provider claim_expire history graph_picture recreated_triggers \
-	scale upgrade
+	scale upgrade applications
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 ISOLATION = graph_invalidation claim notify race manual move_race

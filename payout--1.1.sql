@@ -132,6 +132,48 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION payout.description(payout.resolution) IS 'what the resolution means';
 
 ------------------------------------------------------------------------------
+-- Unambiguous names for the classifiers that an application calls with a
+-- driver's parameter.  A parameter the driver sends untyped ($1 of type
+-- unknown, or a quoted literal that the driver wrote into the statement)
+-- fits both payout.is_final(payout.status) and
+-- payout.is_final(payout.resolution), and PostgreSQL refuses to choose
+-- (42725); a quoted literal given to payout.resolution_group() is read as a
+-- cast to the type of that name.  Each name below has one candidate, so the
+-- parameter takes its type.  SQL wrappers without a SET clause, so that they
+-- are inlined; IMMUTABLE for the reason the classifiers are.
+------------------------------------------------------------------------------
+
+CREATE FUNCTION payout.status_is_final(status payout.status)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN payout.is_final(status);
+COMMENT ON FUNCTION payout.status_is_final(payout.status) IS 'payout.is_final(payout.status) under a name of its own, for untyped driver parameters';
+
+CREATE FUNCTION payout.resolution_is_final(resolution payout.resolution)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN payout.is_final(resolution);
+COMMENT ON FUNCTION payout.resolution_is_final(payout.resolution) IS 'payout.is_final(payout.resolution) under a name of its own, for untyped driver parameters';
+
+CREATE FUNCTION payout.status_description(status payout.status)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN payout.description(status);
+COMMENT ON FUNCTION payout.status_description(payout.status) IS 'payout.description(payout.status) under a name of its own, for untyped driver parameters';
+
+CREATE FUNCTION payout.resolution_description(resolution payout.resolution)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN payout.description(resolution);
+COMMENT ON FUNCTION payout.resolution_description(payout.resolution) IS 'payout.description(payout.resolution) under a name of its own, for untyped driver parameters';
+
+CREATE FUNCTION payout.resolution_group_of(resolution payout.resolution)
+RETURNS payout.resolution_group
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN payout.resolution_group(resolution);
+COMMENT ON FUNCTION payout.resolution_group_of(payout.resolution) IS 'payout.resolution_group(payout.resolution) under a name that is not also a type''s, for driver parameters';
+
+------------------------------------------------------------------------------
 -- The transition graph.
 --
 -- payout.transition is the live graph that the trigger enforces.  The
