@@ -561,26 +561,27 @@ REVOKE ALL ON FUNCTION payout.record_history() FROM PUBLIC;
 -- On a Citus cluster, a distributed table's history is kept on the nodes
 -- that hold its shards, naming the distributed table; these two helpers
 -- let the readers below gather it.
-CREATE FUNCTION payout.distributed(tbl regclass)
-RETURNS boolean
+CREATE FUNCTION payout.distribution_column(tbl regclass)
+RETURNS name
 LANGUAGE plpgsql
 STABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	result boolean;
+	result name;
 BEGIN
 	IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
-		RETURN false;
+		RETURN NULL;
 	END IF;
-	EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p
+	EXECUTE 'SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
+		FROM pg_catalog.pg_dist_partition p
 		WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1
-		  AND p.partmethod OPERATOR(pg_catalog.<>) ''n'')'
+		  AND p.partmethod OPERATOR(pg_catalog.<>) ''n'''
 		INTO result USING tbl;
 	RETURN result;
 END
 $$;
-COMMENT ON FUNCTION payout.distributed(regclass) IS 'internal: whether Citus distributes the table over its nodes';
+COMMENT ON FUNCTION payout.distribution_column(regclass) IS 'internal: the column Citus distributes the table by, NULL when Citus does not distribute it';
 
 CREATE FUNCTION payout.on_all_nodes(query text)
 RETURNS SETOF json
@@ -620,7 +621,7 @@ STABLE STRICT PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF payout.distributed(tbl) THEN
+	IF payout.distribution_column(tbl) IS NOT NULL THEN
 		RETURN QUERY
 		SELECT h.*
 		FROM payout.on_all_nodes(format(
@@ -658,7 +659,7 @@ STABLE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF payout.distributed(tbl) THEN
+	IF payout.distribution_column(tbl) IS NOT NULL THEN
 		-- A payout's changes can be on two nodes after its shard moved: the
 		-- nodes count by payout, and the payouts are counted here.
 		RETURN QUERY
@@ -925,7 +926,7 @@ BEGIN
 	-- The triggers of a Citus distributed table fire on its shards, on
 	-- every worker: each must read the same graph, which Citus keeps on
 	-- every node only as reference tables.
-	IF payout.distributed(tbl) THEN
+	IF payout.distribution_column(tbl) IS NOT NULL THEN
 		EXECUTE 'SELECT pg_catalog.string_agg(c.t, '' and '' ORDER BY c.t)
 			FROM (VALUES (''payout.transition''), (''payout.provider_code'')) AS c(t)
 			WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p
@@ -1127,7 +1128,7 @@ BEGIN
 	END IF;
 	-- As in attach(): Citus lets triggers of distributed tables be
 	-- dropped only when told they are safe.
-	IF payout.distributed(tbl) THEN
+	IF payout.distribution_column(tbl) IS NOT NULL THEN
 		unsafe_triggers := current_setting('citus.enable_unsafe_triggers');
 		PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
 	END IF;
@@ -1547,9 +1548,7 @@ AS $$
 DECLARE
 	coltype text;
 BEGIN
-	EXECUTE 'SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
-		FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1'
-		INTO only_column USING tbl;
+	only_column := payout.distribution_column(tbl);
 	SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) INTO coltype
 	FROM pg_attribute a
 	WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) only_column;
@@ -1617,10 +1616,8 @@ BEGIN
 		END IF;
 	END IF;
 
-	IF payout.distributed(tbl) THEN
-		EXECUTE 'SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
-			FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1'
-			INTO dist USING tbl;
+	dist := payout.distribution_column(tbl);
+	IF dist IS NOT NULL THEN
 		keys := '{}';
 		LOOP
 			n := 0;
@@ -1718,10 +1715,8 @@ BEGIN
 				  DETAIL = format('It is of type %s.', coltype),
 				  SCHEMA = payout.schema_name(tbl), TABLE = payout.relname(tbl), COLUMN = since_column;
 	END IF;
-	IF payout.distributed(tbl) THEN
-		EXECUTE 'SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
-			FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1'
-			INTO dist USING tbl;
+	dist := payout.distribution_column(tbl);
+	IF dist IS NOT NULL THEN
 		LOOP
 			found_any := false;
 			FOR shard IN SELECT * FROM payout.shard_batches(tbl, format(
