@@ -173,17 +173,25 @@ is( $coord->safe_psql(
 # Which worker holds which payout: ids 1..40 spread over the 4 shards.
 $coord->safe_psql('postgres',
 	q{INSERT INTO payouts (id, autoprocess) SELECT g, g % 10 <> 0 FROM generate_series(1, 40) g});
-my %holder;    # id => worker index
+# holders($table, $n): for ids 1 .. $n of $table, the index in @workers of
+# the worker that holds each, as Citus's catalog places it.
 my %worker_of_port = map { $workers[$_]->port => $_ } 0 .. $#workers;
-for my $row (split /\n/, $coord->safe_psql(
-		'postgres', q{SELECT p.id || ' ' || n.nodeport
-		FROM generate_series(1, 40) p(id)
-		JOIN pg_dist_placement pl ON pl.shardid = get_shard_id_for_distribution_column('payouts', p.id)
-		JOIN pg_dist_node n USING (groupid)}))
+sub holders
 {
-	my ($id, $port) = split ' ', $row;
-	$holder{$id} = $worker_of_port{$port} if defined $worker_of_port{$port};
+	my ($table, $n) = @_;
+	my %of;
+	for my $row (split /\n/, $coord->safe_psql(
+			'postgres', qq{SELECT p.id || ' ' || n.nodeport
+			FROM generate_series(1, $n) p(id)
+			JOIN pg_dist_placement pl ON pl.shardid = get_shard_id_for_distribution_column('$table', p.id)
+			JOIN pg_dist_node n USING (groupid)}))
+	{
+		my ($id, $port) = split ' ', $row;
+		$of{$id} = $worker_of_port{$port} if defined $worker_of_port{$port};
+	}
+	return %of;
 }
+my %holder = holders('payouts', 40);    # id => worker index
 is(scalar(keys %holder), 40, 'every payout is on one of the two workers');
 
 #
@@ -338,6 +346,35 @@ is( $coord->safe_psql(
 	'1,1,1',
 	'every node records the removed default for its dumps');
 
+# The application role, with the grants the security model recommends,
+# cannot change the graph or write history: not through the coordinator,
+# not in a worker's placement of the graph, not in a worker's history.
+my $graph_shard = $coord->safe_psql('postgres',
+	q{SELECT shardid FROM pg_dist_shard WHERE logicalrelid = 'payout.transition'::regclass});
+is(sqlstate($coord, q{SET ROLE app; DELETE FROM payout.transition WHERE from_status = 'READY'}),
+	'42501', 'app: deleting edges through the coordinator is refused');
+for my $i (0 .. $#workers)
+{
+	my $w = 'worker' . ($i + 1);
+	is( sqlstate(
+			$workers[$i], qq{SET ROLE app;
+			INSERT INTO payout.transition_$graph_shard VALUES ('PROCESSED', 'PROCESSING')}),
+		'42501', "app on $w: adding an edge to the graph's placement is refused");
+	is(sqlstate($workers[$i], qq{SET ROLE app; DELETE FROM payout.transition_$graph_shard}),
+		'42501', "app on $w: deleting the graph's placement is refused");
+	is(sqlstate($workers[$i], q{SET ROLE app; DELETE FROM payout.history}),
+		'42501', "app on $w: deleting the worker's history is refused");
+	is( sqlstate(
+			$workers[$i], q{SET ROLE app;
+			INSERT INTO payout.history (tbl, key, new_status) VALUES ('payouts', '1', 'CREATED')}),
+		'42501', "app on $w: forging a history row is refused");
+}
+is( sqlstate(
+		$coord, qq{SET ROLE app;
+		SELECT payout.on_all_nodes('WITH d AS (DELETE FROM payout.transition_$graph_shard RETURNING 1) SELECT ''[]''::json')}),
+	'42501', 'app: the coordinator\'s helper that asks every node runs nothing for a role without the right');
+is(placements(), '1 3', '... and every placement of the graph is as it was');
+
 # A failed edit: one statement of the transaction breaks a constraint.
 my $graph = $coord->safe_psql('postgres', sprintf($graph_sql, 'payout.transition'));
 is( sqlstate(
@@ -430,16 +467,7 @@ is( $coord->safe_psql(
 		SHOW citus.enable_unsafe_triggers;}),
 	"\n\noff",
 	'detach() and attach() on a distributed table, without citus.enable_unsafe_triggers, which they leave off');
-my %holder_of_notified;
-for my $row (split /\n/, $coord->safe_psql(
-		'postgres', q{SELECT p.id || ' ' || n.nodeport
-		FROM generate_series(1, 8) p(id)
-		JOIN pg_dist_placement pl ON pl.shardid = get_shard_id_for_distribution_column('notified', p.id)
-		JOIN pg_dist_node n USING (groupid)}))
-{
-	my ($nid, $port) = split ' ', $row;
-	$holder_of_notified{$nid} = $worker_of_port{$port};
-}
+my %holder_of_notified = holders('notified', 8);
 my @listeners = map { $_->background_psql('postgres') } ($coord, @workers);
 $_->query_safe('LISTEN payout_ready') for @listeners;
 # One statement per payout: each touches one worker.
