@@ -18,7 +18,7 @@ OBJS = \
 	src/transition_cache.o
 PGFILEDESC = "payout - payout status workflow enforced in the database"
 
-DATA = payout--1.0.sql payout--1.1.sql $(wildcard payout--*--*.sql)
+DATA = payout--1.0.sql payout--1.1.sql payout--1.2.sql $(wildcard payout--*--*.sql)
 
 # security runs first and creates the extension itself, as do the others:
 # no --load-extension here.

@@ -1,8 +1,9 @@
 --
 -- upgrade: a database on 1.0, with attached tables, an edited graph,
--- provider codes and history, updated in place to 1.1, has the objects,
--- privileges and behaviour of a fresh 1.1 install; its triggers keep
--- working across the update and take the 1.1 rules after it.
+-- provider codes and history, updated in place to 1.1 and then to 1.2, and
+-- a database made on 1.1 and updated to 1.2, each have the objects,
+-- privileges and behaviour of a fresh 1.2 install; their triggers keep
+-- working across each update and take the new rules after it.
 --
 SET timezone = 'UTC';
 \set SHOW_CONTEXT never
@@ -56,6 +57,16 @@ WHERE tgrelid IN ('payouts'::regclass, 'owned.payouts'::regclass)
 ORDER BY 1, 2;
 SELECT * FROM payout.attachment('payouts');
 SELECT * FROM payout.attachment('owned.payouts');
+
+-- On to 1.2, again in a transaction that writes on both sides of it.
+BEGIN;
+UPDATE payouts SET status = 'PENDING' WHERE id = 1;
+ALTER EXTENSION payout UPDATE TO '1.2';
+UPDATE payouts SET status = 'PROCESSING' WHERE id = 1;
+COMMIT;
+SELECT extversion FROM pg_extension WHERE extname = 'payout';
+SELECT * FROM payout.attachment('payouts');
+SELECT * FROM payout.attachment('owned.payouts');
 -- The ordinary owner keeps history: the update granted it.
 SELECT has_function_privilege('regress_upgrade_owner', 'payout.record_history()',
 							  'EXECUTE') AS owner_keeps_history,
@@ -85,26 +96,74 @@ REVOKE EXECUTE ON FUNCTION payout.record_history() FROM regress_upgrade_owner;
 SELECT count(*) > 60 AS enough FROM pg_temp.members();
 \copy (SELECT * FROM pg_temp.members()) TO 'results/upgrade_members.txt'
 
+-- A database that was made on 1.1, lived in, and is updated to 1.2.
+CREATE DATABASE regress_payout_from11;
+\c regress_payout_from11
+SET timezone = 'UTC';
+\set SHOW_CONTEXT never
+CREATE EXTENSION payout VERSION '1.1';
+CREATE TABLE payouts (id bigint PRIMARY KEY, status payout.status NOT NULL,
+					  resolution payout.resolution,
+					  autoprocess boolean NOT NULL DEFAULT true);
+SELECT payout.attach('payouts', notify => true);
+CREATE TABLE ranged (id bigint, created_at date, status payout.status NOT NULL,
+					 PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
+CREATE TABLE ranged_2026 PARTITION OF ranged
+	FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE ranged_2027 PARTITION OF ranged
+	FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+SELECT payout.attach('ranged', history => false);
+INSERT INTO payout.transition VALUES ('CREATED', 'INVOKING');
+DELETE FROM payout.transition WHERE from_status = 'READY' AND to_status = 'EXPIRED';
+INSERT INTO payouts (id, status, autoprocess) VALUES (1, 'CREATED', true), (2, 'CREATED', false);
+UPDATE payouts SET status = 'READY';
+INSERT INTO ranged VALUES (1, '2026-12-31', 'CREATED');
+BEGIN;
+UPDATE payouts SET status = 'INVOKING' WHERE id = 1;
+ALTER EXTENSION payout UPDATE TO '1.2';
+UPDATE payouts SET status = 'PROCESSING' WHERE id = 1;
+UPDATE ranged SET created_at = '2027-01-01';
+COMMIT;
+SELECT extversion FROM pg_extension WHERE extname = 'payout';
+SELECT payout.can_transition('CREATED', 'INVOKING') AS added,
+	   payout.can_transition('READY', 'EXPIRED') AS removed;
+SELECT * FROM payout.attachment('payouts');
+SELECT * FROM payout.attachment('ranged');
+SELECT tbl, key, old_status, new_status FROM payout.history ORDER BY id;
+\i test/upgrade_members.sql
+\copy (SELECT * FROM pg_temp.members()) TO 'results/upgrade_members_from11.txt'
+
 CREATE DATABASE regress_payout_fresh;
 \c regress_payout_fresh
 SET timezone = 'UTC';
 CREATE EXTENSION payout;
-CREATE TEMP TABLE updated (line text);
-\copy updated FROM 'results/upgrade_members.txt'
+SELECT extversion FROM pg_extension WHERE extname = 'payout';
 \i test/upgrade_members.sql
--- Both ways: nothing only in the updated database, nothing only in the
--- fresh one.
-SELECT 'only updated' AS side, line FROM
-	(SELECT line FROM updated EXCEPT ALL SELECT * FROM pg_temp.members()) AS u
+-- Both ways, for each updated database: nothing only in the updated
+-- database, nothing only in the fresh one.
+CREATE TEMP TABLE updated (path text, line text);
+CREATE TEMP TABLE lines (line text);
+\copy lines FROM 'results/upgrade_members.txt'
+INSERT INTO updated SELECT '1.0 -> 1.1 -> 1.2', line FROM lines;
+TRUNCATE lines;
+\copy lines FROM 'results/upgrade_members_from11.txt'
+INSERT INTO updated SELECT '1.1 -> 1.2', line FROM lines;
+SELECT p.path, 'only updated' AS side, u.line
+FROM (VALUES ('1.0 -> 1.1 -> 1.2'), ('1.1 -> 1.2')) AS p(path),
+	 LATERAL (SELECT line FROM updated WHERE path = p.path
+			  EXCEPT ALL SELECT * FROM pg_temp.members()) AS u
 UNION ALL
-SELECT 'only fresh', f.line FROM
-	(SELECT m AS line FROM pg_temp.members() AS m EXCEPT ALL SELECT line FROM updated) AS f
-ORDER BY 1, 2;
--- The comparison is not vacuous: it covered at least the 135 lines that
+SELECT p.path, 'only fresh', f.line
+FROM (VALUES ('1.0 -> 1.1 -> 1.2'), ('1.1 -> 1.2')) AS p(path),
+	 LATERAL (SELECT m AS line FROM pg_temp.members() AS m
+			  EXCEPT ALL SELECT line FROM updated WHERE path = p.path) AS f
+ORDER BY 1, 2, 3;
+-- The comparison is not vacuous: each covered at least the 135 lines that
 -- PostgreSQL 15's catalogs give (later majors list more, e.g. 150 on 17).
-SELECT count(*) >= 135 AS compared_enough FROM updated;
+SELECT path, count(*) >= 135 AS compared_enough FROM updated GROUP BY path ORDER BY path;
 \c :regress_db
 DROP DATABASE regress_payout_fresh;
+DROP DATABASE regress_payout_from11;
 DROP SCHEMA owned CASCADE;
 DROP TABLE payouts;
 DROP EXTENSION payout;

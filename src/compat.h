@@ -29,7 +29,7 @@
  * version; older servers only know PG_MODULE_MAGIC.
  */
 #if PG_VERSION_NUM >= 180000
-#define PAYOUT_MODULE_MAGIC PG_MODULE_MAGIC_EXT(.name = "payout", .version = "1.1")
+#define PAYOUT_MODULE_MAGIC PG_MODULE_MAGIC_EXT(.name = "payout", .version = "1.2")
 #else
 #define PAYOUT_MODULE_MAGIC PG_MODULE_MAGIC
 #endif

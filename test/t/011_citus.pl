@@ -498,7 +498,7 @@ is($coord->safe_psql('postgres', "SELECT count(*) FROM notified WHERE id IN ($on
 my $w3 = citus_node('worker3');
 $coord->safe_psql('postgres', sprintf(q{SELECT citus_add_node('%s', %d)}, $w3->host, $w3->port));
 is($w3->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'payout'}),
-	'1.1', 'a worker added later gets the extension');
+	'1.2', 'a worker added later gets the extension');
 $e = err($w3, q{SELECT payout.next_statuses('READY')});
 like($e, qr/^ERROR:  55000: Citus reference table "payout.transition" has no placement on this node$/m,
 	'a worker without the graph\'s placement yet refuses to answer from an empty graph');

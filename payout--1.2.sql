@@ -1,0 +1,1799 @@
+/* payout--1.2.sql: payout status workflow, version 1.2 */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION payout" to load this file. \quit
+
+-- The schema is a member of the extension: an existing schema of that name
+-- makes CREATE EXTENSION fail instead of being silently reused.
+CREATE SCHEMA payout;
+COMMENT ON SCHEMA payout IS 'payout status workflow: types, classification, transition graph and trigger';
+GRANT USAGE ON SCHEMA payout TO PUBLIC;
+
+------------------------------------------------------------------------------
+-- Types.  The C code knows these labels by position; never reorder them.
+------------------------------------------------------------------------------
+
+CREATE TYPE payout.status AS ENUM (
+	'CREATE_FAILED',
+	'CREATED',
+	'READY',
+	'TERMINATED',
+	'EXPIRED',
+	'INVOKING',
+	'INVOKE_FAILED',
+	'PROCESSING',
+	'PENDING',
+	'PROCESSED',
+	'PARTIALLY_PROCESSED',
+	'PROCESS_FAILED',
+	'CANCELLING',
+	'CANCELLED',
+	'CANCEL_FAILED',
+	'REVOKING',
+	'REVOKED',
+	'REVOKE_FAILED'
+);
+COMMENT ON TYPE payout.status IS 'stage of a payout; see payout.is_final(payout.status) and payout.description(payout.status)';
+
+CREATE TYPE payout.resolution AS ENUM (
+	'OK',
+	'CONNECTION_ERROR',
+	'PROVIDER_INTERNAL_ERROR',
+	'CONNECTION_TIMEOUT_ERROR',
+	'GENERAL_ERROR',
+	'UNKNOWN',
+	'INVALID_DETAILS',
+	'INVALID_REQUEST',
+	'REQUEST_ERROR',
+	'INVALID_AMOUNT',
+	'INVALID_METHOD',
+	'INVALID_CREDENTIALS',
+	'FORBIDDEN_IP',
+	'SIGNATURE_ERROR',
+	'DUPLICATED_ID',
+	'INSUFFICIENT_FUNDS',
+	'ANTIFRAUD_ERROR',
+	'DECLINED_ERROR',
+	'RECIPIENT_NOT_FOUND',
+	'INVALID_RECIPIENT',
+	'LIMIT_VIOLATION',
+	'INTERNAL_ERROR',
+	'ACCESS_ERROR',
+	'ACCESS_DENIED',
+	'GENERAL_FATAL_ERROR',
+	'OPERATION_EXPIRED',
+	'PROCESSING_ERROR'
+);
+COMMENT ON TYPE payout.resolution IS 'outcome of a call to the payment provider; see payout.resolution_group(payout.resolution)';
+
+CREATE TYPE payout.resolution_group AS ENUM (
+	'OK',
+	'ERROR',
+	'FATAL_ERROR'
+);
+COMMENT ON TYPE payout.resolution_group IS 'OK: success; ERROR: not final, needs moderation; FATAL_ERROR: final';
+
+------------------------------------------------------------------------------
+-- Classification.  These read labels from pg_enum, so strictly they are
+-- STABLE; they are declared IMMUTABLE because the extension's labels never
+-- change meaning, which lets them appear in index expressions and
+-- partial-index predicates.
+------------------------------------------------------------------------------
+
+CREATE FUNCTION payout.is_final(payout.status)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'payout_is_final_status'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION payout.is_final(payout.status) IS 'true if a payout in this status can never change status again';
+
+CREATE FUNCTION payout.is_final(payout.resolution)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'payout_is_final_resolution'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION payout.is_final(payout.resolution) IS 'true for the FATAL_ERROR group: the payout ends';
+
+CREATE FUNCTION payout.resolution_group(payout.resolution)
+RETURNS payout.resolution_group
+AS 'MODULE_PATHNAME', 'payout_resolution_group'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION payout.resolution_group(payout.resolution) IS 'OK, ERROR or FATAL_ERROR';
+
+CREATE FUNCTION payout.requires_moderation(payout.resolution)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'payout_requires_moderation'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION payout.requires_moderation(payout.resolution) IS 'true for the ERROR group: a moderator must decide, the processor must not process';
+
+-- Not strict, so that it can stand alone in a WHERE clause or a partial
+-- index predicate: NULL resolution means no hold.
+CREATE FUNCTION payout.requires_moderation(payout.status, payout.resolution)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'payout_requires_moderation_payout'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payout.requires_moderation(payout.status, payout.resolution) IS 'true if the payout is held for moderation: ERROR-group resolution, status not final';
+
+-- Not strict: NULL stands for a new row.
+CREATE FUNCTION payout.failure_status(payout.status)
+RETURNS payout.status
+AS 'MODULE_PATHNAME', 'payout_failure_status'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payout.failure_status(payout.status) IS 'the final status a payout at this stage goes to when it fails (NULL: a new payout); NULL where it cannot fail';
+
+CREATE FUNCTION payout.description(payout.status)
+RETURNS text
+AS 'MODULE_PATHNAME', 'payout_description_status'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION payout.description(payout.status) IS 'what the status means';
+
+CREATE FUNCTION payout.description(payout.resolution)
+RETURNS text
+AS 'MODULE_PATHNAME', 'payout_description_resolution'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION payout.description(payout.resolution) IS 'what the resolution means';
+
+------------------------------------------------------------------------------
+-- Unambiguous names for the classifiers that an application calls with a
+-- driver's parameter.  A parameter the driver sends untyped ($1 of type
+-- unknown, or a quoted literal that the driver wrote into the statement)
+-- fits both payout.is_final(payout.status) and
+-- payout.is_final(payout.resolution), and PostgreSQL refuses to choose
+-- (42725); a quoted literal given to payout.resolution_group() is read as a
+-- cast to the type of that name.  Each name below has one candidate, so the
+-- parameter takes its type.  SQL wrappers without a SET clause, so that they
+-- are inlined; IMMUTABLE for the reason the classifiers are.
+------------------------------------------------------------------------------
+
+CREATE FUNCTION payout.status_is_final(status payout.status)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN payout.is_final(status);
+COMMENT ON FUNCTION payout.status_is_final(payout.status) IS 'payout.is_final(payout.status) under a name of its own, for untyped driver parameters';
+
+CREATE FUNCTION payout.resolution_is_final(resolution payout.resolution)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN payout.is_final(resolution);
+COMMENT ON FUNCTION payout.resolution_is_final(payout.resolution) IS 'payout.is_final(payout.resolution) under a name of its own, for untyped driver parameters';
+
+CREATE FUNCTION payout.status_description(status payout.status)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN payout.description(status);
+COMMENT ON FUNCTION payout.status_description(payout.status) IS 'payout.description(payout.status) under a name of its own, for untyped driver parameters';
+
+CREATE FUNCTION payout.resolution_description(resolution payout.resolution)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN payout.description(resolution);
+COMMENT ON FUNCTION payout.resolution_description(payout.resolution) IS 'payout.description(payout.resolution) under a name of its own, for untyped driver parameters';
+
+CREATE FUNCTION payout.resolution_group_of(resolution payout.resolution)
+RETURNS payout.resolution_group
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN payout.resolution_group(resolution);
+COMMENT ON FUNCTION payout.resolution_group_of(payout.resolution) IS 'payout.resolution_group(payout.resolution) under a name that is not also a type''s, for driver parameters';
+
+------------------------------------------------------------------------------
+-- The transition graph.
+--
+-- payout.transition is the live graph that the trigger enforces.  The
+-- shipped graph is kept apart in payout.default_transition, so that a dump
+-- holds only what the DBA changed: the rows of payout.transition that are
+-- not defaults, and, in payout.transition_removed, the defaults the DBA
+-- deleted (kept up to date by triggers).  CREATE EXTENSION on restore seeds
+-- the defaults again; restoring payout.transition_removed then deletes the
+-- removed ones.  Both directions of a customized graph survive.
+------------------------------------------------------------------------------
+
+CREATE TABLE payout.default_transition (
+	from_status payout.status,
+	to_status payout.status NOT NULL,
+	CONSTRAINT default_transition_key UNIQUE NULLS NOT DISTINCT (from_status, to_status)
+);
+COMMENT ON TABLE payout.default_transition IS 'the transition graph as shipped; read-only';
+
+INSERT INTO payout.default_transition (from_status, to_status) VALUES
+	(NULL, 'CREATED'),
+	(NULL, 'CREATE_FAILED'),
+	('CREATED', 'READY'),
+	('CREATED', 'TERMINATED'),
+	('CREATED', 'EXPIRED'),
+	('READY', 'INVOKING'),
+	('READY', 'TERMINATED'),
+	('READY', 'EXPIRED'),
+	('INVOKING', 'PROCESSING'),
+	('INVOKING', 'PENDING'),
+	('INVOKING', 'INVOKE_FAILED'),
+	('PROCESSING', 'PENDING'),
+	('PROCESSING', 'PROCESSED'),
+	('PROCESSING', 'PARTIALLY_PROCESSED'),
+	('PROCESSING', 'PROCESS_FAILED'),
+	('PROCESSING', 'CANCELLING'),
+	('PENDING', 'PROCESSING'),
+	('PENDING', 'PROCESSED'),
+	('PENDING', 'PARTIALLY_PROCESSED'),
+	('PENDING', 'PROCESS_FAILED'),
+	('PENDING', 'CANCELLING'),
+	('PENDING', 'EXPIRED'),
+	('PROCESSED', 'REVOKING'),
+	('PARTIALLY_PROCESSED', 'REVOKING'),
+	('CANCELLING', 'CANCELLED'),
+	('CANCELLING', 'CANCEL_FAILED'),
+	('REVOKING', 'REVOKED'),
+	('REVOKING', 'REVOKE_FAILED');
+
+-- The shipped graph never changes: the dump filter of payout.transition
+-- relies on it being the same in every installation of this version.
+CREATE FUNCTION payout.reject_change()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION 'table "%.%" is read-only', TG_TABLE_SCHEMA, TG_TABLE_NAME
+		USING ERRCODE = 'insufficient_privilege',
+			  HINT = 'Edit the graph in payout.transition.';
+END
+$$;
+COMMENT ON FUNCTION payout.reject_change() IS 'trigger: keeps payout.default_transition as shipped';
+
+CREATE TRIGGER reject_change
+	BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON payout.default_transition
+	FOR EACH STATEMENT EXECUTE FUNCTION payout.reject_change();
+
+CREATE TABLE payout.transition (
+	from_status payout.status,
+	to_status payout.status NOT NULL,
+	CONSTRAINT transition_key UNIQUE NULLS NOT DISTINCT (from_status, to_status),
+	CONSTRAINT transition_no_self_edge
+		CHECK (from_status IS DISTINCT FROM to_status),
+	CONSTRAINT transition_not_from_final
+		CHECK (from_status IS NULL OR NOT payout.is_final(from_status)),
+	-- is_final() rejects labels the extension does not know (added with
+	-- ALTER TYPE ... ADD VALUE), which would break every check.
+	CONSTRAINT transition_known_status
+		CHECK (payout.is_final(to_status) IS NOT NULL)
+);
+COMMENT ON TABLE payout.transition IS 'allowed status changes: one row per edge; from_status NULL lists the statuses a new payout may start in';
+
+INSERT INTO payout.transition (from_status, to_status)
+SELECT from_status, to_status FROM payout.default_transition;
+
+CREATE TABLE payout.transition_removed (
+	from_status payout.status,
+	to_status payout.status NOT NULL,
+	CONSTRAINT transition_removed_key UNIQUE NULLS NOT DISTINCT (from_status, to_status)
+);
+COMMENT ON TABLE payout.transition_removed IS 'default edges deleted from payout.transition; maintained by triggers, kept in dumps';
+
+-- What pg_dump keeps: the added edges and the removed defaults.
+SELECT pg_catalog.pg_extension_config_dump('payout.transition',
+	'WHERE NOT EXISTS (SELECT FROM payout.default_transition d'
+	' WHERE d.from_status IS NOT DISTINCT FROM transition.from_status'
+	' AND d.to_status OPERATOR(pg_catalog.=) transition.to_status)');
+SELECT pg_catalog.pg_extension_config_dump('payout.transition_removed', '');
+
+GRANT SELECT ON payout.default_transition, payout.transition,
+	payout.transition_removed TO PUBLIC;
+
+-- Keeps payout.transition_removed in step with edits of payout.transition.
+-- SECURITY DEFINER so that a role the DBA lets edit the graph need not be
+-- granted the bookkeeping table too.
+CREATE FUNCTION payout.track_removed_defaults()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	-- An UPDATE that keeps the edge changes nothing to record.
+	IF TG_OP = 'UPDATE'
+	   AND OLD.from_status IS NOT DISTINCT FROM NEW.from_status
+	   AND OLD.to_status OPERATOR(pg_catalog.=) NEW.to_status THEN
+		RETURN NULL;
+	END IF;
+
+	IF TG_OP = 'TRUNCATE' THEN
+		INSERT INTO payout.transition_removed (from_status, to_status)
+		SELECT d.from_status, d.to_status FROM payout.default_transition d
+		ON CONFLICT DO NOTHING;
+		RETURN NULL;
+	END IF;
+
+	IF TG_OP IN ('UPDATE', 'DELETE') AND EXISTS (
+		SELECT FROM payout.default_transition d
+		WHERE d.from_status IS NOT DISTINCT FROM OLD.from_status
+		  AND d.to_status OPERATOR(pg_catalog.=) OLD.to_status)
+	THEN
+		INSERT INTO payout.transition_removed (from_status, to_status)
+		VALUES (OLD.from_status, OLD.to_status)
+		ON CONFLICT DO NOTHING;
+	END IF;
+
+	IF TG_OP IN ('INSERT', 'UPDATE') THEN
+		DELETE FROM payout.transition_removed r
+		WHERE r.from_status IS NOT DISTINCT FROM NEW.from_status
+		  AND r.to_status OPERATOR(pg_catalog.=) NEW.to_status;
+	END IF;
+
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION payout.track_removed_defaults() IS 'trigger: records which default edges were removed from payout.transition';
+
+-- PostgreSQL checks EXECUTE on a trigger function only when a trigger is
+-- created, and this one runs as the extension's owner: nobody else may
+-- attach it to a table of their own.
+REVOKE ALL ON FUNCTION payout.track_removed_defaults() FROM PUBLIC;
+
+CREATE TRIGGER track_removed_defaults
+	AFTER INSERT OR UPDATE OR DELETE ON payout.transition
+	FOR EACH ROW EXECUTE FUNCTION payout.track_removed_defaults();
+CREATE TRIGGER track_removed_defaults_truncate
+	AFTER TRUNCATE ON payout.transition
+	FOR EACH STATEMENT EXECUTE FUNCTION payout.track_removed_defaults();
+
+-- The bookkeeping and the invalidation below fire whatever
+-- session_replication_role is, and in a subscriber's apply worker, which
+-- sets it to replica: an edit of the graph is always seen and tracked.
+ALTER TABLE payout.transition ENABLE ALWAYS TRIGGER track_removed_defaults;
+ALTER TABLE payout.transition ENABLE ALWAYS TRIGGER track_removed_defaults_truncate;
+-- The key allows a NULL from_status, so it cannot identify rows to a
+-- subscriber: the whole row does, for a graph that is published.
+ALTER TABLE payout.transition REPLICA IDENTITY FULL;
+
+-- Restoring a dump loads payout.transition_removed after CREATE EXTENSION
+-- has seeded the defaults: take the removed ones out again.
+CREATE FUNCTION payout.apply_removed_default()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (
+		SELECT FROM payout.default_transition d
+		WHERE d.from_status IS NOT DISTINCT FROM NEW.from_status
+		  AND d.to_status OPERATOR(pg_catalog.=) NEW.to_status)
+	THEN
+		RAISE EXCEPTION 'only default edges can be recorded as removed'
+			USING ERRCODE = 'check_violation',
+				  DETAIL = format('(%s, %s) is not in payout.default_transition.',
+								  coalesce(NEW.from_status::text, 'NULL'), NEW.to_status),
+				  HINT = 'To remove an edge, delete it from payout.transition.';
+	END IF;
+	-- A row payout.track_removed_defaults() inserts records a removal that
+	-- already happened.  Leaving payout.transition alone then also keeps a
+	-- Citus placement's trigger from querying the distributed table.
+	IF pg_catalog.pg_trigger_depth() > 1 THEN
+		RETURN NULL;
+	END IF;
+	DELETE FROM payout.transition t
+	WHERE t.from_status IS NOT DISTINCT FROM NEW.from_status
+	  AND t.to_status OPERATOR(pg_catalog.=) NEW.to_status;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION payout.apply_removed_default() IS 'trigger: deletes from payout.transition an edge recorded as removed (used when a dump is restored)';
+
+REVOKE ALL ON FUNCTION payout.apply_removed_default() FROM PUBLIC;
+
+CREATE TRIGGER apply_removed_default
+	AFTER INSERT ON payout.transition_removed
+	FOR EACH ROW EXECUTE FUNCTION payout.apply_removed_default();
+ALTER TABLE payout.transition_removed ENABLE ALWAYS TRIGGER apply_removed_default;
+
+-- Every backend keeps a copy of the graph (and of payout.provider_code);
+-- this tells them to drop it.  A row trigger as well as a TRUNCATE
+-- trigger: an apply worker of logical replication fires row triggers, but
+-- no statement triggers but TRUNCATE's.
+CREATE FUNCTION payout.invalidate_cache()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'payout_invalidate_cache'
+LANGUAGE C;
+COMMENT ON FUNCTION payout.invalidate_cache() IS 'trigger: invalidates every backend''s cached copy of the table it is attached to';
+
+CREATE TRIGGER invalidate_cache
+	AFTER INSERT OR UPDATE OR DELETE ON payout.transition
+	FOR EACH ROW EXECUTE FUNCTION payout.invalidate_cache();
+CREATE TRIGGER invalidate_cache_truncate
+	AFTER TRUNCATE ON payout.transition
+	FOR EACH STATEMENT EXECUTE FUNCTION payout.invalidate_cache();
+ALTER TABLE payout.transition ENABLE ALWAYS TRIGGER invalidate_cache;
+ALTER TABLE payout.transition ENABLE ALWAYS TRIGGER invalidate_cache_truncate;
+
+------------------------------------------------------------------------------
+-- Classification of provider answers.
+------------------------------------------------------------------------------
+
+CREATE TABLE payout.provider_code (
+	provider text NOT NULL,
+	code text NOT NULL,
+	resolution payout.resolution NOT NULL,
+	CONSTRAINT provider_code_pkey PRIMARY KEY (provider, code),
+	-- is_final() rejects labels the extension does not know (added with
+	-- ALTER TYPE ... ADD VALUE), which payout.classify() could not return.
+	CONSTRAINT provider_code_known_resolution
+		CHECK (payout.is_final(resolution) IS NOT NULL)
+);
+COMMENT ON TABLE payout.provider_code IS 'maps a payment provider''s answer codes to resolutions; read by payout.classify()';
+SELECT pg_catalog.pg_extension_config_dump('payout.provider_code', '');
+GRANT SELECT ON payout.provider_code TO PUBLIC;
+
+CREATE TRIGGER invalidate_cache
+	AFTER INSERT OR UPDATE OR DELETE ON payout.provider_code
+	FOR EACH ROW EXECUTE FUNCTION payout.invalidate_cache();
+CREATE TRIGGER invalidate_cache_truncate
+	AFTER TRUNCATE ON payout.provider_code
+	FOR EACH STATEMENT EXECUTE FUNCTION payout.invalidate_cache();
+ALTER TABLE payout.provider_code ENABLE ALWAYS TRIGGER invalidate_cache;
+ALTER TABLE payout.provider_code ENABLE ALWAYS TRIGGER invalidate_cache_truncate;
+
+CREATE FUNCTION payout.classify(provider text, code text,
+								http_status integer DEFAULT NULL,
+								timed_out boolean DEFAULT false)
+RETURNS payout.resolution
+AS 'MODULE_PATHNAME', 'payout_classify'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payout.classify(text, text, integer, boolean) IS 'resolution of a provider answer: mapped code, else timeout, HTTP 500, other non-2xx (0: no answer), else UNKNOWN';
+
+------------------------------------------------------------------------------
+-- Graph queries, answered from the per-backend cache.  STABLE: they read
+-- payout.transition.
+------------------------------------------------------------------------------
+
+CREATE FUNCTION payout.can_transition("from" payout.status, "to" payout.status)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'payout_can_transition'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payout.can_transition(payout.status, payout.status) IS 'true if the graph allows the change; "from" NULL asks about a new payout';
+
+CREATE FUNCTION payout.next_statuses(payout.status)
+RETURNS payout.status[]
+AS 'MODULE_PATHNAME', 'payout_next_statuses'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payout.next_statuses(payout.status) IS 'statuses reachable in one step, in enum order; for NULL, the statuses a new payout may start in';
+
+------------------------------------------------------------------------------
+-- The trigger and the helpers that attach it.
+------------------------------------------------------------------------------
+
+CREATE FUNCTION payout.enforce_transition()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'payout_enforce_transition'
+LANGUAGE C;
+COMMENT ON FUNCTION payout.enforce_transition() IS 'BEFORE INSERT OR UPDATE OR DELETE FOR EACH ROW trigger: rejects changes the payout rules do not allow; arguments: status column, resolution column, options notify and delete_unfinished';
+
+-- The canonical text of a payout key, as payout.history records it.
+CREATE FUNCTION payout.history_key(VARIADIC "any")
+RETURNS text
+AS 'MODULE_PATHNAME', 'payout_history_key'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payout.history_key(VARIADIC "any") IS 'the key text payout.history records for a payout whose primary key columns hold these values, whatever the session''s settings';
+
+------------------------------------------------------------------------------
+-- Audit history.
+------------------------------------------------------------------------------
+
+CREATE SEQUENCE payout.history_id_seq;
+
+-- Partitioned by clock_time, the moment the row is written: a change always
+-- lands in the partition of the time it was recorded, never in an older one
+-- (xact_time, the start of the transaction, can be arbitrarily old), ranges
+-- of payout.transition_counts() skip partitions outside them, and retention
+-- drops or detaches whole partitions instead of deleting rows.
+--
+-- The partitioned table has no indexes and no primary key of its own, on
+-- purpose.  Its indexes would be members of the extension like itself: on
+-- restore, CREATE EXTENSION creates them, attaching the partitions that a
+-- DBA added copies them onto each partition, and the dump's own CREATE
+-- INDEX and ADD PRIMARY KEY for those partitions then fail.  Each partition
+-- has its own indexes instead: a DBA creates a new one LIKE
+-- payout.history_catchall INCLUDING INDEXES, or gives pg_partman
+-- payout.history_catchall as its template table.
+CREATE TABLE payout.history (
+	id bigint NOT NULL DEFAULT pg_catalog.nextval('payout.history_id_seq'::pg_catalog.regclass),
+	tbl regclass NOT NULL,
+	-- "C": keys are compared byte by byte, which is cheaper than the
+	-- database's collation and means the same for equality.
+	key text COLLATE "C" NOT NULL,
+	old_status payout.status,
+	new_status payout.status,
+	old_resolution payout.resolution,
+	new_resolution payout.resolution,
+	xact_time timestamptz NOT NULL,
+	clock_time timestamptz NOT NULL,
+	user_name text NOT NULL,
+	session_user_name text NOT NULL,
+	application_name text,
+	xid xid8 NOT NULL
+) PARTITION BY RANGE (clock_time);
+ALTER SEQUENCE payout.history_id_seq OWNED BY payout.history.id;
+COMMENT ON TABLE payout.history IS 'one row per status or resolution change (INSERT included) of every table attached with history; append-only; partitioned by clock_time';
+COMMENT ON COLUMN payout.history.key IS 'the row''s primary key in its canonical text (payout.history_key()), or a row literal for a composite key';
+COMMENT ON COLUMN payout.history.xact_time IS 'start of the transaction that made the change (now())';
+COMMENT ON COLUMN payout.history.clock_time IS 'when the change was recorded (clock_timestamp()); the partition key';
+COMMENT ON COLUMN payout.history.user_name IS 'current_user of the change';
+COMMENT ON COLUMN payout.history.session_user_name IS 'session_user of the change';
+COMMENT ON COLUMN payout.history.xid IS 'top-level transaction id (pg_current_xact_id())';
+
+-- The default partition: every row until a DBA adds partitions, and after
+-- that whatever they do not cover.  It keeps its name and stays the default
+-- partition for good, since CREATE EXTENSION makes it again on restore.
+-- (It is not called history_default, which pg_partman creates for itself.)
+-- Its primary key is id alone: ids come from one sequence, so they are
+-- unique across partitions too.
+CREATE TABLE payout.history_catchall PARTITION OF payout.history (
+	CONSTRAINT history_catchall_pkey PRIMARY KEY (id)
+) DEFAULT;
+COMMENT ON TABLE payout.history_catchall IS 'default partition of payout.history: the rows that no other partition takes';
+
+-- One payout's timeline, and time ranges (history is appended in time
+-- order, which is what BRIN needs).
+CREATE INDEX history_catchall_tbl_key_id_idx ON payout.history_catchall (tbl, key, id);
+-- 16 pages a range: a query of the last minutes reads about a thousand
+-- history rows, not ten thousand, for a summary of a few hundred bytes per
+-- million rows.
+CREATE INDEX history_catchall_clock_time_idx ON payout.history_catchall
+	USING brin (clock_time) WITH (pages_per_range = 16);
+
+-- pg_dump dumps no data of a partitioned table, only of its partitions:
+-- the default partition is marked, and partitions a DBA adds are ordinary
+-- tables, dumped whole.
+SELECT pg_catalog.pg_extension_config_dump('payout.history_catchall', '');
+SELECT pg_catalog.pg_extension_config_dump('payout.history_id_seq', '');
+
+-- No privileges for PUBLIC: the trigger writes as the history's owner, and
+-- a DBA grants SELECT to whoever audits.
+
+CREATE FUNCTION payout.record_history()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'payout_record_history'
+LANGUAGE C;
+COMMENT ON FUNCTION payout.record_history() IS 'AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW trigger: appends status and resolution changes to payout.history; arguments: status column, resolution column';
+
+-- The trigger writes payout.history with its owner's rights, so it is not
+-- for anyone to attach: a superuser grants EXECUTE to the roles whose
+-- tables keep history, and the trigger checks at every statement that the
+-- table's owner still holds it.
+REVOKE ALL ON FUNCTION payout.record_history() FROM PUBLIC;
+
+-- On a Citus cluster, a distributed table's history is kept on the nodes
+-- that hold its shards, naming the distributed table; these two helpers
+-- let the readers below gather it.
+CREATE FUNCTION payout.distribution_column(tbl regclass)
+RETURNS name
+LANGUAGE plpgsql
+STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	result name;
+BEGIN
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+		RETURN NULL;
+	END IF;
+	EXECUTE 'SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
+		FROM pg_catalog.pg_dist_partition p
+		WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1
+		  AND p.partmethod OPERATOR(pg_catalog.<>) ''n'''
+		INTO result USING tbl;
+	RETURN result;
+END
+$$;
+COMMENT ON FUNCTION payout.distribution_column(regclass) IS 'internal: the column Citus distributes the table by, NULL when Citus does not distribute it';
+
+CREATE FUNCTION payout.on_all_nodes(query text)
+RETURNS SETOF json
+LANGUAGE plpgsql
+VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	answer record;
+BEGIN
+	-- Each node answers in a connection of its own, as the caller, and
+	-- sees what is committed there; one node that fails fails the call.
+	IF NOT pg_catalog.has_table_privilege('payout.history', 'SELECT') THEN
+		RAISE EXCEPTION 'permission denied for table history'
+			USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	FOR answer IN EXECUTE 'SELECT nodeid, success, result FROM pg_catalog.run_command_on_all_nodes($1)'
+		USING query
+	LOOP
+		IF NOT answer.success THEN
+			RAISE EXCEPTION 'could not read payout.history on Citus node %', answer.nodeid
+				USING ERRCODE = 'external_routine_exception', DETAIL = answer.result,
+					  HINT = 'Citus does not pass on grants on the extension''s tables: grant SELECT on payout.history on every node, with run_command_on_all_nodes().';
+		END IF;
+		RETURN NEXT answer.result::json;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION payout.on_all_nodes(text) IS 'internal: runs a query of payout.history returning one json value on every Citus node, as the caller';
+
+-- On a distributed table, one query per node, whose rows are ordered by
+-- clock_time: ids come from each node's own sequence.
+CREATE FUNCTION payout.timeline(tbl regclass, key text)
+RETURNS SETOF payout.history
+LANGUAGE plpgsql
+STABLE STRICT PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF payout.distribution_column(tbl) IS NOT NULL THEN
+		RETURN QUERY
+		SELECT h.*
+		FROM payout.on_all_nodes(format(
+				-- tbl travels as this node's qualified name: the caller's
+				-- search_path may not find the name a node prints.
+				'SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_set(pg_catalog.to_jsonb(h),'
+				' ''{tbl}'', pg_catalog.to_jsonb(%1$L::text))), ''[]'')::pg_catalog.json'
+				' FROM payout.history h'
+				' WHERE h.tbl OPERATOR(pg_catalog.=) %1$L::pg_catalog.regclass'
+				' AND h.key OPERATOR(pg_catalog.=) %2$L',
+				tbl, key)) AS n(rows),
+			 json_populate_recordset(NULL::payout.history, n.rows) AS h
+		ORDER BY h.clock_time, h.id;
+		RETURN;
+	END IF;
+	RETURN QUERY
+	SELECT h.* FROM payout.history h
+	WHERE h.tbl OPERATOR(pg_catalog.=) timeline.tbl
+	  AND h.key OPERATOR(pg_catalog.=) timeline.key
+	ORDER BY h.id;
+END
+$$;
+COMMENT ON FUNCTION payout.timeline(regclass, text) IS 'one payout''s recorded changes, oldest first (on a Citus distributed table, from every node)';
+
+-- In PL/pgSQL, with EXECUTE: each call is planned for its own range, so a
+-- narrow one reads the BRIN index on clock_time and not the whole history
+-- (a SQL function's generic plan cannot tell a minute from ten years).
+CREATE FUNCTION payout.transition_counts(tbl regclass,
+										 since timestamptz DEFAULT '-infinity',
+										 until timestamptz DEFAULT 'infinity')
+RETURNS TABLE (from_status payout.status, to_status payout.status,
+			   payouts bigint, changes bigint)
+LANGUAGE plpgsql
+STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF payout.distribution_column(tbl) IS NOT NULL THEN
+		-- A payout's changes can be on two nodes after its shard moved: the
+		-- nodes count by payout, and the payouts are counted here.
+		RETURN QUERY
+		SELECT c.old_status, c.new_status, count(DISTINCT c.key), sum(c.n)::bigint
+		FROM payout.on_all_nodes(format(
+				'SELECT coalesce(pg_catalog.json_agg(c), ''[]''::pg_catalog.json) FROM ('
+				'SELECT h.old_status, h.new_status, h.key, pg_catalog.count(*) AS n'
+				' FROM payout.history h'
+				' WHERE h.tbl OPERATOR(pg_catalog.=) %L::pg_catalog.regclass'
+				' AND h.clock_time OPERATOR(pg_catalog.>=) %L::pg_catalog.timestamptz'
+				' AND h.clock_time OPERATOR(pg_catalog.<) %L::pg_catalog.timestamptz'
+				' AND h.old_status IS DISTINCT FROM h.new_status'
+				' GROUP BY h.old_status, h.new_status, h.key) c',
+				tbl, since, until)) AS n(rows),
+			 json_to_recordset(n.rows) AS c(old_status payout.status, new_status payout.status,
+											key text, n bigint)
+		GROUP BY c.old_status, c.new_status
+		ORDER BY c.old_status NULLS FIRST, c.new_status;
+		RETURN;
+	END IF;
+	RETURN QUERY EXECUTE
+		'SELECT h.old_status, h.new_status, count(DISTINCT h.key), count(*)
+		 FROM payout.history h
+		 WHERE h.tbl OPERATOR(pg_catalog.=) $1
+		   AND h.clock_time OPERATOR(pg_catalog.>=) $2
+		   AND h.clock_time OPERATOR(pg_catalog.<) $3
+		   AND h.old_status IS DISTINCT FROM h.new_status
+		 GROUP BY h.old_status, h.new_status
+		 ORDER BY h.old_status NULLS FIRST, h.new_status'
+		USING tbl, since, until;
+END
+$$;
+COMMENT ON FUNCTION payout.transition_counts(regclass, timestamptz, timestamptz) IS 'how many payouts took each edge (from NULL: created) in [since, until), from payout.history (on a Citus distributed table, from every node)';
+
+------------------------------------------------------------------------------
+-- The graph as a picture.
+------------------------------------------------------------------------------
+
+CREATE FUNCTION payout.graph_mermaid()
+RETURNS text
+LANGUAGE sql
+STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT 'stateDiagram-v2' || E'\n'
+		   || coalesce(string_agg('    ' || line || E'\n', '' ORDER BY part, a NULLS FIRST, b), '')
+	FROM (
+		SELECT 1 AS part, t.from_status AS a, t.to_status AS b,
+			   coalesce(t.from_status::text, '[*]') || ' --> ' || t.to_status::text AS line
+		FROM payout.transition t
+		UNION ALL
+		SELECT DISTINCT 2, t.to_status, NULL::payout.status, t.to_status::text || ' --> [*]'
+		FROM payout.transition t
+		WHERE payout.is_final(t.to_status)
+	) AS lines
+$$;
+COMMENT ON FUNCTION payout.graph_mermaid() IS 'the live transition graph as a Mermaid stateDiagram-v2: [*] --> initial statuses, final statuses --> [*]';
+
+CREATE FUNCTION payout.graph_dot()
+RETURNS text
+LANGUAGE sql
+STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT 'digraph payout {' || E'\n'
+		   || E'    rankdir=LR;\n    node [shape=box, style=rounded];\n    start [shape=point];\n'
+		   || coalesce(string_agg('    ' || line || E'\n', '' ORDER BY part, a NULLS FIRST, b), '')
+		   || '}' || E'\n'
+	FROM (
+		SELECT 1 AS part, s AS a, NULL::payout.status AS b,
+			   s::text || CASE WHEN payout.is_final(s) THEN ' [peripheries=2];' ELSE ';' END AS line
+		FROM unnest(enum_range(NULL::payout.status)) AS s
+		WHERE s IN (SELECT t.to_status FROM payout.transition t)
+		   OR s IN (SELECT t.from_status FROM payout.transition t)
+		UNION ALL
+		SELECT 2, t.from_status, t.to_status,
+			   coalesce(t.from_status::text, 'start') || ' -> ' || t.to_status::text || ';'
+		FROM payout.transition t
+	) AS lines
+$$;
+COMMENT ON FUNCTION payout.graph_dot() IS 'the live transition graph in Graphviz DOT: final statuses drawn with a double border, new payouts from the start point';
+
+-- A table's name for messages, unqualified and unquoted, as PostgreSQL's
+-- own messages print it between double quotes.
+CREATE FUNCTION payout.relname(tbl regclass)
+RETURNS name
+LANGUAGE sql
+STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT c.relname FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1
+$$;
+COMMENT ON FUNCTION payout.relname(regclass) IS 'the table''s name, for messages';
+
+CREATE FUNCTION payout.schema_name(tbl regclass)
+RETURNS name
+LANGUAGE sql
+STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+	WHERE c.oid OPERATOR(pg_catalog.=) $1
+$$;
+COMMENT ON FUNCTION payout.schema_name(regclass) IS 'the schema of the table, for the schema field of errors';
+
+-- The type of a column, seen through any number of domains.
+CREATE FUNCTION payout.base_type(tbl regclass, col name)
+RETURNS regtype
+LANGUAGE sql
+STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE t(oid, basetype) AS (
+		SELECT ty.oid, ty.typbasetype
+		FROM pg_attribute a JOIN pg_type ty ON ty.oid OPERATOR(pg_catalog.=) a.atttypid
+		WHERE a.attrelid OPERATOR(pg_catalog.=) $1
+		  AND a.attname OPERATOR(pg_catalog.=) $2
+		  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+		UNION ALL
+		SELECT ty.oid, ty.typbasetype
+		FROM t JOIN pg_type ty ON ty.oid OPERATOR(pg_catalog.=) t.basetype
+	)
+	SELECT t.oid::regtype FROM t WHERE t.basetype OPERATOR(pg_catalog.=) 0
+$$;
+COMMENT ON FUNCTION payout.base_type(regclass, name) IS 'the type of a column, through domains; NULL if there is no such column';
+
+-- Checks that the payout trigger of an attached table (and of each of its
+-- partitions) can guard it: no inheritance children, which the trigger of
+-- a plain table does not cover, and no BEFORE ROW trigger that fires after
+-- it and could change the status it judged.  Called by attach() and by
+-- the event trigger payout.check_ddl().
+CREATE FUNCTION payout.check_guard(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+BEGIN
+	SELECT c.relname AS parent, i.inhrelid::regclass AS child INTO r
+	FROM pg_inherits i JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhparent
+	WHERE i.inhparent OPERATOR(pg_catalog.=) tbl AND c.relkind OPERATOR(pg_catalog.=) 'r'
+	LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'table "%" has inheritance children', r.parent
+			USING ERRCODE = 'feature_not_supported',
+				  DETAIL = format('The payout trigger does not guard the rows of %s, which statements on "%s" reach.', r.child, r.parent),
+				  HINT = 'Partition the table instead, or attach each table of the hierarchy without inheritance.',
+				  SCHEMA = payout.schema_name(tbl), TABLE = r.parent;
+	END IF;
+
+	SELECT c.relname, t.tgname, e.tgname AS ours INTO r
+	FROM (SELECT tbl AS relid, 0 AS level	-- a plain table is no partition tree
+		  UNION SELECT t.relid, t.level FROM pg_partition_tree(tbl) t) p
+		 JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid
+		 JOIN pg_trigger e ON e.tgrelid OPERATOR(pg_catalog.=) p.relid
+		 JOIN pg_trigger t ON t.tgrelid OPERATOR(pg_catalog.=) p.relid
+	WHERE e.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce'
+	  AND t.tgname OPERATOR(pg_catalog.>) e.tgname
+	  AND t.tgenabled OPERATOR(pg_catalog.<>) 'D'
+	  -- ROW (1) and BEFORE (2), for INSERT (4) or UPDATE (16)
+	  AND (t.tgtype::integer OPERATOR(pg_catalog.&) 3) OPERATOR(pg_catalog.=) 3
+	  AND (t.tgtype::integer OPERATOR(pg_catalog.&) 20) OPERATOR(pg_catalog.<>) 0
+	ORDER BY p.level, c.relname, t.tgname
+	LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'trigger "%" on table "%" fires after the payout trigger "%"', r.tgname, r.relname, r.ours
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'A BEFORE ROW trigger that fires after the payout check could change the status it judged.',
+				  HINT = format('Rename the trigger so that its name sorts before "%s", or disable it.', r.ours),
+				  TABLE = r.relname;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION payout.check_guard(regclass) IS 'internal: checks that the payout trigger of the table can guard every row of it';
+
+-- The same checks, made at every DDL command that could break them on an
+-- attached table: a trigger created, renamed or enabled, a table created
+-- with INHERITS, changed by ALTER TABLE ... INHERIT, or attached as a
+-- partition.  The trigger itself checks the order once per statement too.
+CREATE FUNCTION payout.check_ddl()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	tbl regclass;
+BEGIN
+	FOR tbl IN
+		WITH touched AS (
+			SELECT CASE WHEN c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::regclass
+						THEN (SELECT t.tgrelid FROM pg_trigger t WHERE t.oid OPERATOR(pg_catalog.=) c.objid)
+						ELSE c.objid END AS relid
+			FROM pg_event_trigger_ddl_commands() c
+			WHERE c.classid IN ('pg_catalog.pg_class'::regclass, 'pg_catalog.pg_trigger'::regclass)
+		), near AS (
+			SELECT t.relid FROM touched t
+			UNION SELECT i.inhparent FROM touched t JOIN pg_inherits i ON i.inhrelid OPERATOR(pg_catalog.=) t.relid
+			UNION SELECT i.inhrelid FROM touched t JOIN pg_inherits i ON i.inhparent OPERATOR(pg_catalog.=) t.relid
+		)
+		SELECT DISTINCT n.relid::regclass FROM near n
+		WHERE EXISTS (SELECT FROM pg_trigger e
+					  WHERE e.tgrelid OPERATOR(pg_catalog.=) n.relid
+						AND e.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce')
+	LOOP
+		PERFORM payout.check_guard(tbl);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION payout.check_ddl() IS 'event trigger: refuses DDL that would let rows of an attached table escape the payout trigger';
+
+CREATE EVENT TRIGGER payout_check_ddl ON ddl_command_end
+	WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER')
+	EXECUTE FUNCTION payout.check_ddl();
+
+-- attach, detach, attachment, claim and expire run with the caller's
+-- rights: CREATE TRIGGER, DROP TRIGGER and UPDATE check that the caller may
+-- change the table, so they stay executable by PUBLIC (a table owner
+-- attaches to their own table only; a processor claims from the tables it
+-- may update).  History needs more: the owner of the table must hold
+-- EXECUTE on payout.record_history().
+CREATE FUNCTION payout.attach(tbl regclass,
+							  status_column name DEFAULT 'status',
+							  resolution_column name DEFAULT 'resolution',
+							  notify boolean DEFAULT false,
+							  history boolean DEFAULT true,
+							  delete_unfinished boolean DEFAULT false,
+							  autoprocess_column name DEFAULT 'autoprocess',
+							  indexes boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	relkind "char";
+	relname name;
+	persistence "char";
+	owner regrole;
+	coltype regtype;
+	wanted regtype;
+	args text;
+	changed text;
+	parent_trigger oid;
+	col name;
+	key_types text;
+	unsafe_triggers text;
+BEGIN
+	IF tbl IS NULL OR status_column IS NULL OR notify IS NULL OR history IS NULL
+	   OR delete_unfinished IS NULL OR indexes IS NULL THEN
+		RAISE EXCEPTION 'table, status column, notify, history, delete_unfinished and indexes must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+
+	SELECT c.relkind, c.relname, c.relpersistence, c.relowner::regrole
+	INTO relkind, relname, persistence, owner
+	FROM pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+	IF relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION '"%" is not a table', relname
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = 'The payout trigger can only be attached to tables and partitioned tables.';
+	END IF;
+
+	-- The triggers of a Citus distributed table fire on its shards, on
+	-- every worker: each must read the same graph, which Citus keeps on
+	-- every node only as reference tables.
+	IF payout.distribution_column(tbl) IS NOT NULL THEN
+		EXECUTE 'SELECT pg_catalog.string_agg(c.t, '' and '' ORDER BY c.t)
+			FROM (VALUES (''payout.transition''), (''payout.provider_code'')) AS c(t)
+			WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p
+				WHERE p.logicalrelid OPERATOR(pg_catalog.=) c.t::pg_catalog.regclass
+				  AND p.partmethod OPERATOR(pg_catalog.=) ''n''
+				  AND p.repmodel OPERATOR(pg_catalog.=) ''t'')'
+			INTO col;
+		IF col IS NOT NULL THEN
+			RAISE EXCEPTION 'table "%" is distributed by Citus, but % is not a reference table', relname, col
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'Its triggers run on the workers, and each worker must read the graph and the provider codes the coordinator has.',
+					  HINT = 'As a superuser, with SET citus.enable_unsafe_triggers = on: SELECT create_reference_table(''payout.transition''); SELECT create_reference_table(''payout.provider_code'');';
+		END IF;
+		-- Citus refuses triggers on distributed tables unless told that they
+		-- are safe on a shard: payout's read nothing but the row and this
+		-- node's own tables.  On for this call only.
+		unsafe_triggers := current_setting('citus.enable_unsafe_triggers');
+		PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+	END IF;
+
+	SELECT t.tgparentid INTO parent_trigger FROM pg_trigger t
+	WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+	  AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce';
+	IF FOUND THEN
+		RAISE EXCEPTION 'table "%" already has the payout trigger', relname
+			USING ERRCODE = 'duplicate_object',
+				  HINT = CASE WHEN parent_trigger OPERATOR(pg_catalog.=) 0
+							  THEN 'Call payout.detach() first to change its columns.'
+							  ELSE 'It is inherited from the partitioned table the partition belongs to.' END;
+	END IF;
+
+	-- The same checks the trigger makes at its first row, made now so that
+	-- a mistake shows at attach time.
+	FOR col, wanted IN
+		SELECT * FROM (VALUES (status_column, 'payout.status'::regtype),
+							  (resolution_column, 'payout.resolution'::regtype),
+							  (autoprocess_column, 'pg_catalog.bool'::regtype)) AS v
+	LOOP
+		CONTINUE WHEN col IS NULL;
+		coltype := payout.base_type(tbl, col);
+		IF coltype IS NULL THEN
+			-- The default resolution and autoprocess names are optional:
+			-- such a table has no resolution, or only automatic payouts.
+			IF wanted OPERATOR(pg_catalog.=) 'payout.resolution'::regtype
+			   AND col OPERATOR(pg_catalog.=) 'resolution' THEN
+				resolution_column := NULL;
+				CONTINUE;
+			END IF;
+			IF wanted OPERATOR(pg_catalog.=) 'pg_catalog.bool'::regtype
+			   AND col OPERATOR(pg_catalog.=) 'autoprocess' THEN
+				autoprocess_column := NULL;
+				CONTINUE;
+			END IF;
+			RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, relname
+				USING ERRCODE = 'undefined_column',
+					  SCHEMA = payout.schema_name(tbl), TABLE = relname;
+		END IF;
+		IF coltype OPERATOR(pg_catalog.<>) wanted THEN
+			RAISE EXCEPTION 'column "%" of relation "%" must be of type %', col, relname, wanted
+				USING ERRCODE = 'datatype_mismatch',
+					  DETAIL = format('It is of type %s.', coltype),
+					  SCHEMA = payout.schema_name(tbl), TABLE = relname, COLUMN = col;
+		END IF;
+		-- A generated column is computed after BEFORE triggers: the trigger
+		-- would judge a value that is not the one stored.
+		IF EXISTS (SELECT FROM pg_attribute a
+				   WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+					 AND a.attname OPERATOR(pg_catalog.=) col
+					 AND a.attgenerated OPERATOR(pg_catalog.<>) '') THEN
+			RAISE EXCEPTION 'column "%" of relation "%" is a generated column', col, relname
+				USING ERRCODE = 'wrong_object_type',
+					  DETAIL = 'PostgreSQL computes generated columns after BEFORE triggers, so the payout trigger cannot judge them.',
+					  SCHEMA = payout.schema_name(tbl), TABLE = relname, COLUMN = col;
+		END IF;
+	END LOOP;
+
+	IF history THEN
+		IF persistence OPERATOR(pg_catalog.=) 't' THEN
+			RAISE EXCEPTION 'payout history cannot be recorded for temporary table "%"', relname
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'History rows name their table for good; a temporary table does not last.',
+					  HINT = 'Attach temporary tables with history => false.';
+		END IF;
+		IF NOT has_function_privilege(owner, 'payout.record_history()', 'EXECUTE') THEN
+			RAISE EXCEPTION 'payout history is not allowed for table "%"', relname
+				USING ERRCODE = 'insufficient_privilege',
+					  DETAIL = format('Its owner "%s" may not execute function payout.record_history().', pg_get_userbyid(owner)),
+					  HINT = 'A superuser grants EXECUTE on payout.record_history() to the roles whose tables keep history, or attach with history => false.';
+		END IF;
+		IF NOT EXISTS (SELECT FROM pg_index i
+					   WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary) THEN
+			RAISE EXCEPTION 'table "%" has no primary key', relname
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'History records each payout by its primary key.',
+					  HINT = 'Add a primary key, or attach with history => false.';
+		END IF;
+		-- A deferrable key does not identify a row until commit.
+		IF NOT EXISTS (SELECT FROM pg_index i
+					   WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary
+						 AND i.indimmediate) THEN
+			RAISE EXCEPTION 'primary key of table "%" is deferrable', relname
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'History records each payout by its primary key, which must be checked at once.',
+					  HINT = 'Make the primary key NOT DEFERRABLE, or attach with history => false.';
+		END IF;
+		-- History keys are a text no setting changes: payout.history_key()
+		-- refuses the key types that have none, even given NULLs.
+		SELECT string_agg(format('NULL::%s', a.atttypid::regtype), ', ' ORDER BY k.ord)
+		INTO key_types
+		FROM pg_index i
+			 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+			 JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+								AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+		WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary;
+		EXECUTE format('SELECT payout.history_key(%s)', key_types);
+	END IF;
+
+	PERFORM payout.check_guard(tbl);
+
+	args := format('%L, %L', status_column, coalesce(resolution_column, ''));
+	IF notify THEN
+		args := args || ', ''notify''';
+	END IF;
+	IF delete_unfinished THEN
+		args := args || ', ''delete_unfinished''';
+	END IF;
+	IF autoprocess_column IS NOT NULL THEN
+		args := args || format(', %L', 'autoprocess=' OPERATOR(pg_catalog.||) autoprocess_column);
+	END IF;
+
+	-- The name sorts after most trigger names, so that the trigger fires
+	-- after the table's other BEFORE triggers and checks the row that will
+	-- really be stored; a BEFORE ROW trigger sorting after it is refused.
+	EXECUTE format('CREATE TRIGGER zz_payout_enforce'
+				   ' BEFORE INSERT OR UPDATE OR DELETE ON %s'
+				   ' FOR EACH ROW EXECUTE FUNCTION payout.enforce_transition(%s)',
+				   tbl, args);
+
+	IF history THEN
+		args := format('%L, %L', status_column, coalesce(resolution_column, ''));
+		-- The casts see through domains, whose own operators may not exist.
+		changed := format('OLD.%1$I::payout.status IS DISTINCT FROM NEW.%1$I::payout.status',
+						  status_column);
+		IF resolution_column IS NOT NULL THEN
+			changed := changed || format(' OR OLD.%1$I::payout.resolution IS DISTINCT FROM NEW.%1$I::payout.resolution',
+										 resolution_column);
+		END IF;
+		-- AFTER triggers, so that only rows really stored are recorded; the
+		-- WHEN clause keeps updates of other columns from queuing events.
+		EXECUTE format('CREATE TRIGGER zz_payout_history'
+					   ' AFTER INSERT ON %s'
+					   ' FOR EACH ROW EXECUTE FUNCTION payout.record_history(%s)',
+					   tbl, args);
+		EXECUTE format('CREATE TRIGGER zz_payout_history_update'
+					   ' AFTER UPDATE ON %s'
+					   ' FOR EACH ROW WHEN (%s)'
+					   ' EXECUTE FUNCTION payout.record_history(%s)',
+					   tbl, changed, args);
+		EXECUTE format('CREATE TRIGGER zz_payout_history_delete'
+					   ' AFTER DELETE ON %s'
+					   ' FOR EACH ROW EXECUTE FUNCTION payout.record_history(%s)',
+					   tbl, args);
+	END IF;
+	IF indexes THEN
+		PERFORM payout.create_indexes(tbl);
+	END IF;
+	IF unsafe_triggers IS NOT NULL THEN
+		PERFORM set_config('citus.enable_unsafe_triggers', unsafe_triggers, true);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION payout.attach(regclass, name, name, boolean, boolean, boolean, name, boolean) IS 'creates trigger zz_payout_enforce on the table (and, with history, zz_payout_history, zz_payout_history_update and zz_payout_history_delete); notify: NOTIFY payout_ready when an automatic payout becomes READY or is released, payout_manual when a manual one starts waiting; delete_unfinished: let payouts that are not final be deleted; autoprocess_column: the boolean column that marks automatic payouts; indexes: make the partial indexes of payout.index_plan()';
+
+CREATE FUNCTION payout.detach(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	trigger_name name;
+	parent_trigger oid;
+	unsafe_triggers text;
+BEGIN
+	IF tbl IS NULL THEN
+		RAISE EXCEPTION 'table must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT t.tgparentid INTO parent_trigger FROM pg_trigger t
+	WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+	  AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce';
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table "%" has no payout trigger', payout.relname(tbl)
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF parent_trigger OPERATOR(pg_catalog.<>) 0 THEN
+		RAISE EXCEPTION 'the payout trigger of partition "%" is inherited', payout.relname(tbl)
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Detach it from the partitioned table.';
+	END IF;
+	-- As in attach(): Citus lets triggers of distributed tables be
+	-- dropped only when told they are safe.
+	IF payout.distribution_column(tbl) IS NOT NULL THEN
+		unsafe_triggers := current_setting('citus.enable_unsafe_triggers');
+		PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+	END IF;
+	EXECUTE format('DROP TRIGGER zz_payout_enforce ON %s', tbl);
+	FOR trigger_name IN
+		SELECT t.tgname FROM pg_trigger t
+		WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+		  AND t.tgname IN ('zz_payout_history', 'zz_payout_history_update',
+						   'zz_payout_history_delete')
+		  AND t.tgparentid OPERATOR(pg_catalog.=) 0
+	LOOP
+		EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, tbl);
+	END LOOP;
+	IF unsafe_triggers IS NOT NULL THEN
+		PERFORM set_config('citus.enable_unsafe_triggers', unsafe_triggers, true);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION payout.detach(regclass) IS 'drops the triggers that payout.attach created; the table''s history stays';
+
+-- Checks that the column the payout trigger of tbl names as its status or
+-- resolution column (what) still exists with its type.
+CREATE FUNCTION payout.check_column(tbl regclass, col name, typ regtype, what text)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	coltype regtype := payout.base_type(tbl, col);
+	relname name;
+	nspname name;
+BEGIN
+	IF coltype IS NOT NULL AND coltype OPERATOR(pg_catalog.=) typ THEN
+		RETURN;
+	END IF;
+	relname := payout.relname(tbl);
+	nspname := payout.schema_name(tbl);
+	IF coltype IS NULL THEN
+		RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, relname
+			USING ERRCODE = 'undefined_column',
+				  DETAIL = format('The payout trigger of table "%s" names it as its %s column.',
+								  relname, what),
+				  HINT = 'Detach the table with payout.detach() and attach it again with payout.attach(), naming its columns as they are now.',
+				  SCHEMA = nspname, TABLE = relname;
+	END IF;
+	RAISE EXCEPTION 'column "%" of relation "%" must be of type %', col, relname, typ
+		USING ERRCODE = 'datatype_mismatch',
+			  DETAIL = format('It is of type %s.', coltype),
+			  SCHEMA = nspname, TABLE = relname, COLUMN = col;
+END
+$$;
+COMMENT ON FUNCTION payout.check_column(regclass, name, regtype, text) IS 'internal: checks that a column the payout trigger names still exists with its type';
+
+CREATE FUNCTION payout.attachment(tbl regclass,
+								  OUT status_column name,
+								  OUT resolution_column name,
+								  OUT notify boolean,
+								  OUT history boolean,
+								  OUT delete_unfinished boolean,
+								  OUT autoprocess_column name)
+RETURNS record
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	nargs integer;
+	raw bytea;
+	args text[] := '{}';
+	pos integer;
+BEGIN
+	SELECT t.tgnargs, t.tgargs INTO nargs, raw FROM pg_trigger t
+	WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+	  AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_enforce';
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table "%" has no payout trigger', payout.relname(tbl)
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Attach it with payout.attach().';
+	END IF;
+
+	-- tgargs holds the arguments, each ended by a zero byte.
+	FOR i IN 1 .. nargs LOOP
+		pos := position('\x00'::bytea IN raw);
+		args := args || convert_from(substring(raw FROM 1 FOR pos OPERATOR(pg_catalog.-) 1),
+									 current_setting('server_encoding'));
+		raw := substring(raw FROM pos OPERATOR(pg_catalog.+) 1);
+	END LOOP;
+
+	status_column := coalesce(args[1], 'status');
+	IF nargs OPERATOR(pg_catalog.>=) 2 THEN
+		resolution_column := nullif(args[2], '');
+	ELSIF EXISTS (SELECT FROM pg_attribute a
+				  WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+					AND a.attname OPERATOR(pg_catalog.=) 'resolution'
+					AND NOT a.attisdropped) THEN
+		resolution_column := 'resolution';
+	END IF;
+	notify := coalesce('notify' OPERATOR(pg_catalog.=) ANY (args[3:]), false);
+	delete_unfinished := coalesce('delete_unfinished' OPERATOR(pg_catalog.=) ANY (args[3:]), false);
+	SELECT substring(a FROM 13) INTO autoprocess_column
+	FROM unnest(args[3:]) AS a WHERE a LIKE 'autoprocess=%';
+	history := EXISTS (SELECT FROM pg_trigger t
+					   WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+						 AND t.tgname OPERATOR(pg_catalog.=) 'zz_payout_history');
+
+	-- A column renamed, dropped or retyped since attach: say so here, for
+	-- claim() and expire() too, rather than fail in their queries.
+	PERFORM payout.check_column(tbl, status_column, 'payout.status'::regtype, 'status');
+	IF resolution_column IS NOT NULL THEN
+		PERFORM payout.check_column(tbl, resolution_column, 'payout.resolution'::regtype, 'resolution');
+	END IF;
+	IF autoprocess_column IS NOT NULL THEN
+		PERFORM payout.check_column(tbl, autoprocess_column, 'pg_catalog.bool'::regtype, 'autoprocess');
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION payout.attachment(regclass) IS 'how the payout trigger is attached to the table: its status, resolution and autoprocess columns and options';
+
+-- The primary key of table tbl as a column list, each column qualified by
+-- alias when one is given, and the expression of its key text, the
+-- canonical text payout.history records.
+CREATE FUNCTION payout.primary_key(tbl regclass, alias text,
+								   OUT columns text, OUT key_text text)
+RETURNS record
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n integer;
+BEGIN
+	SELECT string_agg(CASE WHEN alias IS NULL THEN ''
+						   ELSE quote_ident(alias) OPERATOR(pg_catalog.||) '.' END
+					  OPERATOR(pg_catalog.||) quote_ident(a.attname),
+					  ', ' ORDER BY k.ord),
+		   count(*)
+	INTO columns, n
+	FROM pg_index i
+		 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+		 JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+							AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+	WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary;
+
+	IF n OPERATOR(pg_catalog.=) 0 THEN
+		RAISE EXCEPTION 'table "%" has no primary key', payout.relname(tbl)
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'Payouts are identified by their primary key.';
+	END IF;
+	key_text := 'payout.history_key(' OPERATOR(pg_catalog.||) columns OPERATOR(pg_catalog.||) ')';
+END
+$$;
+COMMENT ON FUNCTION payout.primary_key(regclass, text) IS 'the table''s primary key columns (qualified by alias) and the expression of its key text, as payout.history records it';
+
+-- The statements payout.claim() and payout.expire() run, built in one
+-- place, so that payout.check() asks the planner about the very queries
+-- the functions run.  claim_query returns the keys of at most $1 payouts
+-- as a text array; expire_query the number of payouts older than $1 it
+-- expired, at most $2.
+CREATE FUNCTION payout.claim_filter(tbl regclass, manual boolean)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	att record := payout.attachment(tbl);
+	filter text := '';
+BEGIN
+	IF att.resolution_column IS NOT NULL THEN
+		filter := format(' AND NOT payout.requires_moderation(%I, %I)',
+						 att.status_column, att.resolution_column);
+	END IF;
+	-- Processors take automatic payouts; operators, manual ones (autoprocess
+	-- false or NULL), which the trigger lets only them move on.
+	IF att.autoprocess_column IS NOT NULL THEN
+		filter := filter || format(CASE WHEN manual THEN ' AND %I IS NOT TRUE'
+										ELSE ' AND %I IS TRUE' END,
+								   att.autoprocess_column);
+	ELSIF manual THEN
+		filter := filter || ' AND false';
+	END IF;
+	RETURN format(' WHERE %I::payout.status = ''READY''', att.status_column) || filter;
+END
+$$;
+COMMENT ON FUNCTION payout.claim_filter(regclass, boolean) IS 'internal: the WHERE clause of the payouts payout.claim() may take';
+
+CREATE FUNCTION payout.claim_query(tbl regclass, manual boolean DEFAULT false,
+								   only_column name DEFAULT NULL,
+								   only_keys text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	att record := payout.attachment(tbl);
+	pk record := payout.primary_key(tbl, NULL);
+	tpk record := payout.primary_key(tbl, 't');
+	cpk record := payout.primary_key(tbl, 'c');
+	in_shard text := '';
+	tonly text := '';
+BEGIN
+	-- only_column = ANY (only_keys): the payouts of one Citus shard.
+	IF only_column IS NOT NULL THEN
+		in_shard := format(' AND %I OPERATOR(pg_catalog.=) ANY (%s)', only_column, only_keys);
+		tonly := format(' AND t.%I OPERATOR(pg_catalog.=) ANY (%s)', only_column, only_keys);
+	END IF;
+	RETURN format(
+		'WITH claimed AS ('
+		'UPDATE %1$s t SET %2$I = ''INVOKING'''
+		' FROM (SELECT %3$s FROM %1$s'
+		'%4$s%8$s'
+		' ORDER BY %3$s LIMIT $1 FOR UPDATE SKIP LOCKED) c'
+		' WHERE (%5$s) = (%6$s)%9$s'
+		' RETURNING %7$s AS key)'
+		' SELECT coalesce(array_agg(key), ''{}'') FROM claimed',
+		tbl, att.status_column, pk.columns, payout.claim_filter(tbl, manual),
+		tpk.columns, cpk.columns, tpk.key_text, in_shard, tonly);
+END
+$$;
+COMMENT ON FUNCTION payout.claim_query(regclass, boolean, name, text) IS 'internal: the statement payout.claim() runs for one batch of $1 payouts (with only_column, of those whose only_column is in the array only_keys)';
+
+CREATE FUNCTION payout.expire_query(tbl regclass, since_column name DEFAULT 'created_at',
+									only_column name DEFAULT NULL,
+									only_keys text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	att record := payout.attachment(tbl);
+	pk record := payout.primary_key(tbl, NULL);
+	tpk record := payout.primary_key(tbl, 't');
+	cpk record := payout.primary_key(tbl, 'c');
+	filter text := '';
+	tonly text := '';
+BEGIN
+	IF att.resolution_column IS NOT NULL THEN
+		filter := format(' AND NOT payout.requires_moderation(%I, %I)',
+						 att.status_column, att.resolution_column);
+	END IF;
+	-- only_column = ANY (only_keys): the payouts of one Citus shard.
+	IF only_column IS NOT NULL THEN
+		filter := filter || format(' AND %I OPERATOR(pg_catalog.=) ANY (%s)', only_column, only_keys);
+		tonly := format(' AND t.%I OPERATOR(pg_catalog.=) ANY (%s)', only_column, only_keys);
+	END IF;
+	RETURN format(
+		'WITH expired AS ('
+		'UPDATE %1$s t SET %2$I = ''EXPIRED'''
+		' FROM (SELECT %3$s FROM %1$s'
+		' WHERE %2$I::payout.status IN (''CREATED'', ''READY'', ''PENDING'')%4$s'
+		' AND payout.can_transition(%2$I, ''EXPIRED'')'
+		' AND %5$I < now() - $1'
+		' ORDER BY %5$I LIMIT $2 FOR UPDATE SKIP LOCKED) c'
+		' WHERE (%6$s) = (%7$s)%8$s'
+		' RETURNING 1)'
+		' SELECT count(*) FROM expired',
+		tbl, att.status_column, pk.columns, filter, since_column,
+		tpk.columns, cpk.columns, tonly);
+END
+$$;
+COMMENT ON FUNCTION payout.expire_query(regclass, name, name, text) IS 'internal: the statement payout.expire() runs for one batch of at most $2 payouts older than $1 (with only_column, of those whose only_column is in the array only_keys)';
+
+-- The partial indexes that payout.claim(), payout.expire(), the moderation
+-- queue and the operators' queue need to cost in proportion to what they
+-- return rather than to the table, as attach(..., indexes => true) makes
+-- them.  Each is (name, columns, predicate, what it serves); an index the
+-- table cannot have (no created_at, no resolution or autoprocess column)
+-- is left out.
+CREATE FUNCTION payout.index_plan(tbl regclass,
+								  OUT name name, OUT columns text,
+								  OUT predicate text, OUT serves text)
+RETURNS SETOF record
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	att record := payout.attachment(tbl);
+	base text := left(payout.relname(tbl), 40);
+	pk text;
+	since boolean := payout.base_type(tbl, 'created_at') IN
+		('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype);
+BEGIN
+	IF EXISTS (SELECT FROM pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary) THEN
+		pk := (payout.primary_key(tbl, NULL)).columns;
+		RETURN QUERY SELECT (base || '_payout_ready')::name, pk,
+			format('%I::payout.status = ''READY''', att.status_column),
+			'payout.claim()'::text;
+	END IF;
+	IF since THEN
+		RETURN QUERY SELECT (base || '_payout_expiring')::name, 'created_at'::text,
+			format('%I::payout.status IN (''CREATED'', ''READY'', ''PENDING'')', att.status_column),
+			'payout.expire()'::text;
+	END IF;
+	IF att.resolution_column IS NOT NULL THEN
+		RETURN QUERY SELECT (base || '_payout_held')::name,
+			format('%I', att.resolution_column) || CASE WHEN since THEN ', created_at' ELSE '' END,
+			format('payout.requires_moderation(%I, %I)', att.status_column, att.resolution_column),
+			'the moderation queue'::text;
+	END IF;
+	IF att.autoprocess_column IS NOT NULL THEN
+		RETURN QUERY SELECT (base || '_payout_manual')::name,
+			CASE WHEN since THEN 'created_at' ELSE pk END,
+			format('%I::payout.status = ''READY'' AND %I IS NOT TRUE', att.status_column, att.autoprocess_column),
+			'the operators'' queue and payout.claim(..., manual => true)'::text;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION payout.index_plan(regclass) IS 'internal: the partial indexes attach(..., indexes => true) makes for the table';
+
+CREATE FUNCTION payout.create_indexes(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	ix record;
+	nspname name := payout.schema_name(tbl);
+BEGIN
+	-- An index is made in its table's schema, which takes CREATE there.
+	IF NOT has_schema_privilege(nspname, 'CREATE') THEN
+		RAISE WARNING 'payout.attach() made no index on table "%"', payout.relname(tbl)
+			USING DETAIL = format('Making an index needs the CREATE privilege on schema %s.', quote_ident(nspname)),
+				  HINT = 'SELECT * FROM payout.check(...) lists the indexes the table lacks, and how to make them.';
+		RETURN;
+	END IF;
+	FOR ix IN SELECT * FROM payout.index_plan(tbl) LOOP
+		CONTINUE WHEN EXISTS (
+			SELECT FROM pg_index i JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+			WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND c.relname OPERATOR(pg_catalog.=) ix.name);
+		EXECUTE format('CREATE INDEX %I ON %s (%s) WHERE %s', ix.name, tbl, ix.columns, ix.predicate);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION payout.create_indexes(regclass) IS 'internal: makes the partial indexes of payout.index_plan() that the table lacks';
+
+-- What an attached table lacks.  Each queue is asked of the planner, with
+-- the join settings claim() and expire() run with, and sequential scans
+-- off: served means it reads a partial index of the table (or of each
+-- partition), not the whole table or its primary key.
+CREATE FUNCTION payout.check(tbl regclass,
+							 OUT item text, OUT ok boolean, OUT detail text)
+RETURNS SETOF record
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+DECLARE
+	att record := payout.attachment(tbl);
+	ix record;
+	plan text;
+	used text[];
+	partial boolean;
+	rels oid[];
+BEGIN
+	rels := ARRAY[tbl::oid] || ARRAY(SELECT p.relid::oid FROM pg_partition_tree(tbl) p);
+
+	item := 'primary key';
+	ok := EXISTS (SELECT FROM pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary);
+	detail := CASE WHEN ok THEN 'payouts are named by their key in claims, errors and history'
+				   ELSE 'claim() and history need one: ALTER TABLE ... ADD PRIMARY KEY' END;
+	RETURN NEXT;
+
+	FOR ix IN SELECT * FROM payout.index_plan(tbl) LOOP
+		item := ix.serves;
+		BEGIN
+			IF ix.name LIKE '%\_payout\_ready' THEN
+				EXECUTE 'EXPLAIN (FORMAT JSON) ' || payout.claim_query(tbl, false) INTO plan USING 100;
+			ELSIF ix.name LIKE '%\_payout\_expiring' THEN
+				EXECUTE 'EXPLAIN (FORMAT JSON) ' || payout.expire_query(tbl, 'created_at') INTO plan
+					USING '1 day'::interval, 100;
+			ELSE
+				EXECUTE format('EXPLAIN (FORMAT JSON) SELECT 1 FROM %s WHERE %s ORDER BY %s LIMIT 20',
+							   tbl, ix.predicate, ix.columns) INTO plan;
+			END IF;
+		END;
+		SELECT array_agg(DISTINCT n) INTO used
+		FROM jsonb_path_query(plan::jsonb, 'strict $.**."Index Name"') AS j(v),
+			 LATERAL (SELECT j.v #>> '{}' AS n) AS x;
+		SELECT coalesce(bool_and(i.indpred IS NOT NULL), false) INTO partial
+		FROM pg_class c JOIN pg_index i ON i.indexrelid OPERATOR(pg_catalog.=) c.oid
+		WHERE c.relname OPERATOR(pg_catalog.=) ANY (used)
+		  AND i.indrelid OPERATOR(pg_catalog.=) ANY (rels)
+		  AND NOT i.indisprimary;
+		ok := partial AND NOT plan LIKE '%"Seq Scan"%';
+		detail := CASE WHEN ok THEN 'served by index ' || array_to_string(used, ', ')
+					   ELSE format('no partial index serves it, so it reads the whole table: CREATE INDEX CONCURRENTLY %I ON %s (%s) WHERE %s',
+								   ix.name, tbl, ix.columns, ix.predicate) END;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION payout.check(regclass) IS 'reports what an attached table lacks: its primary key, and a partial index for each of claim(), expire(), the moderation queue and the operators'' queue';
+
+-- The statement joins at most batch payouts back to the table by their
+-- key: a nested loop over the primary key, whatever the table's size, so
+-- the planner is not offered a hash or merge join that would read the whole
+-- table.
+-- On a Citus distributed table, PostgreSQL's row locks are taken only by
+-- a statement routed to one shard.  claim() and expire() then read the
+-- candidates first, without locks, in their order, and run their own
+-- statement once per shard, restricted to that shard's candidates: the
+-- statement locks, checks again and changes rows as on one server, in the
+-- caller's (distributed) transaction.
+CREATE FUNCTION payout.shard_batches(tbl regclass, candidates text, n integer,
+									 tried text[])
+RETURNS TABLE (only_column name, only_keys text, keys text[])
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	coltype text;
+BEGIN
+	only_column := payout.distribution_column(tbl);
+	SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) INTO coltype
+	FROM pg_attribute a
+	WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) only_column;
+	-- candidates: a query of the distribution column's values, as text,
+	-- in the order the payouts are taken, at most $1 of them, none in $2.
+	FOR keys IN EXECUTE format(
+		'SELECT pg_catalog.array_agg(c.v ORDER BY c.o)'
+		' FROM (SELECT v, pg_catalog.row_number() OVER () AS o FROM (%s) AS q(v)) AS c'
+		' GROUP BY pg_catalog.get_shard_id_for_distribution_column(%L, c.v::%s)'
+		' ORDER BY pg_catalog.min(c.o)',
+		candidates, tbl, coltype)
+		USING n, tried
+	LOOP
+		only_keys := format('%L::%s[]', keys, coltype);
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION payout.shard_batches(regclass, text, integer, text[]) IS 'internal: the candidates of a query on a Citus distributed table, one row per shard';
+
+CREATE FUNCTION payout.claim(tbl regclass, batch integer,
+							 manual boolean DEFAULT false)
+RETURNS SETOF text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+DECLARE
+	att record;
+	operators text := coalesce(current_setting('payout.operator_role', true), '');
+	query text;
+	keys text[];
+	dist name;
+	shard record;
+	got text[];
+	tried text[] := '{}';
+	n integer;
+BEGIN
+	IF tbl IS NULL OR manual IS NULL THEN
+		RAISE EXCEPTION 'table and manual must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF batch IS NULL OR batch OPERATOR(pg_catalog.<) 1 THEN
+		RAISE EXCEPTION 'batch must be a positive number of payouts, not %', coalesce(batch::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	att := payout.attachment(tbl);
+
+	-- Manual payouts are the operators'.
+	IF manual THEN
+		IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user)
+		   AND NOT (operators OPERATOR(pg_catalog.<>) ''
+					AND EXISTS (SELECT FROM pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) operators)
+					AND pg_has_role(current_user, operators, 'USAGE')) THEN
+			RAISE EXCEPTION 'only operators claim manual payouts'
+				USING ERRCODE = 'insufficient_privilege',
+					  HINT = CASE WHEN operators OPERATOR(pg_catalog.=) ''
+								  THEN 'Only superusers process manual payouts while payout.operator_role is empty.'
+								  ELSE format('Operators are the members of role "%s" (setting payout.operator_role).', operators) END;
+		END IF;
+		IF att.autoprocess_column IS NULL THEN
+			RETURN;				-- every payout of the table is automatic
+		END IF;
+	END IF;
+
+	dist := payout.distribution_column(tbl);
+	IF dist IS NOT NULL THEN
+		keys := '{}';
+		LOOP
+			n := 0;
+			FOR shard IN SELECT * FROM payout.shard_batches(tbl, format(
+					'SELECT %I::text AS candidate FROM %s%s AND NOT (%I::text OPERATOR(pg_catalog.=) ANY ($2)) ORDER BY %s LIMIT $1',
+					dist, tbl, payout.claim_filter(tbl, manual), dist, (payout.primary_key(tbl, NULL)).columns),
+				batch OPERATOR(pg_catalog.-) pg_catalog.cardinality(keys), tried)
+			LOOP
+				n := n OPERATOR(pg_catalog.+) 1;
+				EXECUTE payout.claim_query(tbl, manual, shard.only_column, shard.only_keys)
+					INTO got USING batch OPERATOR(pg_catalog.-) pg_catalog.cardinality(keys);
+				keys := keys OPERATOR(pg_catalog.||) got;
+				tried := tried OPERATOR(pg_catalog.||) shard.keys;
+				EXIT WHEN pg_catalog.cardinality(keys) OPERATOR(pg_catalog.>=) batch;
+			END LOOP;
+			EXIT WHEN n OPERATOR(pg_catalog.=) 0 OR pg_catalog.cardinality(keys) OPERATOR(pg_catalog.>=) batch;
+		END LOOP;
+		RETURN QUERY SELECT unnest(keys);
+		RETURN;
+	END IF;
+
+	-- SKIP LOCKED: concurrent claims each take other rows, never the same.
+	-- A row that changed after the subquery saw it is checked again
+	-- against the subquery's conditions when it is locked.  A row that
+	-- another transaction moved to another partition after this
+	-- statement's snapshot cannot be locked at all (40001, "tuple to be
+	-- locked was already moved to another partition"): under READ
+	-- COMMITTED a new snapshot no longer sees it, so the claim runs again,
+	-- a few times at most.  The keys are returned only once the claim has
+	-- succeeded.
+	query := payout.claim_query(tbl, manual);
+	FOR attempt IN 1 .. 3 LOOP
+		BEGIN
+			EXECUTE query INTO keys USING batch;
+			EXIT;
+		EXCEPTION WHEN serialization_failure THEN
+			IF attempt OPERATOR(pg_catalog.=) 3
+			   OR current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+				RAISE;
+			END IF;
+		END;
+	END LOOP;
+	RETURN QUERY SELECT unnest(keys);
+END
+$$;
+COMMENT ON FUNCTION payout.claim(regclass, integer, boolean) IS 'moves up to batch READY payouts that are not held to INVOKING and returns their keys: automatic ones, or with manual, manual ones for an operator; concurrent callers never get the same payout';
+
+CREATE FUNCTION payout.expire(tbl regclass, older_than interval,
+							  since_column name DEFAULT 'created_at',
+							  batch_size integer DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+DECLARE
+	att record;
+	coltype regtype;
+	query text;
+	batch integer := coalesce(batch_size, 1000);
+	n bigint;
+	total bigint := 0;
+	dist name;
+	shard record;
+	tried text[] := '{}';
+	found_any boolean;
+BEGIN
+	IF tbl IS NULL OR since_column IS NULL THEN
+		RAISE EXCEPTION 'table and since column must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF older_than IS NULL OR older_than OPERATOR(pg_catalog.<) '0'::interval THEN
+		RAISE EXCEPTION 'older_than must be a non-negative interval, not %', coalesce(older_than::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF batch OPERATOR(pg_catalog.<) 1 THEN
+		RAISE EXCEPTION 'batch_size must be a positive number of payouts, not %', batch
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	att := payout.attachment(tbl);
+	SELECT a.atttypid INTO coltype FROM pg_attribute a
+	WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+	  AND a.attname OPERATOR(pg_catalog.=) since_column
+	  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'column "%" of relation "%" does not exist', since_column, payout.relname(tbl)
+			USING ERRCODE = 'undefined_column',
+				  SCHEMA = payout.schema_name(tbl), TABLE = payout.relname(tbl);
+	END IF;
+	IF coltype NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+		RAISE EXCEPTION 'column "%" of relation "%" must be a timestamp or a date', since_column, payout.relname(tbl)
+			USING ERRCODE = 'datatype_mismatch',
+				  DETAIL = format('It is of type %s.', coltype),
+				  SCHEMA = payout.schema_name(tbl), TABLE = payout.relname(tbl), COLUMN = since_column;
+	END IF;
+	dist := payout.distribution_column(tbl);
+	IF dist IS NOT NULL THEN
+		LOOP
+			found_any := false;
+			FOR shard IN SELECT * FROM payout.shard_batches(tbl, format(
+					'SELECT %I::text AS candidate FROM %s WHERE %I::payout.status IN (''CREATED'', ''READY'', ''PENDING'')'
+					' AND payout.can_transition(%I, ''EXPIRED'')%s'
+					' AND %I < now() - %L::interval'
+					' AND NOT (%I::text OPERATOR(pg_catalog.=) ANY ($2)) ORDER BY %I LIMIT $1',
+					dist, tbl, att.status_column, att.status_column,
+					CASE WHEN att.resolution_column IS NULL THEN ''
+						 ELSE format(' AND NOT payout.requires_moderation(%I, %I)',
+									 att.status_column, att.resolution_column) END,
+					since_column, older_than, dist, since_column),
+				batch, tried)
+			LOOP
+				found_any := true;
+				EXECUTE payout.expire_query(tbl, since_column, shard.only_column, shard.only_keys)
+					INTO n USING older_than, batch;
+				total := total OPERATOR(pg_catalog.+) n;
+				tried := tried OPERATOR(pg_catalog.||) shard.keys;
+			END LOOP;
+			EXIT WHEN batch_size IS NOT NULL OR NOT found_any;
+		END LOOP;
+		RETURN total;
+	END IF;
+
+	-- One batch: the oldest expirable payouts that nobody holds a lock on
+	-- (SKIP LOCKED: a processor's payout is never waited for), locked and
+	-- expired in one statement, so that no payout is locked that is not
+	-- expired.  A row that changed after the snapshot is checked again
+	-- when it is locked; a status the graph does not let expire is left
+	-- alone.  Through the trigger like any other change.
+	query := payout.expire_query(tbl, since_column);
+
+	-- Batches until one comes back short; with batch_size, one batch.  A
+	-- batch that meets a row moved to another partition after its
+	-- snapshot (40001) runs again under READ COMMITTED, a few times at most.
+	LOOP
+		FOR attempt IN 1 .. 3 LOOP
+			BEGIN
+				EXECUTE query INTO n USING older_than, batch;
+				EXIT;
+			EXCEPTION WHEN serialization_failure THEN
+				IF attempt OPERATOR(pg_catalog.=) 3
+				   OR current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+					RAISE;
+				END IF;
+			END;
+		END LOOP;
+		total := total OPERATOR(pg_catalog.+) n;
+		EXIT WHEN batch_size IS NOT NULL OR n OPERATOR(pg_catalog.<) batch;
+	END LOOP;
+	RETURN total;
+END
+$$;
+COMMENT ON FUNCTION payout.expire(regclass, interval, name, integer) IS 'moves CREATED, READY and PENDING payouts older than older_than (by since_column) that are not held and not locked to EXPIRED, oldest first, in batches (batch_size: one batch of at most that many); returns how many';
+
+-- The backlog in batches, each in a transaction of its own, so that no
+-- payout stays locked longer than one batch takes.  A procedure (CALL it
+-- outside a transaction block, as pg_cron does), and so without a SET
+-- clause: its body names everything with its schema.
+CREATE PROCEDURE payout.expire_backlog(tbl regclass, older_than interval,
+									   since_column name DEFAULT 'created_at',
+									   batch_size integer DEFAULT 500)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	IF batch_size IS NULL THEN
+		RAISE EXCEPTION 'batch_size must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	LOOP
+		n := payout.expire(tbl, older_than, since_column, batch_size);
+		COMMIT;
+		EXIT WHEN n OPERATOR(pg_catalog.<) batch_size;
+	END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE payout.expire_backlog(regclass, interval, name, integer) IS 'expires the whole backlog with payout.expire(), one batch per transaction';
