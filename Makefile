@@ -10,6 +10,7 @@ OBJS = \
 	src/move.o \
 	src/payout.o \
 	src/provider.o \
+	src/query_state.o \
 	src/rules.o \
 	src/status.o \
 	src/table_cache.o \

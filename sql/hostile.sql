@@ -135,11 +135,15 @@ RESET timezone;
 RESET datestyle;
 SET timezone = 'UTC';
 SET ROLE regress_hostile_app;
--- d. A legal move is one change, recorded once, under the attached table.
+-- d. A legal move is one change, recorded once, under the attached table;
+-- a move that changes only the key (region is part of it) is recorded as
+-- that key change, linked to the key before it.
 UPDATE shop.pby SET region = 'us', status = 'INVOKING' WHERE id = 3;
 UPDATE shop.pby SET region = 'eu' WHERE id = 3;
 RESET ROLE;
 SELECT * FROM pg_temp.history() WHERE tbl = 'shop.pby'::regclass AND key LIKE '(3,%';
+SELECT key, old_key, old_status, new_status FROM payout.history
+WHERE tbl = 'shop.pby'::regclass AND old_key IS NOT NULL ORDER BY id;
 SELECT tableoid::regclass, * FROM shop.pby ORDER BY id, region;
 
 --

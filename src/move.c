@@ -1,22 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * move.c
- *	  Proving that a row an UPDATE inserts into a partition is a row it
- *	  moved there.
+ *	  Recognising the two halves of a payout that moves to another
+ *	  partition.
  *
  * PostgreSQL carries out an UPDATE that changes a row's partition as a
  * DELETE from the old partition and an INSERT into the new one.  Row
  * triggers see it that way too: BEFORE UPDATE on the old partition, BEFORE
- * DELETE there, then BEFORE INSERT on the new one; after the statement,
- * AFTER DELETE on the old and AFTER INSERT on the new one (no AFTER
- * UPDATE).  Left alone, the enforcement trigger would judge the INSERT as
- * a new payout, and history would record a delete and a new payout.
+ * DELETE there, then BEFORE INSERT on the new one; at the end of the
+ * statement AFTER DELETE on the old and AFTER INSERT on the new one (no
+ * AFTER UPDATE).  Left alone, the enforcement trigger would judge the
+ * INSERT as a new payout, and history would record a delete and a new
+ * payout.
  *
  * Nothing here guesses which INSERT belongs to which UPDATE.  The BEFORE
  * UPDATE path, having judged the change, records the old row version's TID
- * with the verdict; that record is good for exactly one BEFORE INSERT, the
- * next one in the same subtransaction, which is the INSERT half of the
- * move if there is one.  That INSERT passes as a move only when
+ * with the verdict; that record is good for exactly one BEFORE INSERT of
+ * the same query, the next one, which is the INSERT half of the move if
+ * there is one.  That INSERT passes as a move only when
  *	- it comes from the same subtransaction and lands in another partition
  *	  of the same attached table;
  *	- the old row version was deleted by this very subtransaction and
@@ -26,12 +27,31 @@
  *	  and the primary key (compared as datums) of the row the UPDATE
  *	  judged.
  * Anything else is judged as a new payout.  The BEFORE DELETE of the move
- * is recognized by the same record: the very row version just judged.
+ * is recognised by the same record: the very row version just judged.
  *
- * A proven move is queued for the history trigger, whose AFTER INSERT finds
- * it by partition and key datums and records the UPDATE it was.  All of it
- * lives in one memory context and dies with its subtransaction or
- * transaction (RegisterSubXactCallback, RegisterXactCallback).
+ * The record lives in the state of the query (query_state.c), so that a
+ * statement a user trigger runs between the two halves (in a BEFORE DELETE
+ * trigger of the old partition, say, or a BEFORE INSERT trigger of the new
+ * one), in an exception block or not, on this table or another, has its
+ * own and leaves this one alone; and a subtransaction that starts and ends
+ * in between changes nothing.
+ *
+ * History pairs the halves the same way, without remembering anything per
+ * row: the AFTER DELETE of a moved row version is followed, among the
+ * events the history trigger gets in that query, by the AFTER INSERT of its
+ * new version, which PostgreSQL queued right after it.  The deleted half
+ * waits in the query's state for that one event, which must be an insert
+ * by the same transaction and command into the same attached table.  So
+ * that the two halves always reach history together, a move between a
+ * partition that records history and one that does not is refused.
+ *
+ * A logical replication apply worker moves a row without the mark: it
+ * deletes the old version (no BEFORE UPDATE) and inserts the new one
+ * through the root, in one message.  There, a delete from a partition is
+ * recorded as the possible first half of a move, and the INSERT that
+ * follows in the same message is judged as the UPDATE it was on the
+ * publisher.  A delete the rules refuse is refused when its message ends
+ * without that INSERT, at the latest at commit.
  *
  * src/move.c
  *
@@ -44,18 +64,20 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_am.h"
-#include "nodes/pg_list.h"
+#include "replication/logicalworker.h"
 #include "storage/bufmgr.h"
 #include "utils/datum.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 #include "move.h"
+#include "query_state.h"
 #include "rules.h"
 #include "status.h"
 
-/* The key of a row, as datums copied into move_context. */
+/* The key of a row, as datums copied into the query's context. */
 typedef struct RowKey
 {
 	int			nkeys;
@@ -65,7 +87,7 @@ typedef struct RowKey
 	int16		len[INDEX_MAX_KEYS];
 } RowKey;
 
-/* The row version the UPDATE path judged last, on a partition. */
+/* The row version the UPDATE path of a query judged last, on a partition. */
 typedef struct JudgedUpdate
 {
 	bool		valid;
@@ -78,32 +100,64 @@ typedef struct JudgedUpdate
 	int			to;
 	int			newres;
 	bool		automatic;		/* the new row's autoprocess */
+	bool		records_delete; /* the old partition records deletes */
 	RowKey		key;			/* of the new row */
 } JudgedUpdate;
 
-/* A proven move, waiting for the history trigger. */
-typedef struct Move
+/* A row an apply worker deleted from a partition, maybe half a move. */
+typedef struct ApplyDelete
 {
+	bool		valid;
 	SubTransactionId subid;
-	Oid			relid;			/* the new partition */
+	Oid			relid;
+	ItemPointerData tid;
+	Oid			root;
 	int			from;
 	int			oldres;
-	RowKey		key;
-} Move;
+	bool		automatic;
+	bool		records_delete;
+} ApplyDelete;
 
-static MemoryContext move_context = NULL;
-static MemoryContext judged_context = NULL;
-static JudgedUpdate judged;
-static List *moves = NIL;
+/* The deleted half of a move, waiting for history to record the move. */
+typedef struct MovedRow
+{
+	bool		valid;
+	TransactionId xid;			/* that deleted it */
+	CommandId	cid;
+	PayoutMovedRow row;			/* its key in keybuf */
+	text	   *keybuf;			/* reused from move to move */
+	Size		keybufsize;
+} MovedRow;
 
+typedef struct PayoutMoveState
+{
+	JudgedUpdate judged;
+	ApplyDelete apply;
+	MemoryContextCallback apply_callback;
+	bool		apply_callback_set;
+	/* the apply worker's delete that a proven INSERT made half a move */
+	Oid			apply_moved_relid;
+	ItemPointerData apply_moved_tid;
+	MovedRow	moved;
+} PayoutMoveState;
+
+/*
+ * The error of an apply worker's delete that the rules refuse, raised when
+ * no INSERT makes it half a move: when its message ends, at the next
+ * payout trigger or before commit.
+ */
+static ErrorData *apply_refusal = NULL;
+static bool apply_refusal_due = false;
+
+static PayoutMoveState *GetMoveState(PayoutQueryState *query);
 static void ReadKey(PayoutTableState *state, Relation rel, HeapTuple tuple,
 					RowKey *key);
 static bool SameKey(const RowKey *a, const RowKey *b);
-static bool OldVersionMoved(void);
+static bool OldVersionMoved(const JudgedUpdate *judged);
+static void CheckHistoryOfMove(Relation rel, Oid from_relid,
+							   bool records_delete, PayoutTableState *state);
+static void ApplyMessageEnded(void *arg);
 static void MoveXactCallback(XactEvent event, void *arg);
-static void MoveSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
-								SubTransactionId parentSubid, void *arg);
-static void ForgetAll(void);
 
 /*
  * PayoutRegisterMoveCallbacks
@@ -113,62 +167,45 @@ void
 PayoutRegisterMoveCallbacks(void)
 {
 	RegisterXactCallback(MoveXactCallback, NULL);
-	RegisterSubXactCallback(MoveSubXactCallback, NULL);
 }
 
-static void
-ForgetAll(void)
-{
-	judged.valid = false;
-	moves = NIL;
-	if (move_context != NULL)
-		MemoryContextReset(move_context);
-	if (judged_context != NULL)
-		MemoryContextReset(judged_context);
-}
-
+/*
+ * MoveXactCallback
+ *		A refused delete still pending fails the commit; the end of the
+ *		transaction forgets it.
+ */
 static void
 MoveXactCallback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			if (apply_refusal != NULL)
+				apply_refusal_due = true;
+			PayoutRaiseApplyRefusal();
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			ForgetAll();
+			/* the ErrorData lived in TopTransactionContext */
+			apply_refusal = NULL;
+			apply_refusal_due = false;
 			break;
 		default:
 			break;
 	}
 }
 
-/*
- * MoveSubXactCallback
- *		A move never spans the end of a subtransaction: forget the judged
- *		row, and the queued moves of the subtransaction that ends (its
- *		statements' AFTER triggers have fired; what is left belongs to a
- *		table without history, or to a rolled-back statement).
- */
-static void
-MoveSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
-					SubTransactionId parentSubid, void *arg)
+static PayoutMoveState *
+GetMoveState(PayoutQueryState *query)
 {
-	ListCell   *lc;
-
-	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
-		return;
-	judged.valid = false;
-	foreach(lc, moves)
-	{
-		Move	   *move = (Move *) lfirst(lc);
-
-		if (move->subid == mySubid)
-			moves = foreach_delete_current(moves, lc);
-	}
-	if (moves == NIL && move_context != NULL)
-		MemoryContextReset(move_context);
+	if (query->moves == NULL)
+		query->moves = MemoryContextAllocZero(query->cxt,
+											  sizeof(PayoutMoveState));
+	return query->moves;
 }
 
 /*
@@ -222,65 +259,75 @@ SameKey(const RowKey *a, const RowKey *b)
 /*
  * PayoutRememberUpdate
  *		Record the row version the UPDATE path just let through on a
- *		partition, with the verdict, in case the UPDATE moves it.
+ *		partition, with the verdict, in case the UPDATE moves it.  The
+ *		previous row's record is freed: one record per query at a time.
  */
 void
 PayoutRememberUpdate(PayoutTableState *state, Relation rel,
 					 HeapTuple oldtuple, HeapTuple newtuple,
 					 int from, int oldres)
 {
+	PayoutMoveState *moves = GetMoveState(state->query);
+	JudgedUpdate *judged = &moves->judged;
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	MemoryContext oldcontext;
 	Datum		value;
 	bool		isnull;
+	int			i;
 
-	if (judged_context == NULL)
-		judged_context = AllocSetContextCreate(CacheMemoryContext,
-											   "payout judged update",
-											   ALLOCSET_SMALL_SIZES);
-	else
-		MemoryContextReset(judged_context);
+	for (i = 0; judged->valid && i < judged->key.nkeys; i++)
+	{
+		if (!judged->key.byval[i] && !judged->key.isnull[i])
+			pfree(DatumGetPointer(judged->key.values[i]));
+	}
+	judged->valid = false;
 
-	judged.valid = false;
 	value = heap_getattr(newtuple, state->status_attnum, tupdesc, &isnull);
 	if (isnull)
 		return;
-	judged.to = PayoutEnumIndex(PAYOUT_ENUM_STATUS, DatumGetObjectId(value));
-	judged.newres = PAYOUT_NO_RESOLUTION;
+	judged->to = PayoutEnumIndex(PAYOUT_ENUM_STATUS, DatumGetObjectId(value));
+	judged->newres = PAYOUT_NO_RESOLUTION;
 	if (state->resolution_attnum != InvalidAttrNumber)
 	{
 		value = heap_getattr(newtuple, state->resolution_attnum, tupdesc, &isnull);
 		if (!isnull)
-			judged.newres = PayoutEnumIndex(PAYOUT_ENUM_RESOLUTION,
-											DatumGetObjectId(value));
+			judged->newres = PayoutEnumIndex(PAYOUT_ENUM_RESOLUTION,
+											 DatumGetObjectId(value));
 	}
 
-	judged.automatic = PayoutIsAutomatic(state, rel, newtuple);
-	oldcontext = MemoryContextSwitchTo(judged_context);
-	ReadKey(state, rel, newtuple, &judged.key);
+	judged->automatic = PayoutIsAutomatic(state, rel, newtuple);
+	oldcontext = MemoryContextSwitchTo(state->query->cxt);
+	ReadKey(state, rel, newtuple, &judged->key);
 	MemoryContextSwitchTo(oldcontext);
 
-	judged.subid = GetCurrentSubTransactionId();
-	judged.relid = RelationGetRelid(rel);
-	judged.tid = oldtuple->t_self;
-	judged.root = state->root;
-	judged.from = from;
-	judged.oldres = oldres;
-	judged.valid = true;
+	judged->subid = GetCurrentSubTransactionId();
+	judged->relid = RelationGetRelid(rel);
+	judged->tid = oldtuple->t_self;
+	judged->root = state->root;
+	judged->from = from;
+	judged->oldres = oldres;
+	judged->records_delete = (state->history_events & PAYOUT_HISTORY_DELETE) != 0;
+	judged->valid = true;
 }
 
 /*
  * PayoutIsMoveDelete
  *		Whether a BEFORE DELETE on a partition is the DELETE half of a move:
- *		the row version the UPDATE path judged last, in this subtransaction.
+ *		the row version the UPDATE path of this query judged last, in this
+ *		subtransaction.
  */
 bool
-PayoutIsMoveDelete(Relation rel, HeapTuple oldtuple)
+PayoutIsMoveDelete(PayoutTableState *state, Relation rel, HeapTuple oldtuple)
 {
-	return judged.valid &&
-		judged.subid == GetCurrentSubTransactionId() &&
-		judged.relid == RelationGetRelid(rel) &&
-		ItemPointerEquals(&judged.tid, &oldtuple->t_self);
+	JudgedUpdate *judged;
+
+	if (state->query->moves == NULL)
+		return false;
+	judged = &state->query->moves->judged;
+	return judged->valid &&
+		judged->subid == GetCurrentSubTransactionId() &&
+		judged->relid == RelationGetRelid(rel) &&
+		ItemPointerEquals(&judged->tid, &oldtuple->t_self);
 }
 
 /*
@@ -291,21 +338,21 @@ PayoutIsMoveDelete(Relation rel, HeapTuple oldtuple)
  *		move.  A partition of another table access method proves nothing.
  */
 static bool
-OldVersionMoved(void)
+OldVersionMoved(const JudgedUpdate *judged)
 {
 	Relation	oldrel;
 	HeapTupleData tuple;
 	Buffer		buffer;
 	bool		moved = false;
 
-	oldrel = table_open(judged.relid, AccessShareLock);
+	oldrel = table_open(judged->relid, AccessShareLock);
 	if (oldrel->rd_rel->relam != HEAP_TABLE_AM_OID)
 	{
 		table_close(oldrel, AccessShareLock);
 		return false;
 	}
 
-	tuple.t_self = judged.tid;
+	tuple.t_self = judged->tid;
 	if (heap_fetch(oldrel, SnapshotAny, &tuple, &buffer, false))
 	{
 		HeapTupleHeader htup;
@@ -325,32 +372,58 @@ OldVersionMoved(void)
 }
 
 /*
+ * CheckHistoryOfMove
+ *		Refuse a move between a partition that records the delete and one
+ *		that does not record the insert, or the other way round: history
+ *		would see only one half, and record a delete or a new payout.
+ */
+static void
+CheckHistoryOfMove(Relation rel, Oid from_relid, bool records_delete,
+				   PayoutTableState *state)
+{
+	bool		records_insert = (state->history_events & PAYOUT_HISTORY_INSERT) != 0;
+
+	if (records_delete == records_insert)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("payout cannot move from partition \"%s\" to partition \"%s\"",
+					get_rel_name(from_relid), RelationGetRelationName(rel)),
+			 errdetail("Partition \"%s\" records payout history and partition \"%s\" does not, so history would record the move as %s.",
+					   records_delete ? get_rel_name(from_relid) : RelationGetRelationName(rel),
+					   records_delete ? RelationGetRelationName(rel) : get_rel_name(from_relid),
+					   records_delete ? "a delete" : "a new payout"),
+			 errhint("Enable the payout history triggers on every partition, or on none."),
+			 errtable(rel)));
+}
+
+/*
  * PayoutTakeMove
  *		Whether the row a BEFORE INSERT on a partition is about to insert is
  *		the INSERT half of a move (see the file header).  If so, return the
- *		status and resolution it had before the move, and queue the move
- *		for the history trigger.  Every call uses up the judged row.
+ *		status and resolution it had before the move.  Every call uses up the
+ *		query's judged row.
  */
 bool
 PayoutTakeMove(PayoutTableState *state, Relation rel, HeapTuple newtuple,
 			   int *from, int *oldres)
 {
+	JudgedUpdate *judged;
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	RowKey		key;
 	Datum		value;
 	bool		isnull;
 	int			to;
 	int			newres = PAYOUT_NO_RESOLUTION;
-	MemoryContext oldcontext;
-	Move	   *move;
 
-	if (!judged.valid)
+	if (state->query->moves == NULL || !state->query->moves->judged.valid)
 		return false;
-	judged.valid = false;
+	judged = &state->query->moves->judged;
+	judged->valid = false;
 
-	if (judged.subid != GetCurrentSubTransactionId() ||
-		judged.root != state->root ||
-		judged.relid == RelationGetRelid(rel))
+	if (judged->subid != GetCurrentSubTransactionId() ||
+		judged->root != state->root ||
+		judged->relid == RelationGetRelid(rel))
 		return false;
 
 	value = heap_getattr(newtuple, state->status_attnum, tupdesc, &isnull);
@@ -364,72 +437,216 @@ PayoutTakeMove(PayoutTableState *state, Relation rel, HeapTuple newtuple,
 			newres = PayoutEnumIndex(PAYOUT_ENUM_RESOLUTION,
 									 DatumGetObjectId(value));
 	}
-	if (to != judged.to || newres != judged.newres ||
-		PayoutIsAutomatic(state, rel, newtuple) != judged.automatic)
+	if (to != judged->to || newres != judged->newres ||
+		PayoutIsAutomatic(state, rel, newtuple) != judged->automatic)
 		return false;
 
 	ReadKey(state, rel, newtuple, &key);
-	if (!SameKey(&key, &judged.key) || !OldVersionMoved())
+	if (!SameKey(&key, &judged->key) || !OldVersionMoved(judged))
 		return false;
 
-	*from = judged.from;
-	*oldres = judged.oldres;
+	CheckHistoryOfMove(rel, judged->relid, judged->records_delete, state);
+	*from = judged->from;
+	*oldres = judged->oldres;
+	return true;
+}
 
-	if (state->has_history && state->nkeys > 0)
+/*
+ * ApplyMessageEnded
+ *		Reset callback of the apply worker's message context: a delete the
+ *		rules refuse that no INSERT made half a move is now due.  Only a
+ *		flag: this runs while memory is freed.
+ */
+static void
+ApplyMessageEnded(void *arg)
+{
+	PayoutMoveState *moves = (PayoutMoveState *) arg;
+
+	if (moves->apply.valid && apply_refusal != NULL)
+		apply_refusal_due = true;
+}
+
+/*
+ * PayoutRememberApplyDelete
+ *		In a logical replication apply worker, record a delete from a
+ *		partition as the possible first half of a move.  rule is the rule
+ *		the delete breaks, PAYOUT_RULE_NONE for none: its error waits for
+ *		the end of the message.  Returns false outside an apply worker.
+ */
+bool
+PayoutRememberApplyDelete(PayoutTableState *state, Relation rel,
+						  HeapTuple oldtuple, PayoutChange *change,
+						  PayoutRule rule)
+{
+	PayoutMoveState *moves;
+	MemoryContext oldcontext = CurrentMemoryContext;
+
+	if (!IsLogicalWorker())
+		return false;
+
+	PayoutRaiseApplyRefusal();
+	moves = GetMoveState(state->query);
+	if (rule != PAYOUT_RULE_NONE)
 	{
-		if (move_context == NULL)
-			move_context = AllocSetContextCreate(CacheMemoryContext,
-												 "payout moved rows",
-												 ALLOCSET_DEFAULT_SIZES);
-		oldcontext = MemoryContextSwitchTo(move_context);
-		move = palloc(sizeof(Move));
-		move->subid = GetCurrentSubTransactionId();
-		move->relid = RelationGetRelid(rel);
-		move->from = judged.from;
-		move->oldres = judged.oldres;
-		ReadKey(state, rel, newtuple, &move->key);
-		moves = lappend(moves, move);
-		MemoryContextSwitchTo(oldcontext);
+		PG_TRY();
+		{
+			PayoutReportRule(rule, change, rel, state, oldtuple);
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(TopTransactionContext);
+			apply_refusal = CopyErrorData();
+			FlushErrorState();
+			MemoryContextSwitchTo(oldcontext);
+		}
+		PG_END_TRY();
+		if (!moves->apply_callback_set)
+		{
+			moves->apply_callback.func = ApplyMessageEnded;
+			moves->apply_callback.arg = moves;
+			MemoryContextRegisterResetCallback(state->query->cxt,
+											   &moves->apply_callback);
+			moves->apply_callback_set = true;
+		}
 	}
+
+	moves->apply.subid = GetCurrentSubTransactionId();
+	moves->apply.relid = RelationGetRelid(rel);
+	moves->apply.tid = oldtuple->t_self;
+	moves->apply.root = state->root;
+	moves->apply.from = change->from;
+	moves->apply.oldres = change->oldres;
+	moves->apply.automatic = !change->manual;
+	moves->apply.records_delete = (state->history_events & PAYOUT_HISTORY_DELETE) != 0;
+	moves->apply.valid = true;
+	return true;
+}
+
+/*
+ * PayoutTakeApplyDelete
+ *		Whether the row an apply worker's BEFORE INSERT on a partition is
+ *		about to insert is the second half of a move whose delete the same
+ *		message made: if so, return what the row was before, to be judged as
+ *		the UPDATE it is, and lift the delete's refusal.
+ */
+bool
+PayoutTakeApplyDelete(PayoutTableState *state, Relation rel,
+					  int *from, int *oldres, bool *automatic)
+{
+	PayoutMoveState *moves = state->query->moves;
+
+	if (moves == NULL || !moves->apply.valid)
+		return false;
+	moves->apply.valid = false;
+	if (moves->apply.subid != GetCurrentSubTransactionId() ||
+		moves->apply.root != state->root ||
+		moves->apply.relid == RelationGetRelid(rel))
+		return false;
+
+	CheckHistoryOfMove(rel, moves->apply.relid, moves->apply.records_delete,
+					   state);
+	apply_refusal = NULL;		/* freed with TopTransactionContext */
+	apply_refusal_due = false;
+	*from = moves->apply.from;
+	*oldres = moves->apply.oldres;
+	*automatic = moves->apply.automatic;
+	moves->apply_moved_relid = moves->apply.relid;
+	moves->apply_moved_tid = moves->apply.tid;
+	return true;
+}
+
+/*
+ * PayoutRaiseApplyRefusal
+ *		Raise the error of an apply worker's refused delete whose message
+ *		ended without the INSERT that would have made it half a move.
+ */
+void
+PayoutRaiseApplyRefusal(void)
+{
+	ErrorData  *edata = apply_refusal;
+
+	if (!apply_refusal_due || edata == NULL)
+		return;
+	apply_refusal = NULL;
+	apply_refusal_due = false;
+	ReThrowError(edata);
+}
+
+/*
+ * PayoutStashMovedRow
+ *		At the history trigger's AFTER DELETE of a row version: if it is
+ *		the deleted half of a move (PostgreSQL's mark, or an apply worker's
+ *		delete that a proven INSERT followed), keep what history needs of it
+ *		for the AFTER INSERT of the new version, and return true.  The key
+ *		is copied into a buffer of the query's, reused by the next move:
+ *		nothing is kept per row.
+ */
+bool
+PayoutStashMovedRow(PayoutQueryState *query, Relation rel,
+					HeapTuple oldtuple, const PayoutMovedRow *row)
+{
+	PayoutMoveState *moves = GetMoveState(query);
+	MovedRow   *moved = &moves->moved;
+	HeapTupleHeader htup = oldtuple->t_data;
+
+	if (!HeapTupleHeaderIndicatesMovedPartitions(htup) &&
+		!(moves->apply_moved_relid == RelationGetRelid(rel) &&
+		  ItemPointerEquals(&moves->apply_moved_tid, &oldtuple->t_self)))
+		return false;
+	moves->apply_moved_relid = InvalidOid;
+
+	moved->row = *row;
+	if (row->key != NULL)
+	{
+		Size		size = VARSIZE_ANY(row->key);
+
+		if (size > moved->keybufsize)
+		{
+			if (moved->keybuf != NULL)
+				pfree(moved->keybuf);
+			moved->keybuf = MemoryContextAlloc(query->cxt, size);
+			moved->keybufsize = size;
+		}
+		memcpy(moved->keybuf, row->key, size);
+		moved->row.key = moved->keybuf;
+	}
+	moved->xid = HeapTupleHeaderGetUpdateXid(htup);
+	moved->cid = HeapTupleHeaderGetCmax(htup);
+	moved->valid = true;
 	return true;
 }
 
 /*
  * PayoutTakeMovedRow
- *		Whether the row the history trigger is about to record as inserted
- *		into rel is a proven move; if so, return its status and resolution
- *		before the move and take it off the queue.
- *
- * The row must have been inserted by this transaction, into this
- * partition, with the key of a queued move; the key is unique in the
- * partition, so no other row of the statement can have it.  AFTER INSERT
- * events fire in the order of the inserts, so the move is nearly always
- * at the head of the queue.
+ *		At the history trigger's AFTER INSERT of a row version: if the
+ *		deleted half of a move waits, and this row is its new version (the
+ *		next insert history sees in this query, by the same transaction and
+ *		command, into the same attached table), return the stashed half.
+ *		A stash this row does not match is returned too, as a delete, which
+ *		the caller records first (it cannot happen while moves between
+ *		partitions with and without history are refused); so is a stash
+ *		left when history gets another kind of event (newtuple NULL).  The
+ *		returned key is valid until the next move is stashed.
  */
 bool
-PayoutTakeMovedRow(PayoutTableState *state, Relation rel, HeapTuple newtuple,
-				   int *from, int *oldres)
+PayoutTakeMovedRow(PayoutQueryState *query, HeapTuple newtuple, Oid root,
+				   PayoutMovedRow *row, bool *matched)
 {
-	RowKey		key;
-	ListCell   *lc;
+	MovedRow   *moved;
+	HeapTupleHeader htup;
 
-	if (moves == NIL ||
-		!TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(newtuple->t_data)))
+	*matched = false;
+	if (query->moves == NULL || !query->moves->moved.valid)
 		return false;
+	moved = &query->moves->moved;
+	moved->valid = false;
+	*row = moved->row;
 
-	ReadKey(state, rel, newtuple, &key);
-	foreach(lc, moves)
-	{
-		Move	   *move = (Move *) lfirst(lc);
-
-		if (move->relid != RelationGetRelid(rel) || !SameKey(&move->key, &key))
-			continue;
-		*from = move->from;
-		*oldres = move->oldres;
-		moves = foreach_delete_current(moves, lc);
-		if (moves == NIL)
-			MemoryContextReset(move_context);
+	if (newtuple == NULL)
 		return true;
-	}
-	return false;
+	htup = newtuple->t_data;
+	*matched = moved->row.root == root &&
+		TransactionIdEquals(HeapTupleHeaderGetRawXmin(htup), moved->xid) &&
+		HeapTupleHeaderGetCmin(htup) == moved->cid;
+	return true;
 }
