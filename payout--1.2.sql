@@ -454,6 +454,19 @@ AS 'MODULE_PATHNAME', 'payout_next_statuses'
 LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION payout.next_statuses(payout.status) IS 'statuses reachable in one step, in enum order; for NULL, the statuses a new payout may start in';
 
+-- Who may do what, as the trigger asks it.
+CREATE FUNCTION payout.is_moderator()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'payout_is_moderator'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payout.is_moderator() IS 'true if the current user may release or end payouts held for moderation: a superuser, or a role with the privileges of payout.moderator_role';
+
+CREATE FUNCTION payout.is_operator()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'payout_is_operator'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payout.is_operator() IS 'true if the current user may process manual payouts and turn autoprocess on: a superuser, or a role with the privileges of payout.operator_role';
+
 ------------------------------------------------------------------------------
 -- The trigger and the helpers that attach it.
 ------------------------------------------------------------------------------
@@ -535,6 +548,9 @@ COMMENT ON TABLE payout.history_catchall IS 'default partition of payout.history
 -- One payout's timeline, and time ranges (history is appended in time
 -- order, which is what BRIN needs).
 CREATE INDEX history_catchall_tbl_key_id_idx ON payout.history_catchall (tbl, key, id);
+-- The links of key changes, which payout.timeline() follows both ways.
+CREATE INDEX history_catchall_tbl_old_key_idx ON payout.history_catchall (tbl, old_key)
+	WHERE old_key IS NOT NULL;
 -- 16 pages a range: a query of the last minutes reads about a thousand
 -- history rows, not ten thousand, for a summary of a few hundred bytes per
 -- million rows.
@@ -616,14 +632,37 @@ END
 $$;
 COMMENT ON FUNCTION payout.on_all_nodes(text) IS 'internal: runs a query of payout.history returning one json value on every Citus node, as the caller';
 
--- On a distributed table, one query per node, whose rows are ordered by
--- clock_time: ids come from each node's own sequence.
+-- A payout's whole life, under every key it had: from a change that gave
+-- the payout its key back to the rows of the key it had before, up to that
+-- change, and forward to the rows of the key a later change gave it, from
+-- that change on.  So a payout renamed away and the new payout that later
+-- took its key both show under that key, each for what it is, with the
+-- change that links them; under the new key, only the renamed payout's
+-- own rows.  On a distributed table, one query per node, whose rows are
+-- ordered by clock_time: ids come from each node's own sequence.
 CREATE FUNCTION payout.timeline(tbl regclass, key text)
 RETURNS SETOF payout.history
 LANGUAGE plpgsql
 STABLE STRICT PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	-- the key's segments: (key, first id, last id) of the payout's rows
+	rows_of_keys constant text :=
+		'WITH RECURSIVE seg(k, lo, hi) AS ('
+		' SELECT $2::text COLLATE "C", 0::bigint, 9223372036854775807::bigint'
+		' UNION'
+		' SELECT CASE WHEN h.key OPERATOR(pg_catalog.=) seg.k THEN h.old_key ELSE h.key END,'
+		'  CASE WHEN h.key OPERATOR(pg_catalog.=) seg.k THEN 0::bigint ELSE h.id END,'
+		'  CASE WHEN h.key OPERATOR(pg_catalog.=) seg.k THEN h.id ELSE 9223372036854775807::bigint END'
+		' FROM seg JOIN payout.history h'
+		' ON h.tbl OPERATOR(pg_catalog.=) $1 AND h.old_key IS NOT NULL'
+		' AND (h.key OPERATOR(pg_catalog.=) seg.k OR h.old_key OPERATOR(pg_catalog.=) seg.k)'
+		' AND h.id OPERATOR(pg_catalog.>=) seg.lo AND h.id OPERATOR(pg_catalog.<=) seg.hi)'
+		' SELECT h.* FROM payout.history h'
+		' WHERE h.tbl OPERATOR(pg_catalog.=) $1 AND h.key IN (SELECT seg.k FROM seg)'
+		' AND EXISTS (SELECT FROM seg WHERE seg.k OPERATOR(pg_catalog.=) h.key'
+		'  AND h.id OPERATOR(pg_catalog.>=) seg.lo AND h.id OPERATOR(pg_catalog.<=) seg.hi)';
 BEGIN
 	IF payout.distribution_column(tbl) IS NOT NULL THEN
 		RETURN QUERY
@@ -633,22 +672,18 @@ BEGIN
 				-- search_path may not find the name a node prints.
 				'SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_set(pg_catalog.to_jsonb(h),'
 				' ''{tbl}'', pg_catalog.to_jsonb(%1$L::text))), ''[]'')::pg_catalog.json'
-				' FROM payout.history h'
-				' WHERE h.tbl OPERATOR(pg_catalog.=) %1$L::pg_catalog.regclass'
-				' AND h.key OPERATOR(pg_catalog.=) %2$L',
-				tbl, key)) AS n(rows),
+				' FROM (%3$s) h',
+				tbl, key,
+				replace(replace(rows_of_keys, '$1', format('%L::pg_catalog.regclass', tbl)),
+						'$2', quote_literal(key)))) AS n(rows),
 			 json_populate_recordset(NULL::payout.history, n.rows) AS h
 		ORDER BY h.clock_time, h.id;
 		RETURN;
 	END IF;
-	RETURN QUERY
-	SELECT h.* FROM payout.history h
-	WHERE h.tbl OPERATOR(pg_catalog.=) timeline.tbl
-	  AND h.key OPERATOR(pg_catalog.=) timeline.key
-	ORDER BY h.id;
+	RETURN QUERY EXECUTE rows_of_keys || ' ORDER BY h.id' USING tbl, key;
 END
 $$;
-COMMENT ON FUNCTION payout.timeline(regclass, text) IS 'one payout''s recorded changes, oldest first (on a Citus distributed table, from every node)';
+COMMENT ON FUNCTION payout.timeline(regclass, text) IS 'one payout''s recorded changes, oldest first, under this key and the keys changes linked it to (on a Citus distributed table, from every node)';
 
 -- In PL/pgSQL, with EXECUTE: each call is planned for its own range, so a
 -- narrow one reads the BRIN index on clock_time and not the whole history
@@ -880,6 +915,47 @@ CREATE EVENT TRIGGER payout_check_ddl ON ddl_command_end
 	WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER')
 	EXECUTE FUNCTION payout.check_ddl();
 
+-- When zz_payout_history_update fires: the status, the resolution or the
+-- primary key changed.  Compared as their base types (a domain's own
+-- operators may not exist), collatable ones under "C": a key that changes
+-- only under the column's collation (case, say) changes its text in
+-- history.  Built from the catalogs alone; the operators are pg_catalog's,
+-- fixed when the trigger is created.
+CREATE FUNCTION payout.history_changed(tbl regclass, status_column name,
+									   resolution_column name)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	changed text;
+	keys text;
+BEGIN
+	changed := format('OLD.%1$I::payout.status IS DISTINCT FROM NEW.%1$I::payout.status',
+					  status_column);
+	IF resolution_column IS NOT NULL THEN
+		changed := changed || format(' OR OLD.%1$I::payout.resolution IS DISTINCT FROM NEW.%1$I::payout.resolution',
+									 resolution_column);
+	END IF;
+	SELECT string_agg(format(' OR OLD.%1$I::%2$s%3$s IS DISTINCT FROM NEW.%1$I::%2$s%3$s',
+							 a.attname, b.typ,
+							 CASE WHEN ty.typcollation OPERATOR(pg_catalog.<>) 0
+								  THEN ' COLLATE "C"' ELSE '' END),
+					  '' ORDER BY k.ord)
+	INTO keys
+	FROM pg_index i
+		 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+		 JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+							AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+		 CROSS JOIN LATERAL (SELECT payout.base_type(tbl, a.attname) AS typ) b
+		 JOIN pg_type ty ON ty.oid OPERATOR(pg_catalog.=) b.typ
+	WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary;
+	RETURN changed || coalesce(keys, '');
+END
+$$;
+COMMENT ON FUNCTION payout.history_changed(regclass, name, name) IS 'internal: the WHEN condition of zz_payout_history_update: status, resolution or primary key changed';
+
 -- attach, detach, attachment, claim and expire run with the caller's
 -- rights: CREATE TRIGGER, DROP TRIGGER and UPDATE check that the caller may
 -- change the table, so they stay executable by PUBLIC (a table owner
@@ -1071,13 +1147,7 @@ BEGIN
 
 	IF history THEN
 		args := format('%L, %L', status_column, coalesce(resolution_column, ''));
-		-- The casts see through domains, whose own operators may not exist.
-		changed := format('OLD.%1$I::payout.status IS DISTINCT FROM NEW.%1$I::payout.status',
-						  status_column);
-		IF resolution_column IS NOT NULL THEN
-			changed := changed || format(' OR OLD.%1$I::payout.resolution IS DISTINCT FROM NEW.%1$I::payout.resolution',
-										 resolution_column);
-		END IF;
+		changed := payout.history_changed(tbl, status_column, resolution_column);
 		-- AFTER triggers, so that only rows really stored are recorded; the
 		-- WHEN clause keeps updates of other columns from queuing events.
 		EXECUTE format('CREATE TRIGGER zz_payout_history'
@@ -1356,6 +1426,26 @@ END
 $$;
 COMMENT ON FUNCTION payout.claim_query(regclass, boolean, name, text) IS 'internal: the statement payout.claim() runs for one batch of $1 payouts (with only_column, of those whose only_column is in the array only_keys)';
 
+-- A manual payout past READY is an operator's: expire() leaves those in
+-- PENDING to operators, rather than fail on them.
+CREATE FUNCTION payout.expire_manual_filter(tbl regclass)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	att record := payout.attachment(tbl);
+BEGIN
+	IF att.autoprocess_column IS NULL OR payout.is_operator() THEN
+		RETURN '';
+	END IF;
+	RETURN format(' AND (%I IS TRUE OR %I::payout.status OPERATOR(pg_catalog.<>) ''PENDING'')',
+				  att.autoprocess_column, att.status_column);
+END
+$$;
+COMMENT ON FUNCTION payout.expire_manual_filter(regclass) IS 'internal: the condition that keeps expire() off manual payouts past READY unless its caller is an operator';
+
 CREATE FUNCTION payout.expire_query(tbl regclass, since_column name DEFAULT 'created_at',
 									only_column name DEFAULT NULL,
 									only_keys text DEFAULT NULL)
@@ -1376,6 +1466,7 @@ BEGIN
 		filter := format(' AND NOT payout.requires_moderation(%I, %I)',
 						 att.status_column, att.resolution_column);
 	END IF;
+	filter := filter || payout.expire_manual_filter(tbl);
 	-- only_column = ANY (only_keys): the payouts of one Citus shard.
 	IF only_column IS NOT NULL THEN
 		filter := filter || format(' AND %I OPERATOR(pg_catalog.=) ANY (%s)', only_column, only_keys);
@@ -1683,6 +1774,8 @@ DECLARE
 	coltype regtype;
 	query text;
 	batch integer := coalesce(batch_size, 1000);
+	size integer;
+	failures integer;
 	n bigint;
 	total bigint := 0;
 	dist name;
@@ -1731,7 +1824,8 @@ BEGIN
 					dist, tbl, att.status_column, att.status_column,
 					CASE WHEN att.resolution_column IS NULL THEN ''
 						 ELSE format(' AND NOT payout.requires_moderation(%I, %I)',
-									 att.status_column, att.resolution_column) END,
+									 att.status_column, att.resolution_column) END
+					|| payout.expire_manual_filter(tbl),
 					since_column, older_than, dist, since_column),
 				batch, tried)
 			LOOP
@@ -1756,26 +1850,34 @@ BEGIN
 
 	-- Batches until one comes back short; with batch_size, one batch.  A
 	-- batch that meets a row moved to another partition after its
-	-- snapshot (40001) runs again under READ COMMITTED, a few times at most.
+	-- snapshot (40001: "tuple to be locked was already moved to another
+	-- partition") runs again under READ COMMITTED, with a new snapshot and
+	-- half as many rows, so that a table whose payouts keep moving between
+	-- partitions (partitioned by created_at, say) still expires; it gives
+	-- up after ten failures in a row.
 	LOOP
-		FOR attempt IN 1 .. 3 LOOP
+		size := batch;
+		failures := 0;
+		LOOP
 			BEGIN
-				EXECUTE query INTO n USING older_than, batch;
+				EXECUTE query INTO n USING older_than, size;
 				EXIT;
 			EXCEPTION WHEN serialization_failure THEN
-				IF attempt OPERATOR(pg_catalog.=) 3
+				failures := failures OPERATOR(pg_catalog.+) 1;
+				IF failures OPERATOR(pg_catalog.>=) 10
 				   OR current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
 					RAISE;
 				END IF;
+				size := greatest(size OPERATOR(pg_catalog./) 2, 1);
 			END;
 		END LOOP;
 		total := total OPERATOR(pg_catalog.+) n;
-		EXIT WHEN batch_size IS NOT NULL OR n OPERATOR(pg_catalog.<) batch;
+		EXIT WHEN batch_size IS NOT NULL OR n OPERATOR(pg_catalog.<) size;
 	END LOOP;
 	RETURN total;
 END
 $$;
-COMMENT ON FUNCTION payout.expire(regclass, interval, name, integer) IS 'moves CREATED, READY and PENDING payouts older than older_than (by since_column) that are not held and not locked to EXPIRED, oldest first, in batches (batch_size: one batch of at most that many); returns how many';
+COMMENT ON FUNCTION payout.expire(regclass, interval, name, integer) IS 'moves CREATED, READY and PENDING payouts older than older_than (by since_column) that are not held and not locked to EXPIRED, oldest first, in batches (batch_size: one batch of at most that many), leaving manual payouts in PENDING to operators; returns how many';
 
 -- The backlog in batches, each in a transaction of its own, so that no
 -- payout stays locked longer than one batch takes.  A procedure (CALL it

@@ -39,6 +39,7 @@
  */
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "port/pg_bitutils.h"
@@ -131,6 +132,26 @@ bool
 PayoutIsOperator(void)
 {
 	return HasRoleOfSetting(payout_operator_role);
+}
+
+/*
+ * payout.is_moderator(): whether the current user may change payouts held
+ * for moderation; payout.is_operator(): whether it may process manual
+ * payouts.  What the trigger asks, for back offices and the extension's
+ * own functions to ask first.
+ */
+PG_FUNCTION_INFO_V1(payout_is_moderator);
+Datum
+payout_is_moderator(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(PayoutIsModerator());
+}
+
+PG_FUNCTION_INFO_V1(payout_is_operator);
+Datum
+payout_is_operator(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(PayoutIsOperator());
 }
 
 /*
