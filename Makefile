@@ -23,9 +23,9 @@ DATA = payout--1.0.sql payout--1.1.sql payout--1.2.sql $(wildcard payout--*--*.s
 
 # security runs first and creates the extension itself, as do the others:
 # no --load-extension here.
-REGRESS = security types classify transition graph trigger_misuse dml hostile \
+REGRESS = security types classify transition graph trigger_misuse dml hostile moves \
 	resolution autoprocess provider claim_expire history graph_picture recreated_triggers \
-	scale upgrade applications
+	scale upgrade applications identity
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 ISOLATION = graph_invalidation claim notify race manual move_race

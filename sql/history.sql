@@ -242,7 +242,8 @@ WHEN NOT MATCHED THEN INSERT (id, amount, status) VALUES (v.id, 1, v.status);
 SELECT * FROM pg_temp.news();
 
 -- An UPDATE of the key and the status is recorded under the new key; one
--- of the key alone is no change of status.
+-- of the key alone is recorded too, as the key change it is (old_key
+-- links the keys: see sql/identity.sql).
 UPDATE payouts SET id = 34, status = 'READY' WHERE id = 33;
 UPDATE payouts SET id = 35 WHERE id = 34;
 SELECT * FROM pg_temp.news();
