@@ -25,10 +25,11 @@ DATA = payout--1.0.sql payout--1.1.sql payout--1.2.sql $(wildcard payout--*--*.s
 # no --load-extension here.
 REGRESS = security types classify transition graph trigger_misuse dml hostile moves \
 	resolution autoprocess provider claim_expire history graph_picture recreated_triggers \
-	scale upgrade applications identity
+	scale upgrade applications identity conditions
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
-ISOLATION = graph_invalidation claim notify race manual move_race
+ISOLATION = graph_invalidation graph_statement claim notify race manual move_race \
+	upsert_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso --load-extension=payout
 
 TAP_TESTS = 1
