@@ -136,7 +136,7 @@ KeyChanged(PayoutTableState *state, Relation rel, HeapTuple oldtuple,
  *		saw, as the delete it then looks like.
  */
 static void
-AppendMovedDelete(const PayoutMovedRow *moved, Oid user)
+AppendMovedDelete(const PayoutMovedRow *moved)
 {
 	PayoutHistoryRow row;
 
@@ -149,8 +149,24 @@ AppendMovedDelete(const PayoutMovedRow *moved, Oid user)
 	row.old_resolution_null = moved->old_resolution_null;
 	row.new_status_null = true;
 	row.new_resolution_null = true;
-	row.user_id = user;
+	row.user_id = moved->user_id;
 	PayoutHistoryAppend(&row);
+}
+
+/*
+ * PayoutHistoryRecordLastDelete
+ *		Before commit: an apply worker's last change was a delete that history
+ *		kept in case an INSERT made it half a move; none did, so it is
+ *		recorded as the delete it was.  This is the one write history makes
+ *		that late, and only in an apply worker.
+ */
+void
+PayoutHistoryRecordLastDelete(void)
+{
+	PayoutMovedRow moved;
+
+	if (PayoutTakeApplyStash(&moved))
+		AppendMovedDelete(&moved);
 }
 
 /*
@@ -215,7 +231,7 @@ payout_record_history(PG_FUNCTION_ARGS)
 		if (matched)
 			was_moved = true;
 		else
-			AppendMovedDelete(&moved, row.user_id);
+			AppendMovedDelete(&moved);
 	}
 
 	if (oldtuple != NULL)
@@ -230,7 +246,7 @@ payout_record_history(PG_FUNCTION_ARGS)
 	row.key = PayoutRowKeyText(state, rel, newtuple ? newtuple : oldtuple);
 
 	/* The deleted half of a move: its inserted half records the move. */
-	if (newtuple == NULL && rel->rd_rel->relispartition)
+	if (newtuple == NULL)
 	{
 		PayoutMovedRow half;
 
@@ -240,6 +256,7 @@ payout_record_history(PG_FUNCTION_ARGS)
 		half.old_resolution = row.old_resolution;
 		half.old_resolution_null = row.old_resolution_null;
 		half.key = row.key;
+		half.user_id = row.user_id;
 		if (PayoutStashMovedRow(state->query, rel, oldtuple, &half))
 			return PointerGetDatum(NULL);
 	}

@@ -25,7 +25,10 @@
  * replication apply worker fires triggers outside any of them.  Nothing is
  * therefore left for commit, where PostgreSQL no longer runs user code
  * (deferred triggers have fired): rows still in the buffer then are an
- * error, never a silent loss.  The buffer is also written when it holds
+ * error, never a silent loss.  (An apply worker's last change may be a
+ * delete that history holds back, in case it is half of a move whose
+ * insert comes next: move.c.  When the transaction ends there, that row is
+ * written just before commit.)  The buffer is also written when it holds
  * HISTORY_BUFFER_ROWS rows, so that memory stays bounded however many rows
  * one statement changes.
  *
@@ -930,7 +933,8 @@ HistoryProcessUtility(PlannedStmt *pstmt, const char *queryString,
  * HistoryXactCallback
  *		Nothing may be left to write at commit: PostgreSQL runs no user code
  *		there any more, and a row silently dropped is worse than a failed
- *		commit.
+ *		commit.  The one exception is an apply worker's last delete (see
+ *		move.c), written here as it is.
  */
 static void
 HistoryXactCallback(XactEvent event, void *arg)
@@ -939,6 +943,7 @@ HistoryXactCallback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
+			PayoutHistoryRecordLastDelete();
 			if (buffer.nrows > 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INTERNAL_ERROR),

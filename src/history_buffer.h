@@ -39,4 +39,7 @@ extern void PayoutRegisterHistoryHooks(void);
 extern void PayoutHistoryAppend(const PayoutHistoryRow *row);
 extern void PayoutHistoryFlush(void);
 
+/* history.c */
+extern void PayoutHistoryRecordLastDelete(void);
+
 #endif							/* PAYOUT_HISTORY_BUFFER_H */

@@ -45,13 +45,20 @@
  * that the two halves always reach history together, a move between a
  * partition that records history and one that does not is refused.
  *
- * A logical replication apply worker moves a row without the mark: it
- * deletes the old version (no BEFORE UPDATE) and inserts the new one
- * through the root, in one message.  There, a delete from a partition is
- * recorded as the possible first half of a move, and the INSERT that
- * follows in the same message is judged as the UPDATE it was on the
- * publisher.  A delete the rules refuse is refused when its message ends
- * without that INSERT, at the latest at commit.
+ * A logical replication apply worker gets a move as a DELETE and an INSERT
+ * without the mark: from the publisher (logical decoding sends a
+ * cross-partition UPDATE as the two changes it made), or of its own (an
+ * UPDATE whose new row belongs in another of the subscriber's partitions).
+ * Either way the INSERT comes right after the DELETE, in the same
+ * transaction, with no BEFORE UPDATE.  So in an apply worker every delete
+ * is recorded as the possible first half of a move until the worker's next
+ * change: if that is an INSERT into the same attached table, it is judged
+ * as the UPDATE the two were, and history records one change; if it is
+ * anything else, or the transaction commits, the delete was a delete, and a
+ * delete the rules refuse is refused then.  History keeps the deleted half
+ * for that next change, and writes it as a delete if it is not a move: at
+ * the next change, or just before commit when the delete was the
+ * transaction's last change.
  *
  * src/move.c
  *
@@ -104,11 +111,10 @@ typedef struct JudgedUpdate
 	RowKey		key;			/* of the new row */
 } JudgedUpdate;
 
-/* A row an apply worker deleted from a partition, maybe half a move. */
+/* A row an apply worker deleted, maybe the first half of a move. */
 typedef struct ApplyDelete
 {
 	bool		valid;
-	SubTransactionId subid;
 	Oid			relid;
 	ItemPointerData tid;
 	Oid			root;
@@ -132,22 +138,21 @@ typedef struct MovedRow
 typedef struct PayoutMoveState
 {
 	JudgedUpdate judged;
-	ApplyDelete apply;
-	MemoryContextCallback apply_callback;
-	bool		apply_callback_set;
-	/* the apply worker's delete that a proven INSERT made half a move */
-	Oid			apply_moved_relid;
-	ItemPointerData apply_moved_tid;
 	MovedRow	moved;
 } PayoutMoveState;
 
 /*
- * The error of an apply worker's delete that the rules refuse, raised when
- * no INSERT makes it half a move: when its message ends, at the next
- * payout trigger or before commit.
+ * An apply worker's moves span changes, so they live as long as the
+ * transaction: the last delete, with the error of the rule it breaks if
+ * any (in TopTransactionContext); the delete a proven INSERT made half a
+ * move; and history's deleted half.
  */
+static ApplyDelete apply_delete;
 static ErrorData *apply_refusal = NULL;
-static bool apply_refusal_due = false;
+static bool apply_moved_valid = false;
+static Oid	apply_moved_relid;
+static ItemPointerData apply_moved_tid;
+static MovedRow apply_stash;
 
 static PayoutMoveState *GetMoveState(PayoutQueryState *query);
 static void ReadKey(PayoutTableState *state, Relation rel, HeapTuple tuple,
@@ -156,7 +161,9 @@ static bool SameKey(const RowKey *a, const RowKey *b);
 static bool OldVersionMoved(const JudgedUpdate *judged);
 static void CheckHistoryOfMove(Relation rel, Oid from_relid,
 							   bool records_delete, PayoutTableState *state);
-static void ApplyMessageEnded(void *arg);
+static void ForgetApplyMoves(void);
+static bool StashInto(MovedRow *moved, MemoryContext cxt, HeapTuple oldtuple,
+					  const PayoutMovedRow *row);
 static void MoveXactCallback(XactEvent event, void *arg);
 
 /*
@@ -171,8 +178,8 @@ PayoutRegisterMoveCallbacks(void)
 
 /*
  * MoveXactCallback
- *		A refused delete still pending fails the commit; the end of the
- *		transaction forgets it.
+ *		A refused delete that no INSERT followed fails the commit; the end of
+ *		the transaction forgets the apply worker's moves.
  */
 static void
 MoveXactCallback(XactEvent event, void *arg)
@@ -181,22 +188,31 @@ MoveXactCallback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
-			if (apply_refusal != NULL)
-				apply_refusal_due = true;
-			PayoutRaiseApplyRefusal();
+			PayoutSettleApplyDelete(NULL, false);
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			/* the ErrorData lived in TopTransactionContext */
-			apply_refusal = NULL;
-			apply_refusal_due = false;
+			ForgetApplyMoves();
 			break;
 		default:
 			break;
 	}
+}
+
+/*
+ * ForgetApplyMoves
+ *		The transaction ended: its ErrorData went with TopTransactionContext.
+ */
+static void
+ForgetApplyMoves(void)
+{
+	apply_delete.valid = false;
+	apply_refusal = NULL;
+	apply_moved_valid = false;
+	apply_stash.valid = false;
 }
 
 static PayoutMoveState *
@@ -452,40 +468,23 @@ PayoutTakeMove(PayoutTableState *state, Relation rel, HeapTuple newtuple,
 }
 
 /*
- * ApplyMessageEnded
- *		Reset callback of the apply worker's message context: a delete the
- *		rules refuse that no INSERT made half a move is now due.  Only a
- *		flag: this runs while memory is freed.
- */
-static void
-ApplyMessageEnded(void *arg)
-{
-	PayoutMoveState *moves = (PayoutMoveState *) arg;
-
-	if (moves->apply.valid && apply_refusal != NULL)
-		apply_refusal_due = true;
-}
-
-/*
  * PayoutRememberApplyDelete
- *		In a logical replication apply worker, record a delete from a
- *		partition as the possible first half of a move.  rule is the rule
- *		the delete breaks, PAYOUT_RULE_NONE for none: its error waits for
- *		the end of the message.  Returns false outside an apply worker.
+ *		In a logical replication apply worker, record a delete as the
+ *		possible first half of a move.  rule is the rule the delete breaks,
+ *		PAYOUT_RULE_NONE for none: its error waits for the worker's next
+ *		change.  Returns false outside an apply worker.
  */
 bool
 PayoutRememberApplyDelete(PayoutTableState *state, Relation rel,
 						  HeapTuple oldtuple, PayoutChange *change,
 						  PayoutRule rule)
 {
-	PayoutMoveState *moves;
 	MemoryContext oldcontext = CurrentMemoryContext;
 
 	if (!IsLogicalWorker())
 		return false;
 
-	PayoutRaiseApplyRefusal();
-	moves = GetMoveState(state->query);
+	PayoutSettleApplyDelete(NULL, false);
 	if (rule != PAYOUT_RULE_NONE)
 	{
 		PG_TRY();
@@ -500,76 +499,98 @@ PayoutRememberApplyDelete(PayoutTableState *state, Relation rel,
 			MemoryContextSwitchTo(oldcontext);
 		}
 		PG_END_TRY();
-		if (!moves->apply_callback_set)
-		{
-			moves->apply_callback.func = ApplyMessageEnded;
-			moves->apply_callback.arg = moves;
-			MemoryContextRegisterResetCallback(state->query->cxt,
-											   &moves->apply_callback);
-			moves->apply_callback_set = true;
-		}
 	}
 
-	moves->apply.subid = GetCurrentSubTransactionId();
-	moves->apply.relid = RelationGetRelid(rel);
-	moves->apply.tid = oldtuple->t_self;
-	moves->apply.root = state->root;
-	moves->apply.from = change->from;
-	moves->apply.oldres = change->oldres;
-	moves->apply.automatic = !change->manual;
-	moves->apply.records_delete = (state->history_events & PAYOUT_HISTORY_DELETE) != 0;
-	moves->apply.valid = true;
+	apply_delete.relid = RelationGetRelid(rel);
+	apply_delete.tid = oldtuple->t_self;
+	apply_delete.root = state->root;
+	apply_delete.from = change->from;
+	apply_delete.oldres = change->oldres;
+	apply_delete.automatic = !change->manual;
+	apply_delete.records_delete = (state->history_events & PAYOUT_HISTORY_DELETE) != 0;
+	apply_delete.valid = true;
 	return true;
 }
 
 /*
+ * PayoutSettleApplyDelete
+ *		At an apply worker's next change (state, and whether it inserts), or
+ *		before commit (NULL): unless it is the INSERT into the same attached
+ *		table that makes the last delete half of a move, the delete was a
+ *		delete, and the error of a rule it breaks is raised now.
+ */
+void
+PayoutSettleApplyDelete(PayoutTableState *state, bool inserting)
+{
+	ErrorData  *edata = apply_refusal;
+
+	if (!apply_delete.valid)
+		return;
+	if (state != NULL && inserting && state->root == apply_delete.root)
+		return;
+	apply_delete.valid = false;
+	apply_refusal = NULL;
+	if (edata != NULL)
+		ReThrowError(edata);
+}
+
+/*
  * PayoutTakeApplyDelete
- *		Whether the row an apply worker's BEFORE INSERT on a partition is
- *		about to insert is the second half of a move whose delete the same
- *		message made: if so, return what the row was before, to be judged as
- *		the UPDATE it is, and lift the delete's refusal.
+ *		Whether the row an apply worker's BEFORE INSERT is about to insert is
+ *		the second half of a move whose delete was the worker's last change:
+ *		if so, return what the row was before, to be judged as the UPDATE it
+ *		is, and lift the delete's refusal.
  */
 bool
 PayoutTakeApplyDelete(PayoutTableState *state, Relation rel,
 					  int *from, int *oldres, bool *automatic)
 {
-	PayoutMoveState *moves = state->query->moves;
-
-	if (moves == NULL || !moves->apply.valid)
+	if (!apply_delete.valid || apply_delete.root != state->root)
 		return false;
-	moves->apply.valid = false;
-	if (moves->apply.subid != GetCurrentSubTransactionId() ||
-		moves->apply.root != state->root ||
-		moves->apply.relid == RelationGetRelid(rel))
-		return false;
-
-	CheckHistoryOfMove(rel, moves->apply.relid, moves->apply.records_delete,
-					   state);
+	apply_delete.valid = false;
 	apply_refusal = NULL;		/* freed with TopTransactionContext */
-	apply_refusal_due = false;
-	*from = moves->apply.from;
-	*oldres = moves->apply.oldres;
-	*automatic = moves->apply.automatic;
-	moves->apply_moved_relid = moves->apply.relid;
-	moves->apply_moved_tid = moves->apply.tid;
+
+	CheckHistoryOfMove(rel, apply_delete.relid, apply_delete.records_delete,
+					   state);
+	*from = apply_delete.from;
+	*oldres = apply_delete.oldres;
+	*automatic = apply_delete.automatic;
+	apply_moved_relid = apply_delete.relid;
+	apply_moved_tid = apply_delete.tid;
+	apply_moved_valid = true;
 	return true;
 }
 
 /*
- * PayoutRaiseApplyRefusal
- *		Raise the error of an apply worker's refused delete whose message
- *		ended without the INSERT that would have made it half a move.
+ * StashInto
+ *		Keep the deleted half of a move in moved, its key in a buffer of
+ *		cxt reused from move to move: nothing is kept per row.
  */
-void
-PayoutRaiseApplyRefusal(void)
+static bool
+StashInto(MovedRow *moved, MemoryContext cxt, HeapTuple oldtuple,
+		  const PayoutMovedRow *row)
 {
-	ErrorData  *edata = apply_refusal;
+	HeapTupleHeader htup = oldtuple->t_data;
 
-	if (!apply_refusal_due || edata == NULL)
-		return;
-	apply_refusal = NULL;
-	apply_refusal_due = false;
-	ReThrowError(edata);
+	moved->row = *row;
+	if (row->key != NULL)
+	{
+		Size		size = VARSIZE_ANY(row->key);
+
+		if (size > moved->keybufsize)
+		{
+			if (moved->keybuf != NULL)
+				pfree(moved->keybuf);
+			moved->keybuf = MemoryContextAlloc(cxt, size);
+			moved->keybufsize = size;
+		}
+		memcpy(moved->keybuf, row->key, size);
+		moved->row.key = moved->keybuf;
+	}
+	moved->xid = HeapTupleHeaderGetUpdateXid(htup);
+	moved->cid = HeapTupleHeaderGetCmax(htup);
+	moved->valid = true;
+	return true;
 }
 
 /*
@@ -585,35 +606,29 @@ bool
 PayoutStashMovedRow(PayoutQueryState *query, Relation rel,
 					HeapTuple oldtuple, const PayoutMovedRow *row)
 {
-	PayoutMoveState *moves = GetMoveState(query);
-	MovedRow   *moved = &moves->moved;
-	HeapTupleHeader htup = oldtuple->t_data;
+	Oid			relid = RelationGetRelid(rel);
 
-	if (!HeapTupleHeaderIndicatesMovedPartitions(htup) &&
-		!(moves->apply_moved_relid == RelationGetRelid(rel) &&
-		  ItemPointerEquals(&moves->apply_moved_tid, &oldtuple->t_self)))
+	if (HeapTupleHeaderIndicatesMovedPartitions(oldtuple->t_data))
+		return StashInto(&GetMoveState(query)->moved, query->cxt, oldtuple, row);
+
+	/*
+	 * An apply worker's delete that is its last change (the INSERT may come
+	 * in its next message), or that an INSERT of the same message already
+	 * made half a move.
+	 */
+	if (!IsLogicalWorker())
 		return false;
-	moves->apply_moved_relid = InvalidOid;
-
-	moved->row = *row;
-	if (row->key != NULL)
+	if ((apply_delete.valid && apply_delete.relid == relid &&
+		 ItemPointerEquals(&apply_delete.tid, &oldtuple->t_self)) ||
+		(apply_moved_valid && apply_moved_relid == relid &&
+		 ItemPointerEquals(&apply_moved_tid, &oldtuple->t_self)))
 	{
-		Size		size = VARSIZE_ANY(row->key);
-
-		if (size > moved->keybufsize)
-		{
-			if (moved->keybuf != NULL)
-				pfree(moved->keybuf);
-			moved->keybuf = MemoryContextAlloc(query->cxt, size);
-			moved->keybufsize = size;
-		}
-		memcpy(moved->keybuf, row->key, size);
-		moved->row.key = moved->keybuf;
+		apply_stash.valid = false;
+		StashInto(&apply_stash, TopMemoryContext, oldtuple, row);
+		apply_stash.cid = InvalidCommandId;
+		return true;
 	}
-	moved->xid = HeapTupleHeaderGetUpdateXid(htup);
-	moved->cid = HeapTupleHeaderGetCmax(htup);
-	moved->valid = true;
-	return true;
+	return false;
 }
 
 /*
@@ -636,17 +651,48 @@ PayoutTakeMovedRow(PayoutQueryState *query, HeapTuple newtuple, Oid root,
 	HeapTupleHeader htup;
 
 	*matched = false;
-	if (query->moves == NULL || !query->moves->moved.valid)
-		return false;
-	moved = &query->moves->moved;
-	moved->valid = false;
-	*row = moved->row;
-
-	if (newtuple == NULL)
+	if (query->moves != NULL && query->moves->moved.valid)
+	{
+		moved = &query->moves->moved;
+		moved->valid = false;
+		*row = moved->row;
+		if (newtuple == NULL)
+			return true;
+		htup = newtuple->t_data;
+		*matched = moved->row.root == root &&
+			TransactionIdEquals(HeapTupleHeaderGetRawXmin(htup), moved->xid) &&
+			HeapTupleHeaderGetCmin(htup) == moved->cid;
 		return true;
-	htup = newtuple->t_data;
-	*matched = moved->row.root == root &&
-		TransactionIdEquals(HeapTupleHeaderGetRawXmin(htup), moved->xid) &&
-		HeapTupleHeaderGetCmin(htup) == moved->cid;
+	}
+
+	/*
+	 * An apply worker's: the inserted half is the row whose BEFORE INSERT
+	 * took the deleted half's delete (by the same transaction; the two
+	 * halves may come in two messages, with two commands).
+	 */
+	if (!apply_stash.valid)
+		return false;
+	apply_stash.valid = false;
+	*row = apply_stash.row;
+	*matched = newtuple != NULL && apply_moved_valid &&
+		apply_stash.row.root == root &&
+		TransactionIdEquals(HeapTupleHeaderGetRawXmin(newtuple->t_data),
+							apply_stash.xid);
+	apply_moved_valid = false;
+	return true;
+}
+
+/*
+ * PayoutTakeApplyStash
+ *		Before commit: an apply worker's deleted half that no INSERT
+ *		followed, for history to record as the delete it was.
+ */
+bool
+PayoutTakeApplyStash(PayoutMovedRow *row)
+{
+	if (!apply_stash.valid)
+		return false;
+	apply_stash.valid = false;
+	*row = apply_stash.row;
 	return true;
 }

@@ -27,6 +27,7 @@ typedef struct PayoutMovedRow
 	Datum		old_resolution;
 	bool		old_resolution_null;
 	text	   *key;			/* the old version's key text */
+	Oid			user_id;		/* who deleted it */
 } PayoutMovedRow;
 
 extern void PayoutRegisterMoveCallbacks(void);
@@ -44,12 +45,13 @@ extern bool PayoutRememberApplyDelete(PayoutTableState *state, Relation rel,
 									  PayoutChange *change, PayoutRule rule);
 extern bool PayoutTakeApplyDelete(PayoutTableState *state, Relation rel,
 								  int *from, int *oldres, bool *automatic);
-extern void PayoutRaiseApplyRefusal(void);
+extern void PayoutSettleApplyDelete(PayoutTableState *state, bool inserting);
 
 /* The history trigger's side. */
 extern bool PayoutStashMovedRow(PayoutQueryState *query, Relation rel,
 								HeapTuple oldtuple, const PayoutMovedRow *row);
 extern bool PayoutTakeMovedRow(PayoutQueryState *query, HeapTuple newtuple,
 							   Oid root, PayoutMovedRow *row, bool *matched);
+extern bool PayoutTakeApplyStash(PayoutMovedRow *row);
 
 #endif							/* PAYOUT_MOVE_H */

@@ -39,6 +39,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
+#include "replication/logicalworker.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -389,7 +390,7 @@ PayoutGetTableState(FunctionCallInfo fcinfo, PayoutTriggerKind kind)
 
 	/* Moves between partitions must reach history on both sides. */
 	state->history_events = (kind == PAYOUT_TRIGGER_ENFORCE &&
-							 rel->rd_rel->relispartition) ?
+							 (rel->rd_rel->relispartition || IsLogicalWorker())) ?
 		HistoryEvents(rel) : 0;
 	state->root = PayoutAttachedTable(rel, trigger);
 	state->query = PayoutGetQueryState(fcinfo->flinfo->fn_mcxt);

@@ -326,9 +326,10 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 	bool		auto_after;
 
 	CheckTriggerEvent(fcinfo);
-	PayoutRaiseApplyRefusal();
 	trigdata = (TriggerData *) fcinfo->context;
 	state = PayoutGetTableState(fcinfo, PAYOUT_TRIGGER_ENFORCE);
+	/* an apply worker's last delete was a delete, unless this inserts */
+	PayoutSettleApplyDelete(state, TRIGGER_FIRED_BY_INSERT(trigdata->tg_event));
 	rel = trigdata->tg_relation;
 	tupdesc = RelationGetDescr(rel);
 	partition = rel->rd_rel->relispartition;
@@ -355,11 +356,10 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 		rule = PayoutJudge(&change);
 
 		/*
-		 * An apply worker's delete from a partition may be the first half
-		 * of a move; its verdict waits for the rest of the message.
+		 * An apply worker's delete may be the first half of a move; its
+		 * verdict waits for the worker's next change.
 		 */
-		if (partition &&
-			PayoutRememberApplyDelete(state, rel, oldtuple, &change, rule))
+		if (PayoutRememberApplyDelete(state, rel, oldtuple, &change, rule))
 			return PointerGetDatum(oldtuple);
 		if (rule != PAYOUT_RULE_NONE)
 			PayoutReportRule(rule, &change, rel, state, oldtuple);
@@ -380,10 +380,9 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 
 		/*
 		 * The INSERT half of an apply worker's move: judged as the UPDATE
-		 * the publisher made.
+		 * it was.
 		 */
-		if (partition &&
-			PayoutTakeApplyDelete(state, rel, &change.from, &change.oldres,
+		if (PayoutTakeApplyDelete(state, rel, &change.from, &change.oldres,
 								  &auto_before))
 			change.event = PAYOUT_EVENT_UPDATE;
 	}
