@@ -825,8 +825,9 @@ PayoutHistoryFlush(void)
 	if (buffer.nrows == 0 || flushing || !Writable())
 		return;
 
-	history_relid = get_relname_relid("history",
-									  get_namespace_oid(PAYOUT_SCHEMA, false));
+	/* payout.history, by name unless the layout of it is still good */
+	history_relid = layout.valid ? layout.relid :
+		get_relname_relid("history", get_namespace_oid(PAYOUT_SCHEMA, false));
 	if (!OidIsValid(history_relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -842,6 +843,7 @@ PayoutHistoryFlush(void)
 	PG_TRY();
 	{
 		history = table_open(history_relid, RowExclusiveLock);
+		/* (opening it may have processed an invalidation of it) */
 		if (!layout.valid || layout.relid != history_relid)
 			LoadLayout(history);
 
