@@ -23,6 +23,7 @@ import java.util.Properties;
 
 import org.postgresql.util.PSQLException;
 import org.postgresql.util.ServerErrorMessage;
+import org.springframework.dao.CannotSerializeTransactionException;
 import org.springframework.dao.DataAccessException;
 import org.springframework.dao.DataIntegrityViolationException;
 import org.springframework.jdbc.BadSqlGrammarException;
@@ -264,6 +265,14 @@ public final class Checks {
                     t != null && t.getCause() instanceof SQLException
                     && "payout_moderation_hold".equals(constraint((SQLException) t.getCause())),
                     t == null ? null : t.getCause());
+
+            // A serialization failure, raised with its SQLSTATE: Spring's
+            // class follows the SQLSTATE, whoever raises it.
+            e = attempt(conn, c -> update(c,
+                    "DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40001'; END $$"));
+            t = e == null ? null : spring.translate("update", null, e);
+            check("Spring translates 40001 to CannotSerializeTransactionException",
+                    t instanceof CannotSerializeTransactionException, t == null ? null : t.getClass().getName());
 
             try (Statement st = conn.createStatement()) {
                 st.execute("DROP TABLE jdbc_payouts");

@@ -9,7 +9,7 @@ from io import StringIO
 
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.db import IntegrityError, ProgrammingError, connection, transaction
+from django.db import IntegrityError, OperationalError, ProgrammingError, connection, transaction
 from django.test import TestCase, override_settings
 
 from .backoffice import acting_as
@@ -93,6 +93,12 @@ class ErrorTests(TestCase):
         cause = raised.exception.__cause__
         self.assertEqual((cause.pgcode, cause.diag.constraint_name), ('42501', 'payout_moderation_hold'))
         self.assertIn('members of role "payout_moderator"', cause.diag.message_hint)
+
+    def test_classes_follow_the_sqlstate(self):
+        for sqlstate, cls in (('23502', IntegrityError), ('42501', ProgrammingError), ('40001', OperationalError)):
+            with self.assertRaises(cls) as raised, transaction.atomic():
+                sql(f"DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '{sqlstate}'; END $$")
+            self.assertEqual(raised.exception.__cause__.pgcode, sqlstate)
 
     def test_fatal_needs_the_failure_status(self):
         make(3, 'INVOKING')
