@@ -5,12 +5,13 @@ from the template that has the extension, and Django's role has the roles
 and settings of the back office.  Django's role is the table's owner, and
 no moderator: it meets the hold like the application.
 """
+import importlib
 from io import StringIO
 
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import IntegrityError, OperationalError, ProgrammingError, connection, transaction
-from django.test import TestCase, override_settings
+from django.test import TestCase, TransactionTestCase, override_settings
 
 from .backoffice import acting_as
 from .fields import Resolution, Status
@@ -72,10 +73,25 @@ class SchemaTests(TestCase):
         call_command('makemigrations', 'payouts', '--check', '--dry-run', stdout=out)
         self.assertIn('No changes detected', out.getvalue())
 
+    def test_no_index_missing(self):
+        self.assertEqual(sql("SELECT item FROM payout.check('payouts') WHERE NOT ok"), [])
+
     def test_test_database_has_the_moderator_setting(self):
         # ALTER ROLE ... SET reaches the test database; ALTER DATABASE ...
         # SET of another database would not.
         self.assertEqual(sql('SHOW payout.moderator_role'), [('payout_moderator',)])
+
+
+class IndexTests(TransactionTestCase):
+    def test_migration_makes_the_indexes_check_lists(self):
+        # CREATE INDEX CONCURRENTLY runs outside a transaction: this test
+        # runs in autocommit, as the migration does.
+        sql('DROP INDEX payouts_payout_ready')
+        self.assertEqual(sql("SELECT item FROM payout.check('payouts') WHERE NOT ok"), [('payout.claim()',)])
+        migration = importlib.import_module('payouts.migrations.0002_payout_indexes')
+        with connection.schema_editor(atomic=False) as editor:
+            migration.make_indexes(None, editor)
+        self.assertEqual(sql("SELECT item FROM payout.check('payouts') WHERE NOT ok"), [])
 
 
 class ErrorTests(TestCase):
