@@ -24,8 +24,9 @@
 #     there.
 #
 # Citus comes from test/install-citus.  Without it the test is skipped,
-# unless PAYOUT_REQUIRE_CITUS is set (test/run-tests sets it on the major
-# it builds Citus for), when its absence is a failure.
+# unless PAYOUT_REQUIRE_CITUS is set (test/run-suites sets it where Citus
+# is installed or its source is at hand, and with CITUS=yes), when its
+# absence is a failure.
 
 use strict;
 use warnings;
@@ -41,11 +42,10 @@ if (!-f "$libdir/citus.so")
 	if ($ENV{PAYOUT_REQUIRE_CITUS})
 	{
 		fail("Citus is installed in $libdir");
-		
-done_testing();
+		done_testing();
 		exit 0;
 	}
-	plan skip_all => "Citus is not installed in $libdir";
+	plan skip_all => "Citus is not installed in $libdir (test/install-citus builds it from its source; see doc/testing.md)";
 }
 
 # citus_node($name): a node with Citus loaded, its extension created.
