@@ -254,6 +254,20 @@ INSERT INTO shop.manual (id, autoprocess) VALUES (4, true);
 SET ROLE regress_ident_operator;
 SELECT payout.expire('shop.manual', '0 seconds') AS expired_by_operator;
 DELETE FROM shop.manual WHERE id = 4;
+-- a held manual payout is deleted only by a role that is both: the
+-- moderator is refused as no operator, the operator as no moderator
+UPDATE shop.manual SET resolution = 'GENERAL_ERROR' WHERE id = 2;
+RESET ROLE;
+\set VERBOSITY default
+GRANT DELETE ON shop.manual TO regress_ident_moderators;
+CREATE ROLE regress_ident_both IN ROLE regress_ident_moderators, regress_ident_operators;
+SET ROLE regress_ident_moderator;
+DELETE FROM shop.manual WHERE id = 2;
+SET ROLE regress_ident_operator;
+DELETE FROM shop.manual WHERE id = 2;
+SELECT count(*) AS still_there FROM shop.manual WHERE id = 2;
+SET ROLE regress_ident_both;
+DELETE FROM shop.manual WHERE id = 2;
 RESET ROLE;
 \set VERBOSITY default
 SELECT id, status, resolution, autoprocess FROM shop.manual ORDER BY id;
@@ -287,5 +301,6 @@ DROP SCHEMA shop CASCADE;
 REVOKE EXECUTE ON FUNCTION payout.record_history() FROM regress_ident_moderator,
 	regress_ident_operator;
 DROP ROLE regress_ident_app, regress_ident_processor, regress_ident_moderator,
-	regress_ident_moderators, regress_ident_operator, regress_ident_operators;
+	regress_ident_moderators, regress_ident_operator, regress_ident_operators,
+	regress_ident_both;
 DROP EXTENSION payout;

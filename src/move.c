@@ -70,12 +70,16 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/partition.h"
 #include "catalog/pg_am.h"
 #include "replication/logicalworker.h"
 #include "storage/bufmgr.h"
+#include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -115,6 +119,7 @@ typedef struct JudgedUpdate
 typedef struct ApplyDelete
 {
 	bool		valid;
+	uint64		query;			/* the serial of the query that deleted it */
 	Oid			relid;
 	ItemPointerData tid;
 	Oid			root;
@@ -122,6 +127,9 @@ typedef struct ApplyDelete
 	int			oldres;
 	bool		automatic;
 	bool		records_delete;
+	/* its key, by column name, copied into apply_context */
+	RowKey		key;
+	NameData	keynames[INDEX_MAX_KEYS];
 } ApplyDelete;
 
 /* The deleted half of a move, waiting for history to record the move. */
@@ -148,7 +156,9 @@ typedef struct PayoutMoveState
  * move; and history's deleted half.
  */
 static ApplyDelete apply_delete;
+static MemoryContext apply_context = NULL;
 static ErrorData *apply_refusal = NULL;
+static ErrorData *apply_taken_refusal = NULL;
 static bool apply_moved_valid = false;
 static Oid	apply_moved_relid;
 static ItemPointerData apply_moved_tid;
@@ -162,6 +172,8 @@ static bool OldVersionMoved(const JudgedUpdate *judged);
 static void CheckHistoryOfMove(Relation rel, Oid from_relid,
 							   bool records_delete, PayoutTableState *state);
 static void ForgetApplyMoves(void);
+static bool SameKeyOutsidePartitionKey(PayoutTableState *state, Relation rel,
+									   HeapTuple newtuple);
 static bool StashInto(MovedRow *moved, MemoryContext cxt, HeapTuple oldtuple,
 					  const PayoutMovedRow *row);
 static void MoveXactCallback(XactEvent event, void *arg);
@@ -211,6 +223,7 @@ ForgetApplyMoves(void)
 {
 	apply_delete.valid = false;
 	apply_refusal = NULL;
+	apply_taken_refusal = NULL;
 	apply_moved_valid = false;
 	apply_stash.valid = false;
 }
@@ -471,6 +484,33 @@ PayoutTakeMove(PayoutTableState *state, Relation rel, HeapTuple newtuple,
 }
 
 /*
+ * CaptureRefusal
+ *		The error the rule raises for this delete, copied into the
+ *		transaction's memory instead of thrown.
+ */
+static ErrorData *
+CaptureRefusal(PayoutTableState *state, Relation rel, HeapTuple oldtuple,
+			   PayoutChange *change, PayoutRule rule)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ErrorData  *edata = NULL;
+
+	PG_TRY();
+	{
+		PayoutReportRule(rule, change, rel, state, oldtuple);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(TopTransactionContext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		MemoryContextSwitchTo(oldcontext);
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/*
  * PayoutRememberApplyDelete
  *		In a logical replication apply worker, record a delete as the
  *		possible first half of a move.  rule is the rule the delete breaks,
@@ -482,28 +522,30 @@ PayoutRememberApplyDelete(PayoutTableState *state, Relation rel,
 						  HeapTuple oldtuple, PayoutChange *change,
 						  PayoutRule rule)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
+	MemoryContext oldcontext;
+	int			i;
 
 	if (!IsLogicalWorker())
 		return false;
 
 	PayoutSettleApplyDelete(NULL, false);
 	if (rule != PAYOUT_RULE_NONE)
-	{
-		PG_TRY();
-		{
-			PayoutReportRule(rule, change, rel, state, oldtuple);
-		}
-		PG_CATCH();
-		{
-			MemoryContextSwitchTo(TopTransactionContext);
-			apply_refusal = CopyErrorData();
-			FlushErrorState();
-			MemoryContextSwitchTo(oldcontext);
-		}
-		PG_END_TRY();
-	}
+		apply_refusal = CaptureRefusal(state, rel, oldtuple, change, rule);
 
+	if (apply_context == NULL)
+		apply_context = AllocSetContextCreate(TopMemoryContext,
+											  "payout apply worker's delete",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(apply_context);
+	oldcontext = MemoryContextSwitchTo(apply_context);
+	ReadKey(state, rel, oldtuple, &apply_delete.key);
+	MemoryContextSwitchTo(oldcontext);
+	for (i = 0; i < state->nkeys; i++)
+		namestrcpy(&apply_delete.keynames[i],
+				   NameStr(TupleDescAttr(RelationGetDescr(rel),
+										 state->keyattnums[i] - 1)->attname));
+
+	apply_delete.query = state->query->serial;
 	apply_delete.relid = RelationGetRelid(rel);
 	apply_delete.tid = oldtuple->t_self;
 	apply_delete.root = state->root;
@@ -538,20 +580,92 @@ PayoutSettleApplyDelete(PayoutTableState *state, bool inserting)
 }
 
 /*
+ * SameKeyOutsidePartitionKey
+ *		Whether the row about to be inserted has the deleted row's key in
+ *		every key column but those of the attached table's partition key,
+ *		which a move changes.  Key columns are matched by name: the two
+ *		partitions may number them differently.  A partition key with an
+ *		expression proves nothing.
+ */
+static bool
+SameKeyOutsidePartitionKey(PayoutTableState *state, Relation rel,
+						   HeapTuple newtuple)
+{
+	Relation	root = relation_open(state->root, NoLock);
+	PartitionKey partkey = root->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ?
+		RelationGetPartitionKey(root) : NULL;
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	bool		same = state->nkeys == apply_delete.key.nkeys;
+	int			i;
+	int			j;
+
+	for (i = 0; same && partkey != NULL && i < partkey->partnatts; i++)
+		if (partkey->partattrs[i] == 0)
+			same = false;
+	for (i = 0; same && i < state->nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, state->keyattnums[i] - 1);
+		bool		in_partkey = false;
+		bool		isnull;
+		Datum		value;
+
+		for (j = 0; partkey != NULL && j < partkey->partnatts; j++)
+			if (strcmp(get_attname(state->root, partkey->partattrs[j], false),
+					   NameStr(att->attname)) == 0)
+				in_partkey = true;
+		if (in_partkey)
+			continue;
+		for (j = 0; j < apply_delete.key.nkeys; j++)
+			if (strcmp(NameStr(apply_delete.keynames[j]), NameStr(att->attname)) == 0)
+				break;
+		if (j == apply_delete.key.nkeys)
+		{
+			same = false;
+			break;
+		}
+		value = heap_getattr(newtuple, state->keyattnums[i], tupdesc, &isnull);
+		if (isnull != apply_delete.key.isnull[j] ||
+			(!isnull && !datumIsEqual(value, apply_delete.key.values[j],
+									  att->attbyval, att->attlen)))
+			same = false;
+	}
+	relation_close(root, NoLock);
+	return same;
+}
+
+/*
  * PayoutTakeApplyDelete
  *		Whether the row an apply worker's BEFORE INSERT is about to insert is
  *		the second half of a move whose delete was the worker's last change:
  *		if so, return what the row was before, to be judged as the UPDATE it
- *		is, and lift the delete's refusal.
+ *		is.  *certain says whether it surely is: a delete and an insert the
+ *		worker made for one replicated UPDATE (the same query).  A delete in
+ *		one message and an insert in the next (the publisher's move, which
+ *		logical decoding sends as the two) are a move only if the payout
+ *		keeps its key outside the partition key and history records both
+ *		halves or neither; the caller confirms the move or rejects it
+ *		(PayoutConfirmApplyMove, PayoutRejectApplyMove).  Anything else
+ *		settles the delete as a delete.
  */
 bool
 PayoutTakeApplyDelete(PayoutTableState *state, Relation rel,
-					  int *from, int *oldres, bool *automatic)
+					  HeapTuple newtuple, int *from, int *oldres,
+					  bool *automatic, bool *certain)
 {
 	if (!apply_delete.valid || apply_delete.root != state->root)
 		return false;
+	*certain = apply_delete.query == state->query->serial;
+	if (!*certain &&
+		(apply_delete.records_delete !=
+		 ((state->history_events & PAYOUT_HISTORY_INSERT) != 0) ||
+		 !SameKeyOutsidePartitionKey(state, rel, newtuple)))
+	{
+		PayoutSettleApplyDelete(NULL, false);
+		return false;
+	}
 	apply_delete.valid = false;
-	apply_refusal = NULL;		/* freed with TopTransactionContext */
+	apply_taken_refusal = apply_refusal;
+	apply_refusal = NULL;
 
 	CheckHistoryOfMove(rel, apply_delete.relid, apply_delete.records_delete,
 					   state);
@@ -562,6 +676,34 @@ PayoutTakeApplyDelete(PayoutTableState *state, Relation rel,
 	apply_moved_tid = apply_delete.tid;
 	apply_moved_valid = true;
 	return true;
+}
+
+/*
+ * PayoutConfirmApplyMove
+ *		The delete and the insert are one move: the delete's own refusal, if
+ *		any, no longer stands.
+ */
+void
+PayoutConfirmApplyMove(void)
+{
+	apply_taken_refusal = NULL;
+}
+
+/*
+ * PayoutRejectApplyMove
+ *		Not a move after all (illegal as one, legal as a delete and a new
+ *		payout): history records the delete as a delete, and a refused
+ *		delete is refused now.
+ */
+void
+PayoutRejectApplyMove(void)
+{
+	ErrorData  *edata = apply_taken_refusal;
+
+	apply_moved_valid = false;
+	apply_taken_refusal = NULL;
+	if (edata != NULL)
+		ReThrowError(edata);
 }
 
 /*

@@ -44,7 +44,10 @@ extern bool PayoutRememberApplyDelete(PayoutTableState *state, Relation rel,
 									  HeapTuple oldtuple,
 									  PayoutChange *change, PayoutRule rule);
 extern bool PayoutTakeApplyDelete(PayoutTableState *state, Relation rel,
-								  int *from, int *oldres, bool *automatic);
+								  HeapTuple newtuple, int *from, int *oldres,
+								  bool *automatic, bool *certain);
+extern void PayoutConfirmApplyMove(void);
+extern void PayoutRejectApplyMove(void);
 extern void PayoutSettleApplyDelete(PayoutTableState *state, bool inserting);
 
 /* The history trigger's side. */

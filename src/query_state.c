@@ -33,6 +33,7 @@
 #include "query_state.h"
 
 static PayoutQueryState *query_states = NULL;
+static uint64 query_serial = 0;
 
 static void ForgetQueryState(void *arg);
 static void QueryStateXactCallback(XactEvent event, void *arg);
@@ -108,6 +109,7 @@ PayoutGetQueryState(MemoryContext cxt)
 
 	state = MemoryContextAllocZero(cxt, sizeof(PayoutQueryState));
 	state->cxt = cxt;
+	state->serial = ++query_serial;
 	state->callback.func = ForgetQueryState;
 	state->callback.arg = state;
 	MemoryContextRegisterResetCallback(cxt, &state->callback);

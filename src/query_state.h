@@ -21,6 +21,7 @@ struct PayoutMoveState;
 typedef struct PayoutQueryState
 {
 	MemoryContext cxt;			/* the query's context; the state lives in it */
+	uint64		serial;			/* which query: never reused in a backend */
 	MemoryContextCallback callback;
 	struct PayoutQueryState *next;
 

@@ -324,6 +324,8 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 	bool		partition;
 	bool		auto_before = true;
 	bool		auto_after;
+	bool		apply_pair = false;
+	bool		apply_certain = false;
 
 	CheckTriggerEvent(fcinfo);
 	trigdata = (TriggerData *) fcinfo->context;
@@ -382,9 +384,12 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 		 * The INSERT half of an apply worker's move: judged as the UPDATE
 		 * it was.
 		 */
-		if (PayoutTakeApplyDelete(state, rel, &change.from, &change.oldres,
-								  &auto_before))
+		if (PayoutTakeApplyDelete(state, rel, newtuple, &change.from,
+								  &change.oldres, &auto_before, &apply_certain))
+		{
 			change.event = PAYOUT_EVENT_UPDATE;
+			apply_pair = true;
+		}
 	}
 	else
 	{
@@ -421,6 +426,8 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 		if (partition && oldtuple != NULL)
 			PayoutRememberUpdate(state, rel, oldtuple, newtuple,
 								 change.from, change.oldres);
+		if (apply_pair)
+			PayoutConfirmApplyMove();
 		return PointerGetDatum(newtuple);
 	}
 
@@ -430,6 +437,35 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 		PayoutIsHeld(change.from, change.oldres) && PayoutIsModerator();
 	change.operator_member = PayoutNeedsOperator(&change) && PayoutIsOperator();
 	rule = PayoutJudge(&change);
+
+	/*
+	 * An apply worker's delete and insert that may be a move, but need not
+	 * be: illegal as a move and legal as a delete and a new payout, they
+	 * are the latter.
+	 */
+	if (apply_pair)
+	{
+		PayoutChange as_new = change;
+
+		as_new.event = PAYOUT_EVENT_INSERT;
+		as_new.from = PAYOUT_INITIAL;
+		as_new.oldres = PAYOUT_NO_RESOLUTION;
+		as_new.allowed = state->query->graph[PAYOUT_INITIAL];
+		as_new.manual = false;
+		as_new.autoprocess_on = false;
+		as_new.moderator = false;
+		as_new.operator_member = false;
+		if (rule != PAYOUT_RULE_NONE && !apply_certain &&
+			change.to != PAYOUT_NULL_STATUS &&
+			PayoutJudge(&as_new) == PAYOUT_RULE_NONE)
+		{
+			PayoutRejectApplyMove();
+			change = as_new;
+			rule = PAYOUT_RULE_NONE;
+		}
+		else
+			PayoutConfirmApplyMove();
+	}
 
 	/*
 	 * A proposed row that would be illegal as a new payout, but whose key

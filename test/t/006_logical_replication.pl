@@ -26,7 +26,7 @@
 # subscriber has the table; and with deletes published (PostgreSQL's
 # default), a DELETE of history on the publisher stalls the subscription.
 #
-# deploy_b, "enforce on both": the subscriber sets the three triggers to
+# deploy_b, "enforce on both": the subscriber sets the four triggers to
 # ENABLE ALWAYS.
 #   - with ALWAYS triggers, the initial copy is judged like new payouts and
 #     fails at a payout that is already PROCESSED; syncing with the
@@ -55,6 +55,10 @@
 #   - an illegal one (the subscriber's graph lacks the edge) stalls it;
 #   - a DELETE the subscriber's rules refuse still does, when no INSERT
 #     makes it half of a move;
+#   - a delete and an insert the publisher makes in one transaction are
+#     two messages too: a move only if the payout keeps its key outside the
+#     partition key and the move is legal; else a delete (refused as
+#     such) and a new payout;
 #   - a table the subscriber partitions and the publisher does not: the
 #     apply worker moves the row itself, within one replicated UPDATE,
 #     judged and recorded the same way.
@@ -690,6 +694,50 @@ $sub->safe_psql('deploy_m', "ALTER SUBSCRIPTION sub_m SKIP (lsn = '$skip')");
 $pub->wait_for_catchup('sub_m');
 is($sub->safe_psql('deploy_m', 'SELECT count(*) FROM moving WHERE id IN (4, 6)'),
 	'2', 'deploy_m: after the skip, the later transaction applies');
+
+# A delete and an insert in one publisher transaction are two messages,
+# like the halves of a move; they are a move only if the payout keeps its
+# key outside the partition key.  The delete of a finished payout and the
+# insert of a new one, or of a new payout under the deleted one's key
+# (illegal as a move), are the delete and the new payout they are.
+my $mark = $sub->safe_psql('deploy_m', q{SELECT coalesce(max(id), 0) FROM payout.history});
+$pub->safe_psql('deploy_m', q{UPDATE moving SET status = 'TERMINATED' WHERE id IN (5, 6)});
+$pub->safe_psql('deploy_m', q{BEGIN;
+	DELETE FROM moving WHERE id = 5;
+	INSERT INTO moving (id, region) VALUES (8, 'a');
+	COMMIT;
+	BEGIN;
+	DELETE FROM moving WHERE id = 6;
+	INSERT INTO moving (id, region) VALUES (6, 'a');
+	COMMIT});
+$pub->wait_for_catchup('sub_m');
+is($sub->safe_psql('deploy_m', 'SELECT string_agg(id::text || status::text, \' \' ORDER BY id) FROM moving WHERE id >= 5'),
+	'6CREATED 8CREATED',
+	'deploy_m: a finished payout deleted and a new one inserted in one transaction apply');
+is( $sub->safe_psql(
+		'deploy_m', qq{SELECT string_agg(key || ' ' || coalesce(old_key, '-') || ' '
+			|| coalesce(old_status::text, '-') || '>' || coalesce(new_status::text, '-'), ', ' ORDER BY id)
+		FROM payout.history WHERE tbl = 'moving'::regclass AND id > $mark}),
+	'(5,a) - CREATED>TERMINATED, (6,a) - CREATED>TERMINATED, (5,a) - TERMINATED>-, (8,a) - ->CREATED, (6,a) - TERMINATED>-, (6,a) - ->CREATED',
+	'deploy_m: they are recorded as a delete and a new payout, not as a move');
+
+# An unfinished payout deleted and another inserted in one transaction:
+# the insert is no move, and the delete the subscriber refuses stays
+# refused.
+$pub->safe_psql('deploy_m', q{BEGIN;
+	DELETE FROM moving WHERE id = 8;
+	INSERT INTO moving (id, region) VALUES (9, 'a');
+	COMMIT});
+ok(wait_for_sub_log(qr/ERROR:  payout in status "CREATED" cannot be deleted\n.*DETAIL:  Key \(id, region\)=\(8, a\)/),
+	'deploy_m: a refused delete followed by the insert of another payout stalls the apply worker');
+($skip) = slurp_file($sub->logfile) =~ /cannot be deleted\n.*DETAIL:  Key \(id, region\)=\(8, a\)[^\n]*\n.*HINT:[^\n]*\n.*CONTEXT:  processing remote data.* finished at ([0-9A-F]+\/[0-9A-F]+)/;
+is($sub->safe_psql('deploy_m', 'SELECT string_agg(id::text, \' \' ORDER BY id) FROM moving WHERE id IN (8, 9)'),
+	'8', 'deploy_m: the payout is still there, and the new one was not inserted');
+$sub->safe_psql('deploy_m', "ALTER SUBSCRIPTION sub_m SKIP (lsn = '$skip')");
+$pub->safe_psql('deploy_m', q{INSERT INTO moving (id, region) VALUES (10, 'a')});
+$pub->wait_for_catchup('sub_m');
+is($sub->safe_psql('deploy_m', 'SELECT string_agg(id::text, \' \' ORDER BY id) FROM moving WHERE id >= 8'),
+	'8 10', 'deploy_m: after the skip, replication goes on');
 $sub->safe_psql('deploy_m', 'DROP SUBSCRIPTION sub_m');
 
 ###########################################################################
