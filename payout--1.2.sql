@@ -506,7 +506,9 @@ CREATE TABLE payout.history (
 	user_name text NOT NULL,
 	session_user_name text NOT NULL,
 	application_name text,
-	xid xid8 NOT NULL
+	xid xid8 NOT NULL,
+	actor text,
+	old_key text COLLATE "C"
 ) PARTITION BY RANGE (clock_time);
 ALTER SEQUENCE payout.history_id_seq OWNED BY payout.history.id;
 COMMENT ON TABLE payout.history IS 'one row per status or resolution change (INSERT included) of every table attached with history; append-only; partitioned by clock_time';
@@ -516,6 +518,8 @@ COMMENT ON COLUMN payout.history.clock_time IS 'when the change was recorded (cl
 COMMENT ON COLUMN payout.history.user_name IS 'current_user of the change';
 COMMENT ON COLUMN payout.history.session_user_name IS 'session_user of the change';
 COMMENT ON COLUMN payout.history.xid IS 'top-level transaction id (pg_current_xact_id())';
+COMMENT ON COLUMN payout.history.actor IS 'the setting payout.actor when the change was made: who, behind a shared database role, made it, as the application says; NULL when it was empty';
+COMMENT ON COLUMN payout.history.old_key IS 'NULL unless the change changed the payout''s primary key: then the key before it (key is the key after)';
 
 -- The default partition: every row until a DBA adds partitions, and after
 -- that whatever they do not cover.  It keeps its name and stays the default

@@ -653,6 +653,7 @@ SELECT * FROM pg_temp.news();
 -- whose columns are in another order, with a CHECK constraint of the DBA's
 -- and a trigger that counts its rows.
 CREATE TABLE payout.history_other (
+	old_key text COLLATE "C", actor text,
 	xid xid8 NOT NULL, application_name text, session_user_name text NOT NULL,
 	user_name text NOT NULL, clock_time timestamptz NOT NULL,
 	xact_time timestamptz NOT NULL, new_resolution payout.resolution,

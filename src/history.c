@@ -179,6 +179,8 @@ payout_record_history(PG_FUNCTION_ARGS)
 
 	memset(nulls, ' ', sizeof(nulls));
 	nulls[2] = nulls[3] = nulls[4] = nulls[5] = 'n';
+	/* actor and old_key: not recorded yet */
+	nulls[12] = nulls[13] = 'n';
 
 	if (oldtuple != NULL)
 	{

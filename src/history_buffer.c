@@ -73,8 +73,18 @@
 static const char *const history_columns[HISTORY_NCOLUMNS] = {
 	"tbl", "key", "old_status", "new_status", "old_resolution",
 	"new_resolution", "xact_time", "clock_time", "user_name",
-	"session_user_name", "application_name", "xid"
+	"session_user_name", "application_name", "xid", "actor", "old_key"
 };
+
+/*
+ * The columns a history table of 1.1 has: actor and old_key came with 1.2.
+ * Until ALTER EXTENSION payout UPDATE has added them, this library writes
+ * a database's history without them (and they are NULL).
+ */
+#define HISTORY_NCOLUMNS_1_1 12
+
+/* How many of history_columns the history table being written has. */
+static int	ncolumns = HISTORY_NCOLUMNS;
 
 typedef struct HistoryBuffer
 {
@@ -91,6 +101,7 @@ static bool flushing = false;
 
 /* The prepared INSERT, and the enum types it was prepared for. */
 static SPIPlanPtr history_plan = NULL;
+static int	plan_ncolumns = 0;
 static Oid	plan_status_type = InvalidOid;
 static Oid	plan_resolution_type = InvalidOid;
 
@@ -105,6 +116,7 @@ typedef struct HistoryTarget
 } HistoryTarget;
 
 static Oid	ColumnType(int column);
+static int	ColumnsOf(Relation history);
 static SPIPlanPtr GetHistoryPlan(void);
 static bool MapColumns(TupleDesc desc, AttrNumber *attnums, AttrNumber *id_attnum);
 static bool HasForeignPartition(Relation rel);
@@ -169,6 +181,28 @@ ColumnType(int column)
 }
 
 /*
+ * ColumnsOf
+ *		How many of the columns of a change the history table has: all, or
+ *		those of 1.1 before the update has added the others.
+ */
+static int
+ColumnsOf(Relation history)
+{
+	TupleDesc	desc = RelationGetDescr(history);
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped &&
+			strcmp(NameStr(att->attname), history_columns[HISTORY_NCOLUMNS_1_1]) == 0)
+			return HISTORY_NCOLUMNS;
+	}
+	return HISTORY_NCOLUMNS_1_1;
+}
+
+/*
  * GetHistoryPlan
  *		The prepared INSERT, prepared again if the enum types were dropped
  *		and created again (DROP and CREATE EXTENSION).  Call inside SPI.
@@ -184,23 +218,24 @@ GetHistoryPlan(void)
 	int			i;
 
 	if (history_plan != NULL &&
+		plan_ncolumns == ncolumns &&
 		plan_status_type == status_type &&
 		plan_resolution_type == resolution_type)
 		return history_plan;
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "INSERT INTO payout.history (");
-	for (i = 0; i < HISTORY_NCOLUMNS; i++)
+	for (i = 0; i < ncolumns; i++)
 	{
 		argtypes[i] = get_array_type(ColumnType(i));
 		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", history_columns[i]);
 	}
 	appendStringInfoString(&sql, ") SELECT * FROM unnest(");
-	for (i = 0; i < HISTORY_NCOLUMNS; i++)
+	for (i = 0; i < ncolumns; i++)
 		appendStringInfo(&sql, "%s$%d", i > 0 ? ", " : "", i + 1);
 	appendStringInfoChar(&sql, ')');
 
-	plan = SPI_prepare(sql.data, HISTORY_NCOLUMNS, argtypes);
+	plan = SPI_prepare(sql.data, ncolumns, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for payout history: %s",
 			 SPI_result_code_string(SPI_result));
@@ -210,6 +245,7 @@ GetHistoryPlan(void)
 	if (history_plan != NULL)
 		SPI_freeplan(history_plan);
 	history_plan = plan;
+	plan_ncolumns = ncolumns;
 	plan_status_type = status_type;
 	plan_resolution_type = resolution_type;
 	return plan;
@@ -346,15 +382,15 @@ MapColumns(TupleDesc desc, AttrNumber *attnums, AttrNumber *id_attnum)
 			*id_attnum = att->attnum;
 			continue;
 		}
-		for (k = 0; k < HISTORY_NCOLUMNS; k++)
+		for (k = 0; k < ncolumns; k++)
 			if (strcmp(name, history_columns[k]) == 0)
 				break;
-		if (k == HISTORY_NCOLUMNS || att->atttypid != ColumnType(k))
+		if (k == ncolumns || att->atttypid != ColumnType(k))
 			return false;
 		attnums[k] = att->attnum;
 		found++;
 	}
-	return found == HISTORY_NCOLUMNS && *id_attnum != InvalidAttrNumber;
+	return found == ncolumns && *id_attnum != InvalidAttrNumber;
 }
 
 /*
@@ -428,7 +464,7 @@ StoreRow(TupleTableSlot *slot, int row, const AttrNumber *attnums,
 	int			k;
 
 	ExecClearTuple(slot);
-	for (k = 0; k < HISTORY_NCOLUMNS; k++)
+	for (k = 0; k < ncolumns; k++)
 	{
 		slot->tts_values[attnums[k] - 1] = buffer.values[k][row];
 		slot->tts_isnull[attnums[k] - 1] = buffer.nulls[k][row];
@@ -484,7 +520,7 @@ WriteDirectly(Relation history, int nrows)
 	if (!OidIsValid(sequence))
 		return false;
 	for (row = 0; row < nrows; row++)
-		for (k = 0; k < HISTORY_NCOLUMNS; k++)
+		for (k = 0; k < ncolumns; k++)
 			if (buffer.nulls[k][row] &&
 				TupleDescAttr(desc, attnums[k] - 1)->attnotnull)
 				return false;
@@ -593,7 +629,7 @@ WriteWithInsert(int nrows)
 	int			i;
 
 	dims[0] = nrows;
-	for (i = 0; i < HISTORY_NCOLUMNS; i++)
+	for (i = 0; i < ncolumns; i++)
 	{
 		Oid			type = ColumnType(i);
 		int16		typlen;
@@ -665,6 +701,7 @@ PayoutHistoryFlush(void)
 	PG_TRY();
 	{
 		history = table_open(history_relid, RowExclusiveLock);
+		ncolumns = ColumnsOf(history);
 		GetUserIdAndSecContext(&save_userid, &save_sec_context);
 		SetUserIdAndSecContext(history->rd_rel->relowner,
 							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |

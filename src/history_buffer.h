@@ -11,7 +11,7 @@
 #define PAYOUT_HISTORY_BUFFER_H
 
 /* The columns of payout.history that a change fills, in order. */
-#define HISTORY_NCOLUMNS 12
+#define HISTORY_NCOLUMNS 14
 
 extern void PayoutRegisterHistoryHooks(void);
 extern void PayoutHistoryAppend(const Datum *values, const bool *nulls);
