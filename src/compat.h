@@ -81,4 +81,11 @@
 	index_beginscan((heap), (index), (snapshot), (nkeys), 0)
 #endif
 
+/* A VirtualTransactionId names its PGPROC by procNumber from 17. */
+#if PG_VERSION_NUM >= 170000
+#define PayoutVxidProc(vxid) ((vxid).procNumber)
+#else
+#define PayoutVxidProc(vxid) ((vxid).backendId)
+#endif
+
 #endif							/* PAYOUT_COMPAT_H */

@@ -22,6 +22,7 @@
 
 #include "compat.h"
 #include "history_buffer.h"
+#include "ledger.h"
 #include "move.h"
 #include "payout.h"
 #include "provider.h"
@@ -70,6 +71,7 @@ _PG_init(void)
 							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
+	PayoutDefineLedgerSettings();
 	MarkGUCPrefixReserved("payout");
 
 	PayoutRegisterEnumCallbacks();
