@@ -28,7 +28,7 @@ REGRESS = security types classify transition graph trigger_misuse dml hostile \
 	scale upgrade applications
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
-ISOLATION = graph_invalidation claim notify race manual move_race
+ISOLATION = graph_invalidation claim notify race manual move_race ledger
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso --load-extension=payout
 
 TAP_TESTS = 1
