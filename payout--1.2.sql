@@ -1851,13 +1851,15 @@ COMMENT ON COLUMN payout.ledger.hash IS 'SHA-256 of the block: what payout.diges
 SELECT pg_catalog.pg_extension_config_dump('payout.ledger', '');
 
 -- The names of the tables the sealer has seen, so that it records a rename
--- in the next block.  Dumped: a restored database finds them by name.
+-- in the next block.  Dumped: a restored database finds each table again by
+-- a history row sealed under it (row_id), whose tbl names it by its new OID.
 CREATE TABLE payout.ledger_names (
 	relation oid PRIMARY KEY,
 	schema_name text,
-	table_name text NOT NULL
+	table_name text NOT NULL,
+	row_id bigint
 );
-COMMENT ON TABLE payout.ledger_names IS 'internal: the name payout.seal() last recorded for each table that history rows name';
+COMMENT ON TABLE payout.ledger_names IS 'internal: the name payout.seal() last recorded for each table that history rows name, and a row sealed under it';
 SELECT pg_catalog.pg_extension_config_dump('payout.ledger_names', '');
 
 -- Horizons seal() saw: the last history id given out, and the transactions

@@ -157,6 +157,7 @@ typedef struct LedgerIdent
 	Oid			oid;			/* in the incarnation that recorded it */
 	char	   *schema;			/* NULL when dangling */
 	char	   *name;			/* the OID's digits when dangling */
+	int64		row_id;			/* while sealing: a row of it; not hashed */
 } LedgerIdent;
 
 /* A block, as sealed and as stored. */
@@ -293,6 +294,7 @@ typedef struct VerifyState
 static void SealRange(LedgerCall *call, int64 from, int64 to, int64 max_rows,
 					  LedgerBlock *prev, bool has_prev, Interval *retention,
 					  int64 *nblocks, int64 *nrows, int64 *through);
+static void StoreKnownTable(const LedgerIdent *ident);
 static void Finding(VerifyState *vs, int64 block, int64 id, const char *finding,
 					const char *fmt,...) pg_attribute_printf(5, 6);
 
@@ -1404,19 +1406,21 @@ ClearedHorizon(int64 frontier, int64 last, VirtualTransactionId *vxids,
 
 /*
  * LoadKnownTables
- *		The tables the sealer watches for renames, as of the last block,
- *		after mapping them by name into a new incarnation if the database
- *		was restored since (their OIDs changed; a table renamed between the
- *		last seal and the dump is lost to the mapping, and doc/ledger.md
- *		says to seal before a dump).
+ *		The tables the sealer watches for renames, with the name each had
+ *		when last sealed.  In a database restored since the last block, their
+ *		OIDs are new: each is found by a history row sealed under it, which
+ *		names the table by its new OID whatever it was renamed to meanwhile
+ *		(so the next block records the rename), else by its name.
  */
 static List *
 LoadKnownTables(bool remap)
 {
 	List	   *known = NIL;
+	List	   *kept = NIL;
+	ListCell   *lc;
 	uint64		i;
 
-	if (ReadLatest("SELECT relation, schema_name, table_name FROM payout.ledger_names",
+	if (ReadLatest("SELECT relation, schema_name, table_name, row_id FROM payout.ledger_names",
 				   0, NULL, NULL, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read payout.ledger_names");
 	for (i = 0; i < SPI_processed; i++)
@@ -1425,70 +1429,83 @@ LoadKnownTables(bool remap)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		LedgerIdent *ident = palloc0(sizeof(LedgerIdent));
 		bool		isnull;
-		char	   *schema;
+		Datum		row_id;
 
 		ident->oid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
-		schema = SPI_getvalue(tup, desc, 2);
+		ident->schema = SPI_getvalue(tup, desc, 2);
 		ident->name = SPI_getvalue(tup, desc, 3);
-		ident->dangling = (schema == NULL);
-		ident->schema = schema;
-		if (remap)
-		{
-			Oid			nsp;
-			Oid			relid = InvalidOid;
-
-			/* dangling ones have nothing to follow any more */
-			if (ident->dangling)
-				continue;
-			nsp = get_namespace_oid(ident->schema, true);
-			if (OidIsValid(nsp))
-				relid = get_relname_relid(ident->name, nsp);
-			if (!OidIsValid(relid))
-				continue;
-			ident->oid = relid;
-		}
+		ident->dangling = (ident->schema == NULL);
+		row_id = SPI_getbinval(tup, desc, 4, &isnull);
+		ident->row_id = isnull ? 0 : DatumGetInt64(row_id);
 		known = lappend(known, ident);
 	}
-	if (remap)
+	if (!remap)
+		return known;
+
+	foreach(lc, known)
 	{
-		ListCell   *lc;
+		LedgerIdent *ident = lfirst(lc);
+		Oid			relid = InvalidOid;
 
-		if (SPI_execute("DELETE FROM payout.ledger_names", false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not update payout.ledger_names");
-		foreach(lc, known)
+		/* a dropped table has nothing to follow any more */
+		if (ident->dangling)
+			continue;
+		if (ident->row_id != 0 &&
+			ReadLatest("SELECT h.tbl FROM payout.history h WHERE h.id OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(ident->row_id)},
+					   1) == SPI_OK_SELECT && SPI_processed == 1)
 		{
-			LedgerIdent *ident = lfirst(lc);
+			bool		isnull;
+			Datum		tbl = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											1, &isnull);
 
-			if (SPI_execute_with_args("INSERT INTO payout.ledger_names VALUES ($1, $2, $3)"
-									  " ON CONFLICT (relation) DO NOTHING",
-									  3, (Oid[]) {OIDOID, TEXTOID, TEXTOID},
-									  (Datum[]) {ObjectIdGetDatum(ident->oid),
-										  CStringGetTextDatum(ident->schema),
-									  CStringGetTextDatum(ident->name)},
-									  NULL, false, 0) != SPI_OK_INSERT)
-				elog(ERROR, "could not update payout.ledger_names");
+			if (!isnull && get_rel_name(DatumGetObjectId(tbl)) != NULL)
+				relid = DatumGetObjectId(tbl);
 		}
+		if (!OidIsValid(relid))
+		{
+			Oid			nsp = get_namespace_oid(ident->schema, true);
+
+			if (OidIsValid(nsp))
+				relid = get_relname_relid(ident->name, nsp);
+		}
+		if (!OidIsValid(relid))
+			continue;
+		ident->oid = relid;
+		kept = lappend(kept, ident);
 	}
-	return known;
+	if (SPI_execute("DELETE FROM payout.ledger_names", false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not update payout.ledger_names");
+	foreach(lc, kept)
+		StoreKnownTable(lfirst(lc));
+	return kept;
 }
 
-/* Remember a table in payout.ledger_names, or its new name. */
+/*
+ * StoreKnownTable
+ *		Remember a table in payout.ledger_names: its name as sealed, and a
+ *		row sealed under it.
+ */
 static void
 StoreKnownTable(const LedgerIdent *ident)
 {
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 
 	values[0] = ObjectIdGetDatum(ident->oid);
 	values[1] = ident->dangling ? (Datum) 0 : CStringGetTextDatum(ident->schema);
 	if (ident->dangling)
 		nulls[1] = 'n';
 	values[2] = CStringGetTextDatum(ident->name);
-	if (SPI_execute_with_args("INSERT INTO payout.ledger_names VALUES ($1, $2, $3)"
+	values[3] = Int64GetDatum(ident->row_id);
+	if (ident->row_id == 0)
+		nulls[3] = 'n';
+	if (SPI_execute_with_args("INSERT INTO payout.ledger_names AS n VALUES ($1, $2, $3, $4)"
 							  " ON CONFLICT (relation) DO UPDATE"
 							  " SET schema_name = excluded.schema_name,"
-							  " table_name = excluded.table_name",
-							  3, (Oid[]) {OIDOID, TEXTOID, TEXTOID},
+							  " table_name = excluded.table_name,"
+							  " row_id = COALESCE(excluded.row_id, n.row_id)",
+							  4, (Oid[]) {OIDOID, TEXTOID, TEXTOID, INT8OID},
 							  values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not update payout.ledger_names");
 }
@@ -1648,12 +1665,12 @@ StartBlock(LedgerCall *call, LedgerBlock *b, const LedgerBlock *prev,
  * FinishBlock
  *		Give each mark its clock offset from the block's earliest
  *		clock_time, then hash and store a block that covers the ids up to
- *		last_id, remember its new tables, and keep of it in prev what the
- *		next block needs.
+ *		last_id, remember its tables, and keep of it in prev what the next
+ *		block needs.
  */
 static void
 FinishBlock(LedgerCall *call, LedgerBlock *b, MemoryContext cxt,
-			int64 last_id, List **known, LedgerBlock *prev)
+			int64 last_id, LedgerBlock *prev)
 {
 	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
 	int64		i;
@@ -1676,25 +1693,9 @@ FinishBlock(LedgerCall *call, LedgerBlock *b, MemoryContext cxt,
 	BlockHash(call, b, b->hash);
 	InsertBlock(b);
 
+	/* its tables, and a row of each, for the next rename and restore */
 	for (t = 0; t < b->ntables; t++)
-	{
-		ListCell   *lc;
-		bool		found = false;
-
-		foreach(lc, *known)
-			if (((LedgerIdent *) lfirst(lc))->oid == b->tables[t].oid)
-				found = true;
-		if (!found)
-		{
-			LedgerIdent *copy = MemoryContextAlloc(call->cxt, sizeof(LedgerIdent));
-
-			*copy = b->tables[t];
-			MemoryContextSwitchTo(call->cxt);
-			*known = lappend(*known, copy);
-			MemoryContextSwitchTo(cxt);
-			StoreKnownTable(copy);
-		}
-	}
+		StoreKnownTable(&b->tables[t]);
 	MemoryContextSwitchTo(oldcxt);
 
 	prev->block = b->block;
@@ -1790,6 +1791,7 @@ SealRange(LedgerCall *call, int64 from, int64 to, int64 max_rows,
 			lasttable = t;
 		}
 
+		block.tables[t].row_id = id;
 		oldcxt = MemoryContextSwitchTo(rowcxt);
 		RowLeaf(call, &row, &block.tables[t], leaf);
 		MemoryContextSwitchTo(blockcxt);
@@ -1827,7 +1829,7 @@ SealRange(LedgerCall *call, int64 from, int64 to, int64 max_rows,
 
 		if (block.row_count == LEDGER_BLOCK_ROWS || block.ntables == PG_UINT16_MAX)
 		{
-			FinishBlock(call, &block, blockcxt, id, &known, prev);
+			FinishBlock(call, &block, blockcxt, id, prev);
 			blockcxt = NULL;
 			has_prev = true;
 			(*nblocks)++;
@@ -1842,7 +1844,7 @@ SealRange(LedgerCall *call, int64 from, int64 to, int64 max_rows,
 		/* the last block covers the ids up to the horizon, unless cut short */
 		int64		last_id = (*nrows < max_rows) ? to : previd;
 
-		FinishBlock(call, &block, blockcxt, last_id, &known, prev);
+		FinishBlock(call, &block, blockcxt, last_id, prev);
 		(*nblocks)++;
 		*through = last_id;
 	}
@@ -2107,7 +2109,11 @@ TableIndex(VerifyState *vs, const LedgerBlock *b, const Tracker *t, Oid tbl)
 
 	for (i = 0; i < b->ntables; i++)
 	{
-		if (IncEqual(&t[i].inc, &vs->call->here))
+		/*
+		 * A dropped table's rows keep its OID, which a dump writes and a
+		 * restore reads back as that number, whatever it names by then.
+		 */
+		if (IncEqual(&t[i].inc, &vs->call->here) || t[i].ident.dangling)
 		{
 			if (t[i].ident.oid == tbl)
 				return i;
