@@ -42,7 +42,9 @@
  * verification finds a table by its OID in the database that sealed it,
  * and by its name, followed through the recorded renames, in a restored
  * one (an *incarnation* is the system identifier, database and extension
- * OID that sealed a block).
+ * OID that sealed a block).  After a restore the sealer finds each table
+ * it knows again by a history row sealed under it, whose tbl holds the
+ * table's new OID, so that a rename made meanwhile is recorded too.
  *
  * src/ledger.c
  *
@@ -65,6 +67,7 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "port/pg_bswap.h"
 #include "port/pg_crc32c.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
@@ -358,6 +361,11 @@ ParseRetention(Interval *out)
  * ------------------------------------------------------------------------
  */
 
+/*
+ * PutU8, PutU16, PutU32, PutU64
+ *		Append an unsigned integer, big-endian: the same bytes on every
+ *		platform.
+ */
 static void
 PutU8(StringInfo buf, uint8 v)
 {
@@ -387,6 +395,10 @@ PutU64(StringInfo buf, uint64 v)
 	appendBinaryStringInfo(buf, (const char *) &be, 8);
 }
 
+/*
+ * GetU16, GetU32
+ *		Read back a big-endian integer of a mark.
+ */
 static uint16
 GetU16(const uint8 *p)
 {
@@ -435,6 +447,10 @@ PutOptText(LedgerCall *call, StringInfo buf, Datum value, bool isnull)
 	PutStr(call, buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 }
 
+/*
+ * PutOptCString
+ *		A C string that may be NULL, as PutOptText writes a text.
+ */
 static void
 PutOptCString(LedgerCall *call, StringInfo buf, const char *s)
 {
@@ -447,6 +463,10 @@ PutOptCString(LedgerCall *call, StringInfo buf, const char *s)
 	PutStr(call, buf, s, strlen(s));
 }
 
+/*
+ * PutOptI64
+ *		A 64-bit integer that may be NULL.
+ */
 static void
 PutOptI64(StringInfo buf, int64 v, bool isnull)
 {
@@ -474,6 +494,11 @@ PutIdent(LedgerCall *call, StringInfo buf, const LedgerIdent *ident)
 	PutStr(call, buf, ident->name, strlen(ident->name));
 }
 
+/*
+ * PutVarint
+ *		An unsigned integer in 7-bit groups, low first (LEB128): the gap
+ *		between a row's id and the one before, mostly one byte.
+ */
 static void
 PutVarint(StringInfo buf, uint64 v)
 {
@@ -511,6 +536,11 @@ GetVarint(const uint8 *p, int len, int *pos, uint64 *v)
 	return false;
 }
 
+/*
+ * NewSha256
+ *		A SHA-256 context of PostgreSQL's cryptohash, freed by EndCall or,
+ *		on error, by the resource owner.
+ */
 static pg_cryptohash_ctx *
 NewSha256(void)
 {
@@ -523,6 +553,10 @@ NewSha256(void)
 	return ctx;
 }
 
+/*
+ * ShaFailed
+ *		Report a failure of the hash implementation (OpenSSL's, say).
+ */
 static void
 ShaFailed(pg_cryptohash_ctx *ctx)
 {
@@ -532,6 +566,10 @@ ShaFailed(pg_cryptohash_ctx *ctx)
 					pg_cryptohash_error(ctx))));
 }
 
+/*
+ * ShaInit, ShaUpdate, ShaFinal
+ *		The cryptohash calls, with their errors reported.
+ */
 static void
 ShaInit(pg_cryptohash_ctx *ctx)
 {
@@ -575,6 +613,10 @@ Hex(const uint8 *p, int n)
  * ------------------------------------------------------------------------
  */
 
+/*
+ * IncEqual
+ *		Whether two blocks were sealed by the same copy of the database.
+ */
 static bool
 IncEqual(const LedgerIncarnation *a, const LedgerIncarnation *b)
 {
@@ -582,6 +624,11 @@ IncEqual(const LedgerIncarnation *a, const LedgerIncarnation *b)
 		a->database == b->database && a->extension == b->extension;
 }
 
+/*
+ * IdentEqual
+ *		Whether two names name the same table: the same schema and name,
+ *		or the same dropped OID.
+ */
 static bool
 IdentEqual(const LedgerIdent *a, const LedgerIdent *b)
 {
@@ -635,6 +682,10 @@ CurrentIdent(LedgerCall *call, Oid relid)
 	return &entry->ident;
 }
 
+/*
+ * LoadLabels
+ *		This database's OIDs of an enum type's labels, once per call.
+ */
 static void
 LoadLabels(LabelMap *map, PayoutEnumKind kind, int n)
 {
@@ -673,6 +724,11 @@ LabelOf(LabelMap *map, Oid value)
 	return label;
 }
 
+/*
+ * StartCall
+ *		What seal() and verify() share for one call: hash contexts, labels,
+ *		the names of tables, and which copy of the database this is.
+ */
 static void
 StartCall(LedgerCall *call)
 {
@@ -697,6 +753,10 @@ StartCall(LedgerCall *call)
 	call->utf8 = (encoding == PG_UTF8 || encoding == PG_SQL_ASCII);
 }
 
+/*
+ * EndCall
+ *		Give back the hash contexts.
+ */
 static void
 EndCall(LedgerCall *call)
 {
@@ -792,6 +852,10 @@ KeyTag(LedgerCall *call, Datum key, bool isnull)
  * ------------------------------------------------------------------------
  */
 
+/*
+ * InitBlock
+ *		An empty block, in the current memory context.
+ */
 static void
 InitBlock(LedgerBlock *b)
 {
@@ -800,6 +864,10 @@ InitBlock(LedgerBlock *b)
 	initStringInfo(&b->marks);
 }
 
+/*
+ * AddTable
+ *		Add a table to a block's dictionary; returns its index.
+ */
 static int
 AddTable(LedgerBlock *b, const LedgerIdent *ident)
 {
@@ -814,6 +882,11 @@ AddTable(LedgerBlock *b, const LedgerIdent *ident)
 	return b->ntables++;
 }
 
+/*
+ * AddRename
+ *		Record in a block that a table the ledger knows was renamed (or
+ *		dropped) since the block before.
+ */
 static void
 AddRename(LedgerBlock *b, const LedgerIdent *from, const LedgerIdent *to)
 {
@@ -899,6 +972,10 @@ BlockHash(LedgerCall *call, const LedgerBlock *b, uint8 *out)
 	pfree(buf.data);
 }
 
+/*
+ * ByteaDatum
+ *		A bytea of len bytes.
+ */
 static Datum
 ByteaDatum(const void *p, int len)
 {
@@ -1134,6 +1211,11 @@ BlockFromTuple(HeapTuple tuple, TupleDesc desc, LedgerBlock *b)
  * ------------------------------------------------------------------------
  */
 
+/*
+ * OpenHistory
+ *		A read-only cursor over the history rows a condition selects, in
+ *		id order, through the active snapshot.
+ */
 static void
 OpenHistory(HistoryScan *scan, const char *where, int nargs, Oid *types,
 			Datum *values)
@@ -1175,6 +1257,10 @@ NextRow(HistoryScan *scan, HistoryRow *row)
 	return true;
 }
 
+/*
+ * CloseHistory
+ *		Close a cursor of OpenHistory.
+ */
 static void
 CloseHistory(HistoryScan *scan)
 {
@@ -1183,6 +1269,10 @@ CloseHistory(HistoryScan *scan)
 	SPI_cursor_close(scan->portal);
 }
 
+/*
+ * RowId
+ *		A row's id (a NULL one, which only tampering makes, sorts first).
+ */
 static int64
 RowId(const HistoryRow *row)
 {
@@ -1237,6 +1327,10 @@ VxidToInt64(VirtualTransactionId vxid)
 		(int64) vxid.localTransactionId;
 }
 
+/*
+ * Int64ToVxid
+ *		The vxid VxidToInt64 stored.
+ */
 static VirtualTransactionId
 Int64ToVxid(int64 v)
 {
@@ -1247,6 +1341,10 @@ Int64ToVxid(int64 v)
 	return vxid;
 }
 
+/*
+ * RelOwner
+ *		The owner of a relation.
+ */
 static Oid
 RelOwner(Oid relid)
 {
@@ -1260,6 +1358,10 @@ RelOwner(Oid relid)
 	return owner;
 }
 
+/*
+ * PayoutRelid
+ *		A relation of schema payout, which the update to 1.2 creates.
+ */
 static Oid
 PayoutRelid(const char *name)
 {
@@ -2225,6 +2327,10 @@ typedef struct MissingRun
 	int64		count;
 } MissingRun;
 
+/*
+ * FlushMissing
+ *		Tell a run of missing rows, as one finding.
+ */
 static void
 FlushMissing(VerifyState *vs, const LedgerBlock *b, const int64 *ids,
 			 MissingRun *run)
@@ -2250,6 +2356,11 @@ FlushMissing(VerifyState *vs, const LedgerBlock *b, const int64 *ids,
 	run->count = 0;
 }
 
+/*
+ * NoteMissing
+ *		A sealed row i that is not there: counted as retained if the
+ *		retention allows it, else added to the run of missing rows.
+ */
 static void
 NoteMissing(VerifyState *vs, const LedgerBlock *b, const int64 *ids,
 			int64 i, MissingRun *run)
@@ -2631,6 +2742,12 @@ VerifyBlock(VerifyState *vs, LedgerBlock *b, bool complete, bool has_prev,
 				vs->block_more, b->block);
 }
 
+/*
+ * FlushRetained
+ *		Tell how many sealed rows are gone as the retention allows, and
+ *		from which blocks: not a difference, but what an auditor checks
+ *		against the policy.
+ */
 static void
 FlushRetained(VerifyState *vs)
 {
