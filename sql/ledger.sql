@@ -117,7 +117,8 @@ INSERT INTO changes VALUES
 	('xact_time', 'xact_time + interval ''1 microsecond'''),
 	('clock_time', 'clock_time - interval ''1 second'''),
 	('user_name', '''mallory'''), ('session_user_name', '''mallory'''),
-	('application_name', '''psql'''), ('xid', '''12345'''),
+	('application_name', '''psql'''),
+	('xid', '(xid::text::bigint + 1)::text::xid8'),
 	('actor', '''mallory'''), ('old_key', '''6''');
 -- The change is made and verified in a subtransaction that is rolled back.
 CREATE FUNCTION pg_temp.tampered(col text, expr text)
@@ -197,7 +198,7 @@ UPDATE payout.ledger SET retention = '1 day' WHERE block = 1;
 SELECT * FROM pg_temp.v();
 ROLLBACK;
 BEGIN;
-UPDATE payout.ledger SET prev_hash = '\x00'::bytea || substr(prev_hash, 2) WHERE block = 3;
+UPDATE payout.ledger SET prev_hash = set_byte(prev_hash, 0, get_byte(prev_hash, 0) # 1) WHERE block = 3;
 SELECT * FROM pg_temp.v();
 ROLLBACK;
 BEGIN;

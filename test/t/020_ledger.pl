@@ -16,9 +16,11 @@
 # Writers.  Four pgbench clients create payouts and move them along, one
 # or two changes a transaction, while another session seals every 50 ms,
 # and one sealer keeps its transaction open for a second: the server logs
-# every lock wait of 10 ms or more, and none is a writer's; pgbench fails
-# no transaction; afterwards one more seal() seals every row, each exactly
-# once, and the history verifies.
+# every lock wait of 10 ms or more, and none is a writer's (but waits to
+# extend a table, which history has without the ledger); pgbench fails no
+# transaction; the seals meanwhile seal most rows as they come; afterwards
+# one more seal() seals every row, each exactly once, and the history
+# verifies.
 #
 # pg_cron.  payout.seal() scheduled every minute by a role that may only
 # execute it, as doc/ledger.md recommends, seals the rows written before
@@ -237,6 +239,7 @@ $node->safe_psql(
 	GRANT USAGE ON SEQUENCE payout_ids TO app;
 });
 my $log_start = -s $node->logfile;
+my $rows_before = $node->safe_psql('src', 'SELECT count(*) FROM payout.history');
 append_to_file("$tempdir/writer.sql", q{
 \set two random(0, 1)
 BEGIN;
@@ -277,12 +280,16 @@ note($pgbench_out);
 like($pgbench_out, qr/number of failed transactions: 0 /,
 	'writers: pgbench fails no transaction')
   or diag($pgbench_err);
-cmp_ok($seals, '>', 50, "writers: seal() ran $seals times meanwhile");
-# (the writers' rows are sealed as they go, not all at the end)
-cmp_ok($sealed, '>', 1000, "writers: those seals sealed $sealed rows as they went");
+my $written = $node->safe_psql('src', 'SELECT count(*) FROM payout.history') - $rows_before;
+cmp_ok($seals, '>', 20, "writers: seal() ran $seals times meanwhile");
+# The writers' rows are sealed as they go, each seal() up to the horizon
+# the one before saw, not all at the end.
+cmp_ok($sealed, '>=', $written / 2,
+	"writers: those seals sealed $sealed of the $written rows written meanwhile");
 my $log = slurp_file($node->logfile, $log_start);
 my @waits = $log =~ /^.*still waiting for.*$/mg;
-is(scalar(grep { !/ShareRowExclusiveLock on relation \d+ / } @waits), 0,
+# (waits to extend a table are history's own, with or without the ledger)
+is(scalar(grep { !/ShareRowExclusiveLock on relation \d+ |on extension of relation/ } @waits), 0,
 	'writers: no lock wait of 10 ms or more but a sealer\'s for another sealer')
   or diag(join("\n", @waits));
 $node->safe_psql('src', 'SELECT payout.seal()');
