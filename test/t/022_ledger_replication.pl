@@ -1,5 +1,8 @@
-# 022_ledger_replication.pl: the ledger on a logical replication
-# subscriber.
+# 022_ledger_replication.pl: the ledger on a streaming standby and on a
+# logical replication subscriber.
+#
+# A streaming standby receives the blocks with the WAL: its history
+# verifies against the primary's digest, and seal() refuses to run there.
 #
 # The publisher seals its history; payout.history (inserts only, through
 # the partitioned table) and payout.ledger are published together, so that
@@ -99,6 +102,19 @@ like($stderr,
 	qr/payout\.ledger has sealed ids up to 45, beyond the last id sequence "payout\.history_id_seq" gave out \(0\)/,
 	'seal() on the subscriber refuses: its sequence gave out none of the ids');
 
+# A streaming standby of the publisher.
+$pub->backup('standby_backup');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($pub, 'standby_backup', has_streaming => 1);
+$standby->start;
+$pub->wait_for_catchup($standby);
+is(findings($standby, $d3), "3|46|rows unsealed\n3|45|intact",
+	'a streaming standby\'s history verifies against the primary\'s digest');
+($ret, $stdout, $stderr) = $standby->psql('postgres',
+	"\\set VERBOSITY sqlstate\nSELECT payout.seal()");
+like($stderr, qr/ERROR:\s+25006/, 'seal() refuses to run on a standby');
+
+$standby->stop;
 $sub->stop;
 $pub->stop;
 done_testing();
