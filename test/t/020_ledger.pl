@@ -22,6 +22,10 @@
 # one more seal() seals every row, each exactly once, and the history
 # verifies.
 #
+# Prepared transactions.  A prepared transaction that wrote history holds
+# back sealing of every id after its own, across a restart, until it is
+# committed.
+#
 # pg_cron.  payout.seal() scheduled every minute by a role that may only
 # execute it, as doc/ledger.md recommends, seals the rows written before
 # the job's next run.
@@ -64,6 +68,7 @@ $node->append_conf(
 	'postgresql.conf', q{
 log_lock_waits = on
 deadlock_timeout = 10ms
+max_prepared_transactions = 5
 shared_preload_libraries = 'pg_cron'
 cron.database_name = 'src'
 cron.use_background_workers = on
@@ -303,6 +308,35 @@ is( $node->safe_psql(
 	'writers: afterwards every row is sealed, each once');
 like(verdict($node, 'src', $d1), qr/\|intact$/,
 	'writers: the history verifies against the digest taken before them');
+
+#
+# A prepared transaction that wrote history holds back sealing until it is
+# committed, also across a restart, which it survives.
+#
+$node->safe_psql(
+	'src', q{
+	BEGIN;
+	UPDATE payouts SET status = 'READY' WHERE id = 41;
+	PREPARE TRANSACTION 'p1';
+});
+$node->safe_psql('src', q{UPDATE payouts SET status = 'READY' WHERE id = 42});
+my $prepared_id = $node->safe_psql('src',
+	q{SELECT max(id) FROM payout.history}) - 1;
+is( $node->safe_psql('src', 'SELECT sealed_rows, waiting FROM payout.seal()'),
+	'0|1', 'prepared: seal() seals nothing after its id, and waits for it');
+$node->restart;
+is( $node->safe_psql('src', 'SELECT sealed_rows, waiting FROM payout.seal()'),
+	'0|1', 'prepared: after a restart, too');
+$node->safe_psql('src', q{COMMIT PREPARED 'p1'});
+is($node->safe_psql('src', 'SELECT sealed_rows FROM payout.seal()'),
+	'2', 'prepared: once committed, its row and the row after it are sealed');
+is( $node->safe_psql(
+		'src', qq{
+		SELECT count(*) FROM payout.history
+		WHERE id >= $prepared_id AND id <= (SELECT max(last_id) FROM payout.ledger)}),
+	'2', '... they are the two rows');
+like(verdict($node, 'src', $d1), qr/\|intact$/,
+	'prepared: the history verifies');
 
 #
 # pg_cron: a role that may only execute payout.seal() schedules it.
