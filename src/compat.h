@@ -142,4 +142,11 @@ PayoutInitRangeTable(EState *estate, Relation rel)
 							 true, 0, false)
 #endif
 
+/* A VirtualTransactionId names its PGPROC by procNumber from 17. */
+#if PG_VERSION_NUM >= 170000
+#define PayoutVxidProc(vxid) ((vxid).procNumber)
+#else
+#define PayoutVxidProc(vxid) ((vxid).backendId)
+#endif
+
 #endif							/* PAYOUT_COMPAT_H */

@@ -22,6 +22,7 @@
 
 #include "compat.h"
 #include "history_buffer.h"
+#include "ledger.h"
 #include "move.h"
 #include "payout.h"
 #include "provider.h"
@@ -85,6 +86,7 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   NULL, NULL, NULL);
+	PayoutDefineLedgerSettings();
 	MarkGUCPrefixReserved("payout");
 
 	PayoutRegisterEnumCallbacks();
