@@ -238,14 +238,20 @@ TriggerFiresNow(char tgenabled)
 static uint32
 HistoryEvents(Relation rel)
 {
-	TriggerDesc *trigdesc = rel->trigdesc;
 	Oid			history_fn;
+	TriggerDesc *trigdesc;
 	uint32		events = 0;
 	int			i;
 
+	/*
+	 * Look the function up before reading rel->trigdesc: the lookup may
+	 * accept invalidation messages, and a rebuild of rel's relcache entry
+	 * frees the trigdesc it had.  Nothing in the loop reads the catalogs.
+	 */
+	history_fn = HistoryFunctionOid();
+	trigdesc = rel->trigdesc;
 	if (trigdesc == NULL)
 		return 0;
-	history_fn = HistoryFunctionOid();
 	for (i = 0; i < trigdesc->numtriggers; i++)
 	{
 		Trigger    *trigger = &trigdesc->triggers[i];
