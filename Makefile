@@ -7,9 +7,11 @@ OBJS = \
 	src/history.o \
 	src/history_buffer.o \
 	src/key.o \
+	src/ledger.o \
 	src/move.o \
 	src/payout.o \
 	src/provider.o \
+	src/query_state.o \
 	src/rules.o \
 	src/status.o \
 	src/table_cache.o \
@@ -22,12 +24,13 @@ DATA = payout--1.0.sql payout--1.1.sql payout--1.2.sql $(wildcard payout--*--*.s
 
 # security runs first and creates the extension itself, as do the others:
 # no --load-extension here.
-REGRESS = security types classify transition graph trigger_misuse dml hostile \
-	resolution autoprocess provider claim_expire history graph_picture recreated_triggers \
-	scale upgrade applications
+REGRESS = security types classify transition graph trigger_misuse dml hostile moves \
+	resolution autoprocess provider claim_expire history ledger graph_picture recreated_triggers \
+	scale upgrade applications identity conditions
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
-ISOLATION = graph_invalidation claim notify race manual move_race
+ISOLATION = graph_invalidation graph_statement claim notify race manual move_race \
+	upsert_race ledger
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso --load-extension=payout
 
 TAP_TESTS = 1

@@ -454,6 +454,19 @@ AS 'MODULE_PATHNAME', 'payout_next_statuses'
 LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION payout.next_statuses(payout.status) IS 'statuses reachable in one step, in enum order; for NULL, the statuses a new payout may start in';
 
+-- Who may do what, as the trigger asks it.
+CREATE FUNCTION payout.is_moderator()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'payout_is_moderator'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payout.is_moderator() IS 'true if the current user may release or end payouts held for moderation: a superuser, or a role with the privileges of payout.moderator_role';
+
+CREATE FUNCTION payout.is_operator()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'payout_is_operator'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payout.is_operator() IS 'true if the current user may process manual payouts and turn autoprocess on: a superuser, or a role with the privileges of payout.operator_role';
+
 ------------------------------------------------------------------------------
 -- The trigger and the helpers that attach it.
 ------------------------------------------------------------------------------
@@ -506,7 +519,9 @@ CREATE TABLE payout.history (
 	user_name text NOT NULL,
 	session_user_name text NOT NULL,
 	application_name text,
-	xid xid8 NOT NULL
+	xid xid8 NOT NULL,
+	actor text,
+	old_key text COLLATE "C"
 ) PARTITION BY RANGE (clock_time);
 ALTER SEQUENCE payout.history_id_seq OWNED BY payout.history.id;
 COMMENT ON TABLE payout.history IS 'one row per status or resolution change (INSERT included) of every table attached with history; append-only; partitioned by clock_time';
@@ -516,6 +531,8 @@ COMMENT ON COLUMN payout.history.clock_time IS 'when the change was recorded (cl
 COMMENT ON COLUMN payout.history.user_name IS 'current_user of the change';
 COMMENT ON COLUMN payout.history.session_user_name IS 'session_user of the change';
 COMMENT ON COLUMN payout.history.xid IS 'top-level transaction id (pg_current_xact_id())';
+COMMENT ON COLUMN payout.history.actor IS 'who made the change as the application says (setting payout.actor); not authenticated by the database';
+COMMENT ON COLUMN payout.history.old_key IS 'the key before the change, when the change changed the payout''s key; NULL otherwise';
 
 -- The default partition: every row until a DBA adds partitions, and after
 -- that whatever they do not cover.  It keeps its name and stays the default
@@ -531,6 +548,9 @@ COMMENT ON TABLE payout.history_catchall IS 'default partition of payout.history
 -- One payout's timeline, and time ranges (history is appended in time
 -- order, which is what BRIN needs).
 CREATE INDEX history_catchall_tbl_key_id_idx ON payout.history_catchall (tbl, key, id);
+-- The links of key changes, which payout.timeline() follows both ways.
+CREATE INDEX history_catchall_tbl_old_key_idx ON payout.history_catchall (tbl, old_key)
+	WHERE old_key IS NOT NULL;
 -- 16 pages a range: a query of the last minutes reads about a thousand
 -- history rows, not ten thousand, for a summary of a few hundred bytes per
 -- million rows.
@@ -612,14 +632,37 @@ END
 $$;
 COMMENT ON FUNCTION payout.on_all_nodes(text) IS 'internal: runs a query of payout.history returning one json value on every Citus node, as the caller';
 
--- On a distributed table, one query per node, whose rows are ordered by
--- clock_time: ids come from each node's own sequence.
+-- A payout's whole life, under every key it had: from a change that gave
+-- the payout its key back to the rows of the key it had before, up to that
+-- change, and forward to the rows of the key a later change gave it, from
+-- that change on.  So a payout renamed away and the new payout that later
+-- took its key both show under that key, each for what it is, with the
+-- change that links them; under the new key, only the renamed payout's
+-- own rows.  On a distributed table, one query per node, whose rows are
+-- ordered by clock_time: ids come from each node's own sequence.
 CREATE FUNCTION payout.timeline(tbl regclass, key text)
 RETURNS SETOF payout.history
 LANGUAGE plpgsql
 STABLE STRICT PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	-- the key's segments: (key, first id, last id) of the payout's rows
+	rows_of_keys constant text :=
+		'WITH RECURSIVE seg(k, lo, hi) AS ('
+		' SELECT $2::text COLLATE "C", 0::bigint, 9223372036854775807::bigint'
+		' UNION'
+		' SELECT CASE WHEN h.key OPERATOR(pg_catalog.=) seg.k THEN h.old_key ELSE h.key END,'
+		'  CASE WHEN h.key OPERATOR(pg_catalog.=) seg.k THEN 0::bigint ELSE h.id END,'
+		'  CASE WHEN h.key OPERATOR(pg_catalog.=) seg.k THEN h.id ELSE 9223372036854775807::bigint END'
+		' FROM seg JOIN payout.history h'
+		' ON h.tbl OPERATOR(pg_catalog.=) $1 AND h.old_key IS NOT NULL'
+		' AND (h.key OPERATOR(pg_catalog.=) seg.k OR h.old_key OPERATOR(pg_catalog.=) seg.k)'
+		' AND h.id OPERATOR(pg_catalog.>=) seg.lo AND h.id OPERATOR(pg_catalog.<=) seg.hi)'
+		' SELECT h.* FROM payout.history h'
+		' WHERE h.tbl OPERATOR(pg_catalog.=) $1 AND h.key IN (SELECT seg.k FROM seg)'
+		' AND EXISTS (SELECT FROM seg WHERE seg.k OPERATOR(pg_catalog.=) h.key'
+		'  AND h.id OPERATOR(pg_catalog.>=) seg.lo AND h.id OPERATOR(pg_catalog.<=) seg.hi)';
 BEGIN
 	IF payout.distribution_column(tbl) IS NOT NULL THEN
 		RETURN QUERY
@@ -629,22 +672,18 @@ BEGIN
 				-- search_path may not find the name a node prints.
 				'SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_set(pg_catalog.to_jsonb(h),'
 				' ''{tbl}'', pg_catalog.to_jsonb(%1$L::text))), ''[]'')::pg_catalog.json'
-				' FROM payout.history h'
-				' WHERE h.tbl OPERATOR(pg_catalog.=) %1$L::pg_catalog.regclass'
-				' AND h.key OPERATOR(pg_catalog.=) %2$L',
-				tbl, key)) AS n(rows),
+				' FROM (%3$s) h',
+				tbl, key,
+				replace(replace(rows_of_keys, '$1', format('%L::pg_catalog.regclass', tbl)),
+						'$2', quote_literal(key)))) AS n(rows),
 			 json_populate_recordset(NULL::payout.history, n.rows) AS h
 		ORDER BY h.clock_time, h.id;
 		RETURN;
 	END IF;
-	RETURN QUERY
-	SELECT h.* FROM payout.history h
-	WHERE h.tbl OPERATOR(pg_catalog.=) timeline.tbl
-	  AND h.key OPERATOR(pg_catalog.=) timeline.key
-	ORDER BY h.id;
+	RETURN QUERY EXECUTE rows_of_keys || ' ORDER BY h.id' USING tbl, key;
 END
 $$;
-COMMENT ON FUNCTION payout.timeline(regclass, text) IS 'one payout''s recorded changes, oldest first (on a Citus distributed table, from every node)';
+COMMENT ON FUNCTION payout.timeline(regclass, text) IS 'one payout''s recorded changes, oldest first, under this key and the keys changes linked it to (on a Citus distributed table, from every node)';
 
 -- In PL/pgSQL, with EXECUTE: each call is planned for its own range, so a
 -- narrow one reads the BRIN index on clock_time and not the whole history
@@ -786,6 +825,85 @@ AS $$
 $$;
 COMMENT ON FUNCTION payout.base_type(regclass, name) IS 'the type of a column, through domains; NULL if there is no such column';
 
+-- Whether payout.history_key() prints values of type typ in a canonical
+-- text, decided from the catalogs as src/key.c decides it
+-- (PayoutKeyKindOf): the type, seen through any number of domains, is one
+-- of the base types listed there or an enum.  attach() and the update
+-- scripts ask this rather than call payout.history_key() with a NULL of
+-- the type, which would run a domain's CHECK constraints, its owner's
+-- code, with the caller's rights.
+CREATE FUNCTION payout.key_type_supported(typ regtype)
+RETURNS boolean
+LANGUAGE sql
+STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE t(oid, typtype, basetype) AS (
+		SELECT ty.oid, ty.typtype, ty.typbasetype
+		FROM pg_type ty WHERE ty.oid OPERATOR(pg_catalog.=) $1
+		UNION ALL
+		SELECT ty.oid, ty.typtype, ty.typbasetype
+		FROM t JOIN pg_type ty ON ty.oid OPERATOR(pg_catalog.=) t.basetype
+		WHERE t.typtype OPERATOR(pg_catalog.=) 'd'
+	)
+	SELECT coalesce(bool_or(t.typtype OPERATOR(pg_catalog.=) 'e'
+						   OR t.oid OPERATOR(pg_catalog.=) ANY (
+							'{pg_catalog.int2,pg_catalog.int4,pg_catalog.int8,pg_catalog.oid,'
+							'pg_catalog.text,pg_catalog.varchar,pg_catalog.bpchar,pg_catalog.name,'
+							'pg_catalog.uuid,pg_catalog.bool,pg_catalog.numeric,pg_catalog.date,'
+							'pg_catalog.timestamp,pg_catalog.timestamptz}'::pg_catalog.regtype[])),
+					false)
+	FROM t WHERE t.typtype OPERATOR(pg_catalog.<>) 'd'
+$$;
+COMMENT ON FUNCTION payout.key_type_supported(regtype) IS 'internal: whether payout.history_key() gives values of the type a canonical text, read from the catalogs';
+
+-- The WHEN clause of the history trigger zz_payout_history_update: the
+-- status or the resolution changed, or a column of the primary key did
+-- (history links a payout's old key to its new one).  Each column is cast
+-- to its base type, seen through domains, whose own operators may not
+-- exist, and compared with pg_catalog's operator of that type; collatable
+-- keys under "C", so that a key that only a nondeterministic collation
+-- calls equal to the old one counts as changed.  Built from the catalogs:
+-- nothing of the table's types is evaluated.
+CREATE FUNCTION payout.history_when(tbl regclass, status_column name, resolution_column name)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	changed text;
+	k record;
+BEGIN
+	changed := format('OLD.%1$I::payout.status IS DISTINCT FROM NEW.%1$I::payout.status',
+					  status_column);
+	IF resolution_column IS NOT NULL THEN
+		changed := changed OPERATOR(pg_catalog.||)
+			format(' OR OLD.%1$I::payout.resolution IS DISTINCT FROM NEW.%1$I::payout.resolution',
+				   resolution_column);
+	END IF;
+	FOR k IN
+		SELECT a.attname, b.oid AS base, b.typcollation
+		FROM pg_index i
+			 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS c(attnum, ord)
+			 JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+								AND a.attnum OPERATOR(pg_catalog.=) c.attnum
+			 JOIN pg_type b ON b.oid OPERATOR(pg_catalog.=) payout.base_type(tbl, a.attname)
+		WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary
+		ORDER BY c.ord
+	LOOP
+		-- format_type() without a typmod: bpchar stays bpchar, not char(1).
+		changed := changed OPERATOR(pg_catalog.||)
+			format(' OR OLD.%1$I::%2$s%3$s IS DISTINCT FROM NEW.%1$I::%2$s%3$s',
+				   k.attname, format_type(k.base, NULL),
+				   CASE WHEN k.typcollation OPERATOR(pg_catalog.<>) 0
+						THEN ' COLLATE pg_catalog."C"' ELSE '' END);
+	END LOOP;
+	RETURN changed;
+END
+$$;
+COMMENT ON FUNCTION payout.history_when(regclass, name, name) IS 'internal: the WHEN clause of zz_payout_history_update: the status, the resolution or a primary key column changed';
+
 -- Checks that the payout trigger of an attached table (and of each of its
 -- partitions) can guard it: no inheritance children, which the trigger of
 -- a plain table does not cover, and no BEFORE ROW trigger that fires after
@@ -873,7 +991,8 @@ $$;
 COMMENT ON FUNCTION payout.check_ddl() IS 'event trigger: refuses DDL that would let rows of an attached table escape the payout trigger';
 
 CREATE EVENT TRIGGER payout_check_ddl ON ddl_command_end
-	WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER')
+	WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE',
+				 'CREATE TRIGGER', 'ALTER TRIGGER')
 	EXECUTE FUNCTION payout.check_ddl();
 
 -- attach, detach, attachment, claim and expire run with the caller's
@@ -905,7 +1024,6 @@ DECLARE
 	changed text;
 	parent_trigger oid;
 	col name;
-	key_types text;
 	unsafe_triggers text;
 BEGIN
 	IF tbl IS NULL OR status_column IS NULL OR notify IS NULL OR history IS NULL
@@ -1032,16 +1150,25 @@ BEGIN
 					  DETAIL = 'History records each payout by its primary key, which must be checked at once.',
 					  HINT = 'Make the primary key NOT DEFERRABLE, or attach with history => false.';
 		END IF;
-		-- History keys are a text no setting changes: payout.history_key()
-		-- refuses the key types that have none, even given NULLs.
-		SELECT string_agg(format('NULL::%s', a.atttypid::regtype), ', ' ORDER BY k.ord)
-		INTO key_types
+		-- History keys are a text no setting changes: the key types that
+		-- have none are refused, as payout.history_key() refuses them.
+		-- Asked of the catalogs: a NULL cast to the key's type would run a
+		-- domain's CHECK, its owner's code, with the caller's rights.
+		SELECT a.atttypid::regtype INTO coltype
 		FROM pg_index i
 			 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
 			 JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
 								AND a.attnum OPERATOR(pg_catalog.=) k.attnum
-		WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary;
-		EXECUTE format('SELECT payout.history_key(%s)', key_types);
+		WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary
+		  AND NOT payout.key_type_supported(a.atttypid)
+		ORDER BY k.ord
+		LIMIT 1;
+		IF FOUND THEN
+			RAISE EXCEPTION 'type % cannot be part of a payout key in history', coltype
+				USING ERRCODE = 'datatype_mismatch',
+					  DETAIL = 'Its text depends on the session''s settings.',
+					  HINT = 'Use a key of an integer, numeric, text, uuid, date or timestamp type, or attach with history => false.';
+		END IF;
 	END IF;
 
 	PERFORM payout.check_guard(tbl);
@@ -1067,13 +1194,7 @@ BEGIN
 
 	IF history THEN
 		args := format('%L, %L', status_column, coalesce(resolution_column, ''));
-		-- The casts see through domains, whose own operators may not exist.
-		changed := format('OLD.%1$I::payout.status IS DISTINCT FROM NEW.%1$I::payout.status',
-						  status_column);
-		IF resolution_column IS NOT NULL THEN
-			changed := changed || format(' OR OLD.%1$I::payout.resolution IS DISTINCT FROM NEW.%1$I::payout.resolution',
-										 resolution_column);
-		END IF;
+		changed := payout.history_when(tbl, status_column, resolution_column);
 		-- AFTER triggers, so that only rows really stored are recorded; the
 		-- WHEN clause keeps updates of other columns from queuing events.
 		EXECUTE format('CREATE TRIGGER zz_payout_history'
@@ -1331,11 +1452,16 @@ DECLARE
 	cpk record := payout.primary_key(tbl, 'c');
 	in_shard text := '';
 	tonly text := '';
+	dist text := '';
+	dists text := '''{}''::text[]';
 BEGIN
-	-- only_column = ANY (only_keys): the payouts of one Citus shard.
+	-- only_column = ANY (only_keys): the payouts of one Citus shard; their
+	-- values of it come back too, for payout.claim_rows().
 	IF only_column IS NOT NULL THEN
 		in_shard := format(' AND %I OPERATOR(pg_catalog.=) ANY (%s)', only_column, only_keys);
 		tonly := format(' AND t.%I OPERATOR(pg_catalog.=) ANY (%s)', only_column, only_keys);
+		dist := format(', t.%I::text AS dist', only_column);
+		dists := 'coalesce(array_agg(dist), ''{}'')';
 	END IF;
 	RETURN format(
 		'WITH claimed AS ('
@@ -1344,13 +1470,33 @@ BEGIN
 		'%4$s%8$s'
 		' ORDER BY %3$s LIMIT $1 FOR UPDATE SKIP LOCKED) c'
 		' WHERE (%5$s) = (%6$s)%9$s'
-		' RETURNING %7$s AS key)'
-		' SELECT coalesce(array_agg(key), ''{}'') FROM claimed',
+		' RETURNING %7$s AS key%10$s)'
+		' SELECT coalesce(array_agg(key), ''{}''), %11$s FROM claimed',
 		tbl, att.status_column, pk.columns, payout.claim_filter(tbl, manual),
-		tpk.columns, cpk.columns, tpk.key_text, in_shard, tonly);
+		tpk.columns, cpk.columns, tpk.key_text, in_shard, tonly, dist, dists);
 END
 $$;
-COMMENT ON FUNCTION payout.claim_query(regclass, boolean, name, text) IS 'internal: the statement payout.claim() runs for one batch of $1 payouts (with only_column, of those whose only_column is in the array only_keys)';
+COMMENT ON FUNCTION payout.claim_query(regclass, boolean, name, text) IS 'internal: the statement payout.claim() runs for one batch of $1 payouts, giving their keys (with only_column, of those whose only_column is in the array only_keys, and their values of it)';
+
+-- A manual payout past READY is an operator's: expire() leaves those in
+-- PENDING to operators, rather than fail on them.
+CREATE FUNCTION payout.expire_manual_filter(tbl regclass)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	att record := payout.attachment(tbl);
+BEGIN
+	IF att.autoprocess_column IS NULL OR payout.is_operator() THEN
+		RETURN '';
+	END IF;
+	RETURN format(' AND (%I IS TRUE OR %I::payout.status OPERATOR(pg_catalog.<>) ''PENDING'')',
+				  att.autoprocess_column, att.status_column);
+END
+$$;
+COMMENT ON FUNCTION payout.expire_manual_filter(regclass) IS 'internal: the condition that keeps expire() off manual payouts past READY unless its caller is an operator';
 
 CREATE FUNCTION payout.expire_query(tbl regclass, since_column name DEFAULT 'created_at',
 									only_column name DEFAULT NULL,
@@ -1372,6 +1518,7 @@ BEGIN
 		filter := format(' AND NOT payout.requires_moderation(%I, %I)',
 						 att.status_column, att.resolution_column);
 	END IF;
+	filter := filter || payout.expire_manual_filter(tbl);
 	-- only_column = ANY (only_keys): the payouts of one Citus shard.
 	IF only_column IS NOT NULL THEN
 		filter := filter || format(' AND %I OPERATOR(pg_catalog.=) ANY (%s)', only_column, only_keys);
@@ -1397,12 +1544,17 @@ COMMENT ON FUNCTION payout.expire_query(regclass, name, name, text) IS 'internal
 -- The partial indexes that payout.claim(), payout.expire(), the moderation
 -- queue and the operators' queue need to cost in proportion to what they
 -- return rather than to the table, as attach(..., indexes => true) makes
--- them.  Each is (name, columns, predicate, what it serves); an index the
--- table cannot have (no created_at, no resolution or autoprocess column)
--- is left out.
+-- them.  Each is (name, columns, predicate, what it serves), with the
+-- columns as names (keys) and the predicate as PostgreSQL prints it back
+-- from pg_index, in the form payout.predicate_shape() reduces it to
+-- (shape), for payout.check() to recognise it.  Operators are qualified:
+-- payout.check() gives these as statements to run.  An index the table
+-- cannot have (no created_at, no resolution or autoprocess column) is
+-- left out.
 CREATE FUNCTION payout.index_plan(tbl regclass,
 								  OUT name name, OUT columns text,
-								  OUT predicate text, OUT serves text)
+								  OUT predicate text, OUT serves text,
+								  OUT keys name[], OUT shape text)
 RETURNS SETOF record
 LANGUAGE plpgsql
 STABLE
@@ -1412,35 +1564,53 @@ DECLARE
 	att record := payout.attachment(tbl);
 	base text := left(payout.relname(tbl), 40);
 	pk text;
+	pk_keys name[];
 	since boolean := payout.base_type(tbl, 'created_at') IN
 		('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype);
+	s text := quote_ident(att.status_column);
 BEGIN
 	IF EXISTS (SELECT FROM pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary) THEN
 		pk := (payout.primary_key(tbl, NULL)).columns;
+		pk_keys := ARRAY(
+			SELECT a.attname
+			FROM pg_index i
+				 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+				 JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+									AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+			WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary
+			ORDER BY k.ord);
 		RETURN QUERY SELECT (base || '_payout_ready')::name, pk,
-			format('%I::payout.status = ''READY''', att.status_column),
-			'payout.claim()'::text;
+			format('%I::payout.status OPERATOR(pg_catalog.=) ''READY''', att.status_column),
+			'payout.claim()'::text, pk_keys,
+			format('(%s = ''READY'')', s);
 	END IF;
 	IF since THEN
 		RETURN QUERY SELECT (base || '_payout_expiring')::name, 'created_at'::text,
-			format('%I::payout.status IN (''CREATED'', ''READY'', ''PENDING'')', att.status_column),
-			'payout.expire()'::text;
+			format('%I::payout.status OPERATOR(pg_catalog.=) ANY (ARRAY[''CREATED'', ''READY'', ''PENDING'']::payout.status[])',
+				   att.status_column),
+			'payout.expire()'::text, ARRAY['created_at']::name[],
+			format('(%s = ANY (ARRAY[''CREATED'', ''READY'', ''PENDING'']))', s);
 	END IF;
 	IF att.resolution_column IS NOT NULL THEN
 		RETURN QUERY SELECT (base || '_payout_held')::name,
 			format('%I', att.resolution_column) || CASE WHEN since THEN ', created_at' ELSE '' END,
 			format('payout.requires_moderation(%I, %I)', att.status_column, att.resolution_column),
-			'the moderation queue'::text;
+			'the moderation queue'::text,
+			ARRAY[att.resolution_column] || CASE WHEN since THEN ARRAY['created_at']::name[] ELSE '{}' END,
+			format('payout.requires_moderation(%s, %s)', s, quote_ident(att.resolution_column));
 	END IF;
 	IF att.autoprocess_column IS NOT NULL THEN
 		RETURN QUERY SELECT (base || '_payout_manual')::name,
 			CASE WHEN since THEN 'created_at' ELSE pk END,
-			format('%I::payout.status = ''READY'' AND %I IS NOT TRUE', att.status_column, att.autoprocess_column),
-			'the operators'' queue and payout.claim(..., manual => true)'::text;
+			format('%I::payout.status OPERATOR(pg_catalog.=) ''READY'' AND %I IS NOT TRUE',
+				   att.status_column, att.autoprocess_column),
+			'the operators'' queue and payout.claim(..., manual => true)'::text,
+			CASE WHEN since THEN ARRAY['created_at']::name[] ELSE pk_keys END,
+			format('((%s = ''READY'') AND (%s IS NOT TRUE))', s, quote_ident(att.autoprocess_column));
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION payout.index_plan(regclass) IS 'internal: the partial indexes attach(..., indexes => true) makes for the table';
+COMMENT ON FUNCTION payout.index_plan(regclass) IS 'internal: the partial indexes attach(..., indexes => true) makes for the table, and the shape payout.check() recognises each by';
 
 CREATE FUNCTION payout.create_indexes(tbl regclass)
 RETURNS void
@@ -1468,65 +1638,127 @@ END
 $$;
 COMMENT ON FUNCTION payout.create_indexes(regclass) IS 'internal: makes the partial indexes of payout.index_plan() that the table lacks';
 
--- What an attached table lacks.  Each queue is asked of the planner, with
--- the join settings claim() and expire() run with, and sequential scans
--- off: served means it reads a partial index of the table (or of each
--- partition), not the whole table or its primary key.
+-- An index predicate as pg_get_expr() prints it, with the casts that a
+-- domain over payout.status or payout.resolution adds taken out, so that
+-- the predicates attach() makes compare equal on any table.
+CREATE FUNCTION payout.predicate_shape(predicate text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT regexp_replace(regexp_replace($1,
+		'\(("(?:[^"]|"")+"|[[:alpha:]_][[:alnum:]_$]*)\)::payout\.(?:status|resolution)', '\1', 'g'),
+		'(''(?:[^'']|'''')*'')::payout\.(?:status|resolution)', '\1', 'g')
+$$;
+COMMENT ON FUNCTION payout.predicate_shape(text) IS 'internal: an index predicate as pg_get_expr() prints it, without the casts of domain columns';
+
+-- The name of a valid partial index of rel whose predicate has this shape
+-- and whose columns begin with keys; NULL if there is none.  From the
+-- catalogs: the index's expressions are printed, not evaluated.
+CREATE FUNCTION payout.serving_index(rel regclass, keys name[], shape text)
+RETURNS name
+LANGUAGE sql
+STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT c.relname
+	FROM pg_index i JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
+	WHERE i.indrelid OPERATOR(pg_catalog.=) $1
+	  AND i.indisvalid AND i.indisready AND i.indpred IS NOT NULL
+	  AND i.indnkeyatts OPERATOR(pg_catalog.>=) pg_catalog.cardinality($2)
+	  AND (SELECT bool_and(a.attnum OPERATOR(pg_catalog.=) i.indkey[k.n OPERATOR(pg_catalog.-) 1])
+		   FROM unnest($2) WITH ORDINALITY AS k(col, n)
+				LEFT JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) $1
+										AND a.attname OPERATOR(pg_catalog.=) k.col
+										AND NOT a.attisdropped) IS TRUE
+	  AND payout.predicate_shape(pg_get_expr(i.indpred, i.indrelid)) OPERATOR(pg_catalog.=) $3
+	ORDER BY c.relname
+	LIMIT 1
+$$;
+COMMENT ON FUNCTION payout.serving_index(regclass, name[], text) IS 'internal: a valid partial index of the table with this predicate shape and these leading columns';
+
+-- What an attached table lacks: its primary key, and for each queue the
+-- partial index of payout.index_plan(), on the table, or on each of its
+-- partitions that holds rows.  Read from the catalogs alone: neither the
+-- table nor its indexes are planned, which would evaluate its owner's
+-- functions in index expressions, predicates and constraints with the
+-- caller's rights.  An index is recognised by its leading columns and its
+-- predicate as PostgreSQL prints them: an index attach() made or one made
+-- by the statement given here, not an equivalent written otherwise.
 CREATE FUNCTION payout.check(tbl regclass,
-							 OUT item text, OUT ok boolean, OUT detail text)
+							 OUT item text, OUT ok boolean, OUT detail text,
+							 OUT statement text)
 RETURNS SETOF record
 LANGUAGE plpgsql
+STABLE
 SET search_path = pg_catalog, pg_temp
-SET enable_seqscan = off
-SET enable_hashjoin = off
-SET enable_mergejoin = off
 AS $$
 DECLARE
-	att record := payout.attachment(tbl);
 	ix record;
-	plan text;
-	used text[];
-	partial boolean;
-	rels oid[];
+	partitioned boolean;
+	leaves regclass[];
+	parent_index name;
+	served name[];
+	lacking regclass[];
 BEGIN
-	rels := ARRAY[tbl::oid] || ARRAY(SELECT p.relid::oid FROM pg_partition_tree(tbl) p);
+	PERFORM payout.attachment(tbl);
+	partitioned := EXISTS (SELECT FROM pg_class c
+						   WHERE c.oid OPERATOR(pg_catalog.=) tbl
+							 AND c.relkind OPERATOR(pg_catalog.=) 'p');
+	IF partitioned THEN
+		leaves := ARRAY(SELECT p.relid FROM pg_partition_tree(tbl) p
+						JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid
+						WHERE c.relkind OPERATOR(pg_catalog.=) 'r'
+						ORDER BY p.level, c.relname);
+	ELSE
+		leaves := ARRAY[tbl];
+	END IF;
 
 	item := 'primary key';
 	ok := EXISTS (SELECT FROM pg_index i WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary);
 	detail := CASE WHEN ok THEN 'payouts are named by their key in claims, errors and history'
 				   ELSE 'claim() and history need one: ALTER TABLE ... ADD PRIMARY KEY' END;
+	statement := NULL;
 	RETURN NEXT;
 
 	FOR ix IN SELECT * FROM payout.index_plan(tbl) LOOP
 		item := ix.serves;
-		BEGIN
-			IF ix.name LIKE '%\_payout\_ready' THEN
-				EXECUTE 'EXPLAIN (FORMAT JSON) ' || payout.claim_query(tbl, false) INTO plan USING 100;
-			ELSIF ix.name LIKE '%\_payout\_expiring' THEN
-				EXECUTE 'EXPLAIN (FORMAT JSON) ' || payout.expire_query(tbl, 'created_at') INTO plan
-					USING '1 day'::interval, 100;
-			ELSE
-				EXECUTE format('EXPLAIN (FORMAT JSON) SELECT 1 FROM %s WHERE %s ORDER BY %s LIMIT 20',
-							   tbl, ix.predicate, ix.columns) INTO plan;
-			END IF;
-		END;
-		SELECT array_agg(DISTINCT n) INTO used
-		FROM jsonb_path_query(plan::jsonb, 'strict $.**."Index Name"') AS j(v),
-			 LATERAL (SELECT j.v #>> '{}' AS n) AS x;
-		SELECT coalesce(bool_and(i.indpred IS NOT NULL), false) INTO partial
-		FROM pg_class c JOIN pg_index i ON i.indexrelid OPERATOR(pg_catalog.=) c.oid
-		WHERE c.relname OPERATOR(pg_catalog.=) ANY (used)
-		  AND i.indrelid OPERATOR(pg_catalog.=) ANY (rels)
-		  AND NOT i.indisprimary;
-		ok := partial AND NOT plan LIKE '%"Seq Scan"%';
-		detail := CASE WHEN ok THEN 'served by index ' || array_to_string(used, ', ')
-					   ELSE format('no partial index serves it, so it reads the whole table: CREATE INDEX CONCURRENTLY %I ON %s (%s) WHERE %s',
-								   ix.name, tbl, ix.columns, ix.predicate) END;
+		statement := NULL;
+		-- A valid partitioned index stands for one on every partition.
+		parent_index := CASE WHEN partitioned THEN payout.serving_index(tbl, ix.keys, ix.shape) END;
+		SELECT array_agg(m.name ORDER BY m.ord) FILTER (WHERE m.name IS NOT NULL),
+			   array_agg(m.rel ORDER BY m.ord) FILTER (WHERE m.name IS NULL)
+		INTO served, lacking
+		FROM (SELECT l.rel, l.ord, payout.serving_index(l.rel, ix.keys, ix.shape) AS name
+			  FROM unnest(leaves) WITH ORDINALITY AS l(rel, ord)) AS m;
+		ok := parent_index IS NOT NULL OR lacking IS NULL;
+		IF parent_index IS NOT NULL THEN
+			detail := format('served by index %I', parent_index);
+		ELSIF ok AND served IS NULL THEN
+			detail := 'the table has no partition yet';
+		ELSIF ok THEN
+			detail := 'served by index ' OPERATOR(pg_catalog.||)
+				array_to_string(ARRAY(SELECT quote_ident(n) FROM unnest(served) AS n), ', ');
+		ELSIF NOT partitioned THEN
+			detail := 'no partial index serves it, so it reads the whole table';
+			statement := format('CREATE INDEX CONCURRENTLY %I ON %s (%s) WHERE %s',
+								ix.name, tbl, ix.columns, ix.predicate);
+		ELSE
+			-- CREATE INDEX on a partitioned table cannot run CONCURRENTLY,
+			-- and takes over the matching indexes its partitions have.
+			detail := format('no partial index serves it on %s, which it reads whole;'
+							 ' to build without blocking writes, first make each partition''s'
+							 ' index with CREATE INDEX CONCURRENTLY and the same definition',
+							 array_to_string(lacking, ', '));
+			statement := format('CREATE INDEX %I ON %s (%s) WHERE %s',
+								ix.name, tbl, ix.columns, ix.predicate);
+		END IF;
 		RETURN NEXT;
 	END LOOP;
 END
 $$;
-COMMENT ON FUNCTION payout.check(regclass) IS 'reports what an attached table lacks: its primary key, and a partial index for each of claim(), expire(), the moderation queue and the operators'' queue';
+COMMENT ON FUNCTION payout.check(regclass) IS 'reports, from the catalogs, what an attached table lacks: its primary key, and a partial index for each of claim(), expire(), the moderation queue and the operators'' queue, with the statement that makes it';
 
 -- The statement joins at most batch payouts back to the table by their
 -- key: a nested loop over the primary key, whatever the table's size, so
@@ -1569,9 +1801,180 @@ END
 $$;
 COMMENT ON FUNCTION payout.shard_batches(regclass, text, integer, text[]) IS 'internal: the candidates of a query on a Citus distributed table, one row per shard';
 
-CREATE FUNCTION payout.claim(tbl regclass, batch integer,
-							 manual boolean DEFAULT false)
-RETURNS SETOF text
+-- Claims, queues and decisions run statements on the table with the
+-- caller's rights, and with them whatever its owner attached to it:
+-- triggers, rules, defaults, policies, the functions of its indexes.  An
+-- operator who claims from a table the application owns would run the
+-- application's code as an operator, and could be made to act on payouts
+-- the application may not touch.  So they act only on tables whose owner
+-- the caller trusts with its rights: the caller itself, a superuser, or a
+-- role a superuser approved as an owner of payout tables by granting it
+-- EXECUTE on payout.record_history().  Every table of a partitioned
+-- table's tree counts, since a partition may have an owner of its own.
+CREATE FUNCTION payout.check_owner(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+BEGIN
+	SELECT c.relname, c.relowner::regrole AS owner INTO r
+	FROM (SELECT tbl AS relid UNION SELECT p.relid FROM pg_partition_tree(tbl) p) AS t
+		 JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+		 JOIN pg_roles o ON o.oid OPERATOR(pg_catalog.=) c.relowner
+	WHERE o.rolname OPERATOR(pg_catalog.<>) current_user
+	  AND NOT o.rolsuper
+	  AND NOT has_function_privilege(o.oid, 'payout.record_history()', 'EXECUTE')
+	ORDER BY c.oid OPERATOR(pg_catalog.<>) tbl, c.relname
+	LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'payout will not act on table "%" for role "%": its owner "%" is not trusted',
+			r.relname, current_user, pg_get_userbyid(r.owner)
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('Claiming from the table, listing it or changing its payouts runs what its owner attached to it (triggers, rules, defaults, policies) with the rights of role "%s".', current_user),
+				  HINT = 'Act only on the tables you were configured with. A superuser trusts a role as the owner of payout tables by granting it EXECUTE on payout.record_history().',
+				  SCHEMA = payout.schema_name(tbl), TABLE = r.relname;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION payout.check_owner(regclass) IS 'internal: refuses a table whose owner the caller does not trust with its rights (not the caller, not a superuser, not approved with EXECUTE on payout.record_history())';
+
+-- The table whose row type typ is, for the functions that take a table as
+-- NULL::<table> and return its rows.
+CREATE FUNCTION payout.row_table(typ regtype)
+RETURNS regclass
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rel regclass;
+BEGIN
+	SELECT c.oid INTO rel
+	FROM pg_type t JOIN pg_class c ON c.oid OPERATOR(pg_catalog.=) t.typrelid
+	WHERE t.oid OPERATOR(pg_catalog.=) typ AND c.relkind IN ('r', 'p');
+	IF rel IS NULL THEN
+		RAISE EXCEPTION 'type % is not the row type of a table', coalesce(typ::text, 'NULL')
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Name the table by its row type, schema-qualified: NULL::public.payouts.';
+	END IF;
+	RETURN rel;
+END
+$$;
+COMMENT ON FUNCTION payout.row_table(regtype) IS 'internal: the table whose row type the type is';
+
+-- The values of a payout's key columns in the key's canonical text
+-- (payout.history_key(), what claim() returns): a one-column key is its
+-- value, a composite key a row literal whose fields are quoted as
+-- record_out quotes them.
+CREATE FUNCTION payout.key_fields(tbl regclass, key text)
+RETURNS text[]
+LANGUAGE plpgsql
+STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n integer;
+	fields text[] := '{}';
+	field text := '';
+	quoted boolean := false;
+	c text;
+	i integer := 2;
+	len integer := length(key);
+BEGIN
+	SELECT i.indnkeyatts INTO n FROM pg_index i
+	WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary;
+	IF n IS NULL THEN
+		PERFORM payout.primary_key(tbl, NULL);		-- says there is none
+	END IF;
+	IF n OPERATOR(pg_catalog.=) 1 THEN
+		RETURN ARRAY[key];
+	END IF;
+	IF left(key, 1) OPERATOR(pg_catalog.<>) '(' OR right(key, 1) OPERATOR(pg_catalog.<>) ')' THEN
+		i := len;					-- not a row literal
+	END IF;
+	WHILE i OPERATOR(pg_catalog.<) len LOOP
+		c := substr(key, i, 1);
+		IF quoted AND c IN ('"', '\') AND substr(key, i OPERATOR(pg_catalog.+) 1, 1) OPERATOR(pg_catalog.=) c THEN
+			field := field OPERATOR(pg_catalog.||) c;		-- a doubled quote or backslash
+			i := i OPERATOR(pg_catalog.+) 1;
+		ELSIF c OPERATOR(pg_catalog.=) '"' THEN
+			quoted := NOT quoted;
+		ELSIF c OPERATOR(pg_catalog.=) ',' AND NOT quoted THEN
+			fields := fields OPERATOR(pg_catalog.||) field;
+			field := '';
+		ELSE
+			field := field OPERATOR(pg_catalog.||) c;
+		END IF;
+		i := i OPERATOR(pg_catalog.+) 1;
+	END LOOP;
+	fields := fields OPERATOR(pg_catalog.||) field;
+	IF i OPERATOR(pg_catalog.<>) len OR quoted OR cardinality(fields) OPERATOR(pg_catalog.<>) n THEN
+		RAISE EXCEPTION 'malformed payout key "%" of table "%"', key, payout.relname(tbl)
+			USING ERRCODE = 'invalid_text_representation',
+				  DETAIL = format('Its primary key has %s columns, so its key is a row literal of %s fields.', n, n),
+				  HINT = 'Build the key with payout.history_key(), or take it from payout.claim().';
+	END IF;
+	RETURN fields;
+END
+$$;
+COMMENT ON FUNCTION payout.key_fields(regclass, text) IS 'internal: the values of the key columns in a payout''s key text';
+
+-- The condition that picks the payout whose key text is key_expr, with
+-- fields_expr its fields (payout.key_fields()), from table tbl as t: each
+-- key column equal to its field read as the column's base type, under the
+-- column's collation, so that the primary key serves it; then the key
+-- text itself, which tells apart keys that a collation calls equal.  The
+-- fields are read with the core input functions of the base types; a
+-- timestamptz is read in UTC, as the key prints it.
+CREATE FUNCTION payout.key_condition(tbl regclass, key_expr text, fields_expr text)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	k record;
+	cond text := '';
+	value text;
+BEGIN
+	FOR k IN
+		SELECT a.attname, c.ord, b.oid AS base, coll.collname, cn.nspname AS collschema
+		FROM pg_index i
+			 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS c(attnum, ord)
+			 JOIN pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+								AND a.attnum OPERATOR(pg_catalog.=) c.attnum
+			 JOIN pg_type b ON b.oid OPERATOR(pg_catalog.=) payout.base_type(tbl, a.attname)
+			 LEFT JOIN pg_collation coll ON coll.oid OPERATOR(pg_catalog.=) a.attcollation
+			 LEFT JOIN pg_namespace cn ON cn.oid OPERATOR(pg_catalog.=) coll.collnamespace
+		WHERE i.indrelid OPERATOR(pg_catalog.=) tbl AND i.indisprimary
+		ORDER BY c.ord
+	LOOP
+		value := format('(%s)[%s]', fields_expr, k.ord);
+		IF k.base OPERATOR(pg_catalog.=) 'pg_catalog.timestamptz'::regtype THEN
+			value := format('pg_catalog.timezone(''UTC'', %s::pg_catalog.timestamp)', value);
+		ELSE
+			value := format('%s::%s', value, format_type(k.base, NULL));
+		END IF;
+		IF k.collname IS NOT NULL THEN
+			value := format('(%s COLLATE %I.%I)', value, k.collschema, k.collname);
+		END IF;
+		cond := cond OPERATOR(pg_catalog.||)
+			format('t.%I::%s OPERATOR(pg_catalog.=) %s AND ', k.attname, format_type(k.base, NULL), value);
+	END LOOP;
+	RETURN cond OPERATOR(pg_catalog.||) (payout.primary_key(tbl, 't')).key_text
+		OPERATOR(pg_catalog.||) ' OPERATOR(pg_catalog.=) ' OPERATOR(pg_catalog.||) key_expr;
+END
+$$;
+COMMENT ON FUNCTION payout.key_condition(regclass, text, text) IS 'internal: the condition that picks one payout of the table, aliased t, by its key text';
+
+-- One claim: the keys of the payouts claim() took, and on a Citus
+-- distributed table their values of the distribution column.
+CREATE FUNCTION payout.claim_batch(tbl regclass, batch integer, manual boolean,
+								   OUT keys text[], OUT dists text[])
+RETURNS record
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET enable_hashjoin = off
@@ -1581,13 +1984,15 @@ DECLARE
 	att record;
 	operators text := coalesce(current_setting('payout.operator_role', true), '');
 	query text;
-	keys text[];
 	dist name;
 	shard record;
 	got text[];
+	got_dists text[];
 	tried text[] := '{}';
 	n integer;
 BEGIN
+	keys := '{}';
+	dists := '{}';
 	IF tbl IS NULL OR manual IS NULL THEN
 		RAISE EXCEPTION 'table and manual must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
@@ -1598,6 +2003,7 @@ BEGIN
 	END IF;
 
 	att := payout.attachment(tbl);
+	PERFORM payout.check_owner(tbl);
 
 	-- Manual payouts are the operators'.
 	IF manual THEN
@@ -1618,7 +2024,6 @@ BEGIN
 
 	dist := payout.distribution_column(tbl);
 	IF dist IS NOT NULL THEN
-		keys := '{}';
 		LOOP
 			n := 0;
 			FOR shard IN SELECT * FROM payout.shard_batches(tbl, format(
@@ -1628,14 +2033,14 @@ BEGIN
 			LOOP
 				n := n OPERATOR(pg_catalog.+) 1;
 				EXECUTE payout.claim_query(tbl, manual, shard.only_column, shard.only_keys)
-					INTO got USING batch OPERATOR(pg_catalog.-) pg_catalog.cardinality(keys);
+					INTO got, got_dists USING batch OPERATOR(pg_catalog.-) pg_catalog.cardinality(keys);
 				keys := keys OPERATOR(pg_catalog.||) got;
+				dists := dists OPERATOR(pg_catalog.||) got_dists;
 				tried := tried OPERATOR(pg_catalog.||) shard.keys;
 				EXIT WHEN pg_catalog.cardinality(keys) OPERATOR(pg_catalog.>=) batch;
 			END LOOP;
 			EXIT WHEN n OPERATOR(pg_catalog.=) 0 OR pg_catalog.cardinality(keys) OPERATOR(pg_catalog.>=) batch;
 		END LOOP;
-		RETURN QUERY SELECT unnest(keys);
 		RETURN;
 	END IF;
 
@@ -1651,7 +2056,7 @@ BEGIN
 	query := payout.claim_query(tbl, manual);
 	FOR attempt IN 1 .. 3 LOOP
 		BEGIN
-			EXECUTE query INTO keys USING batch;
+			EXECUTE query INTO keys, dists USING batch;
 			EXIT;
 		EXCEPTION WHEN serialization_failure THEN
 			IF attempt OPERATOR(pg_catalog.=) 3
@@ -1660,10 +2065,244 @@ BEGIN
 			END IF;
 		END;
 	END LOOP;
-	RETURN QUERY SELECT unnest(keys);
 END
 $$;
+COMMENT ON FUNCTION payout.claim_batch(regclass, integer, boolean) IS 'internal: one claim of payout.claim() and payout.claim_rows(): the keys it took, and on Citus their distribution column values';
+
+CREATE FUNCTION payout.claim(tbl regclass, batch integer,
+							 manual boolean DEFAULT false)
+RETURNS SETOF text
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT k FROM payout.claim_batch($1, $2, $3) AS b, unnest(b.keys) AS k
+$$;
 COMMENT ON FUNCTION payout.claim(regclass, integer, boolean) IS 'moves up to batch READY payouts that are not held to INVOKING and returns their keys: automatic ones, or with manual, manual ones for an operator; concurrent callers never get the same payout';
+
+-- claim() for a program that wants the payouts, not only their keys:
+-- called as SELECT * FROM payout.claim_rows(NULL::payouts, 10).  The rows
+-- are read back by their keys after the claim, through the primary key.
+CREATE FUNCTION payout.claim_rows(tbl anyelement, batch integer,
+								  manual boolean DEFAULT false)
+RETURNS SETOF anyelement
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+DECLARE
+	rel regclass := payout.row_table(pg_typeof(tbl));
+	claimed record;
+	dist name;
+BEGIN
+	SELECT * INTO claimed FROM payout.claim_batch(rel, batch, manual);
+	IF pg_catalog.cardinality(claimed.keys) OPERATOR(pg_catalog.=) 0 THEN
+		RETURN;
+	END IF;
+	dist := payout.distribution_column(rel);
+	IF dist IS NOT NULL THEN
+		-- One query per shard, each given the keys of its own payouts.
+		RETURN QUERY EXECUTE format(
+			'SELECT t.* FROM %1$s t'
+			' WHERE t.%2$I OPERATOR(pg_catalog.=) ANY (%3$L::%4$s[])'
+			' AND %5$s OPERATOR(pg_catalog.=) ANY ($1)'
+			' ORDER BY %6$s',
+			rel, dist, claimed.dists, format_type(payout.base_type(rel, dist), NULL),
+			(payout.primary_key(rel, 't')).key_text, (payout.primary_key(rel, 't')).columns)
+			USING claimed.keys;
+		RETURN;
+	END IF;
+	RETURN QUERY EXECUTE format(
+		'SELECT t.* FROM unnest($1) WITH ORDINALITY AS k(key, ord),'
+		' LATERAL (SELECT payout.key_fields($2, k.key) AS fields) AS f, %1$s t'
+		' WHERE %2$s ORDER BY k.ord',
+		rel, payout.key_condition(rel, 'k.key', 'f.fields'))
+		USING claimed.keys, rel;
+END
+$$;
+COMMENT ON FUNCTION payout.claim_rows(anyelement, integer, boolean) IS 'payout.claim() returning the claimed rows as they are after the claim; the table is given as NULL::<table>';
+
+-- Functions for moderators and operators: what the guides would otherwise
+-- have them write by hand, with every operator qualified, so that nothing
+-- another role put on their search_path (a "=" of payout.status, say) can
+-- choose their payouts or run with their rights.  Each takes the table as
+-- NULL::<table> and returns its rows: those listed, or the one changed
+-- (none when the key names no payout in the state the function expects,
+-- as when another moderator or operator decided it first).  They act with
+-- the caller's rights, through the trigger, on tables whose owner the
+-- caller trusts (payout.check_owner()).
+
+CREATE FUNCTION payout.moderation_queue(tbl anyelement, max_rows integer DEFAULT 100,
+										held_with payout.resolution[] DEFAULT NULL)
+RETURNS SETOF anyelement
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rel regclass := payout.row_table(pg_typeof(tbl));
+	att record := payout.attachment(rel);
+	since boolean := payout.base_type(rel, 'created_at') IN
+		('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype);
+BEGIN
+	IF max_rows IS NULL OR max_rows OPERATOR(pg_catalog.<) 1 THEN
+		RAISE EXCEPTION 'max_rows must be a positive number of payouts, not %', coalesce(max_rows::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM payout.check_owner(rel);
+	IF att.resolution_column IS NULL THEN
+		RETURN;					-- no resolution, no holds
+	END IF;
+	RETURN QUERY EXECUTE format(
+		'SELECT t.* FROM %1$s t'
+		' WHERE payout.requires_moderation(t.%2$I, t.%3$I)%4$s'
+		' ORDER BY t.%3$I%5$s, %6$s'
+		' LIMIT $1',
+		rel, att.status_column, att.resolution_column,
+		CASE WHEN held_with IS NOT NULL
+			 THEN format(' AND t.%I::payout.resolution OPERATOR(pg_catalog.=) ANY ($2)', att.resolution_column)
+			 ELSE '' END,
+		CASE WHEN since THEN ', t.created_at' ELSE '' END,
+		(payout.primary_key(rel, 't')).columns)
+		USING max_rows, held_with;
+END
+$$;
+COMMENT ON FUNCTION payout.moderation_queue(anyelement, integer, payout.resolution[]) IS 'the payouts held for moderation, by resolution and age, at most max_rows; held_with: only those with one of these resolutions';
+
+CREATE FUNCTION payout.manual_queue(tbl anyelement, max_rows integer DEFAULT 100)
+RETURNS SETOF anyelement
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rel regclass := payout.row_table(pg_typeof(tbl));
+	att record := payout.attachment(rel);
+	since boolean := payout.base_type(rel, 'created_at') IN
+		('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype);
+BEGIN
+	IF max_rows IS NULL OR max_rows OPERATOR(pg_catalog.<) 1 THEN
+		RAISE EXCEPTION 'max_rows must be a positive number of payouts, not %', coalesce(max_rows::text, 'NULL')
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM payout.check_owner(rel);
+	IF att.autoprocess_column IS NULL THEN
+		RETURN;					-- every payout is automatic
+	END IF;
+	RETURN QUERY EXECUTE format(
+		'SELECT t.* FROM %1$s t'
+		' WHERE t.%2$I::payout.status OPERATOR(pg_catalog.=) ''READY'' AND t.%3$I IS NOT TRUE%4$s'
+		' ORDER BY %5$s%6$s'
+		' LIMIT $1',
+		rel, att.status_column, att.autoprocess_column,
+		CASE WHEN att.resolution_column IS NOT NULL
+			 THEN format(' AND NOT payout.requires_moderation(t.%I, t.%I)',
+						 att.status_column, att.resolution_column)
+			 ELSE '' END,
+		CASE WHEN since THEN 't.created_at, ' ELSE '' END,
+		(payout.primary_key(rel, 't')).columns)
+		USING max_rows;
+END
+$$;
+COMMENT ON FUNCTION payout.manual_queue(anyelement, integer) IS 'the manual payouts waiting in READY for an operator, not held, oldest first, at most max_rows';
+
+CREATE FUNCTION payout.release(tbl anyelement, key text)
+RETURNS SETOF anyelement
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rel regclass := payout.row_table(pg_typeof(tbl));
+	att record := payout.attachment(rel);
+BEGIN
+	IF key IS NULL THEN
+		RAISE EXCEPTION 'key must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM payout.check_owner(rel);
+	IF att.resolution_column IS NULL THEN
+		RETURN;
+	END IF;
+	RETURN QUERY EXECUTE format(
+		'UPDATE %1$s t SET %2$I = ''OK'''
+		' WHERE %3$s AND payout.requires_moderation(t.%4$I, t.%2$I)'
+		' RETURNING t.*',
+		rel, att.resolution_column, payout.key_condition(rel, '$1', '$2'), att.status_column)
+		USING key, payout.key_fields(rel, key);
+END
+$$;
+COMMENT ON FUNCTION payout.release(anyelement, text) IS 'a moderator''s release of a held payout: its resolution becomes OK; returns the payout, or nothing if it is not held';
+
+CREATE FUNCTION payout.end_held(tbl anyelement, key text,
+								resolution payout.resolution DEFAULT 'GENERAL_FATAL_ERROR')
+RETURNS SETOF anyelement
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rel regclass := payout.row_table(pg_typeof(tbl));
+	att record := payout.attachment(rel);
+BEGIN
+	IF key IS NULL OR resolution IS NULL THEN
+		RAISE EXCEPTION 'key and resolution must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF NOT payout.is_final(resolution) THEN
+		RAISE EXCEPTION 'resolution "%" does not end a payout', resolution
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('It is in the %s group.', payout.resolution_group(resolution)),
+				  HINT = 'End a held payout with a resolution of the FATAL_ERROR group, or release it with payout.release().';
+	END IF;
+	PERFORM payout.check_owner(rel);
+	IF att.resolution_column IS NULL THEN
+		RETURN;
+	END IF;
+	RETURN QUERY EXECUTE format(
+		'UPDATE %1$s t SET %2$I = $3, %4$I = payout.failure_status(t.%4$I::payout.status)'
+		' WHERE %3$s AND payout.requires_moderation(t.%4$I, t.%2$I)'
+		' RETURNING t.*',
+		rel, att.resolution_column, payout.key_condition(rel, '$1', '$2'), att.status_column)
+		USING key, payout.key_fields(rel, key), resolution;
+END
+$$;
+COMMENT ON FUNCTION payout.end_held(anyelement, text, payout.resolution) IS 'a moderator''s end of a held payout: a FATAL_ERROR resolution and the failure status of its stage; returns the payout, or nothing if it is not held';
+
+CREATE FUNCTION payout.advance(tbl anyelement, key text,
+							   from_status payout.status, to_status payout.status,
+							   resolution payout.resolution DEFAULT NULL)
+RETURNS SETOF anyelement
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rel regclass := payout.row_table(pg_typeof(tbl));
+	att record := payout.attachment(rel);
+BEGIN
+	IF key IS NULL OR from_status IS NULL OR to_status IS NULL THEN
+		RAISE EXCEPTION 'key, from_status and to_status must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF resolution IS NOT NULL AND att.resolution_column IS NULL THEN
+		RAISE EXCEPTION 'table "%" has no resolution column', payout.relname(rel)
+			USING ERRCODE = 'undefined_column',
+				  SCHEMA = payout.schema_name(rel), TABLE = payout.relname(rel);
+	END IF;
+	PERFORM payout.check_owner(rel);
+	RETURN QUERY EXECUTE format(
+		'UPDATE %1$s t SET %2$I = $3%4$s'
+		' WHERE %3$s AND t.%2$I::payout.status OPERATOR(pg_catalog.=) $4'
+		' RETURNING t.*',
+		rel, att.status_column, payout.key_condition(rel, '$1', '$2'),
+		CASE WHEN resolution IS NOT NULL THEN format(', %I = $5', att.resolution_column) ELSE '' END)
+		USING key, payout.key_fields(rel, key), to_status, from_status, resolution;
+END
+$$;
+COMMENT ON FUNCTION payout.advance(anyelement, text, payout.status, payout.status, payout.resolution) IS 'moves one payout from from_status to to_status (and, given one, to resolution), through the trigger; returns the payout, or nothing if it is not in from_status';
 
 CREATE FUNCTION payout.expire(tbl regclass, older_than interval,
 							  since_column name DEFAULT 'created_at',
@@ -1679,6 +2318,8 @@ DECLARE
 	coltype regtype;
 	query text;
 	batch integer := coalesce(batch_size, 1000);
+	size integer;
+	failures integer;
 	n bigint;
 	total bigint := 0;
 	dist name;
@@ -1700,6 +2341,8 @@ BEGIN
 	END IF;
 
 	att := payout.attachment(tbl);
+	-- a table whose owner the caller does not trust is refused (42501)
+	PERFORM payout.check_owner(tbl);
 	SELECT a.atttypid INTO coltype FROM pg_attribute a
 	WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
 	  AND a.attname OPERATOR(pg_catalog.=) since_column
@@ -1727,7 +2370,8 @@ BEGIN
 					dist, tbl, att.status_column, att.status_column,
 					CASE WHEN att.resolution_column IS NULL THEN ''
 						 ELSE format(' AND NOT payout.requires_moderation(%I, %I)',
-									 att.status_column, att.resolution_column) END,
+									 att.status_column, att.resolution_column) END
+					|| payout.expire_manual_filter(tbl),
 					since_column, older_than, dist, since_column),
 				batch, tried)
 			LOOP
@@ -1752,26 +2396,34 @@ BEGIN
 
 	-- Batches until one comes back short; with batch_size, one batch.  A
 	-- batch that meets a row moved to another partition after its
-	-- snapshot (40001) runs again under READ COMMITTED, a few times at most.
+	-- snapshot (40001: "tuple to be locked was already moved to another
+	-- partition") runs again under READ COMMITTED, with a new snapshot and
+	-- half as many rows, so that a table whose payouts keep moving between
+	-- partitions (partitioned by created_at, say) still expires; it gives
+	-- up after ten failures in a row.
 	LOOP
-		FOR attempt IN 1 .. 3 LOOP
+		size := batch;
+		failures := 0;
+		LOOP
 			BEGIN
-				EXECUTE query INTO n USING older_than, batch;
+				EXECUTE query INTO n USING older_than, size;
 				EXIT;
 			EXCEPTION WHEN serialization_failure THEN
-				IF attempt OPERATOR(pg_catalog.=) 3
+				failures := failures OPERATOR(pg_catalog.+) 1;
+				IF failures OPERATOR(pg_catalog.>=) 10
 				   OR current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
 					RAISE;
 				END IF;
+				size := greatest(size OPERATOR(pg_catalog./) 2, 1);
 			END;
 		END LOOP;
 		total := total OPERATOR(pg_catalog.+) n;
-		EXIT WHEN batch_size IS NOT NULL OR n OPERATOR(pg_catalog.<) batch;
+		EXIT WHEN batch_size IS NOT NULL OR n OPERATOR(pg_catalog.<) size;
 	END LOOP;
 	RETURN total;
 END
 $$;
-COMMENT ON FUNCTION payout.expire(regclass, interval, name, integer) IS 'moves CREATED, READY and PENDING payouts older than older_than (by since_column) that are not held and not locked to EXPIRED, oldest first, in batches (batch_size: one batch of at most that many); returns how many';
+COMMENT ON FUNCTION payout.expire(regclass, interval, name, integer) IS 'moves CREATED, READY and PENDING payouts older than older_than (by since_column) that are not held and not locked to EXPIRED, oldest first, in batches (batch_size: one batch of at most that many), leaving manual payouts in PENDING to operators; returns how many';
 
 -- The backlog in batches, each in a transaction of its own, so that no
 -- payout stays locked longer than one batch takes.  A procedure (CALL it
@@ -1797,3 +2449,105 @@ BEGIN
 END
 $$;
 COMMENT ON PROCEDURE payout.expire_backlog(regclass, interval, name, integer) IS 'expires the whole backlog with payout.expire(), one batch per transaction';
+
+------------------------------------------------------------------------------
+-- The ledger: payout.history sealed in a chain of SHA-256 blocks, so that a
+-- change to sealed history shows, whoever made it.  See doc/ledger.md.
+------------------------------------------------------------------------------
+
+-- One row per block, written by payout.seal() alone; its hash covers every
+-- other column.  Dumped whole, so that a restored database verifies against
+-- the digests taken before the dump.
+CREATE TABLE payout.ledger (
+	block bigint PRIMARY KEY,
+	format smallint NOT NULL,
+	prev_hash bytea NOT NULL,
+	first_id bigint NOT NULL,
+	last_id bigint NOT NULL,
+	row_count bigint NOT NULL,
+	min_clock_time timestamptz,
+	max_clock_time timestamptz,
+	sealed_at timestamptz NOT NULL,
+	retention interval,
+	system_identifier bigint NOT NULL,
+	database_oid oid NOT NULL,
+	extension_oid oid NOT NULL,
+	table_oids oid[] NOT NULL,
+	table_schemas text[] NOT NULL,
+	table_names text[] NOT NULL,
+	renamed_oids oid[] NOT NULL,
+	renamed_from_schemas text[] NOT NULL,
+	renamed_from_names text[] NOT NULL,
+	renamed_to_schemas text[] NOT NULL,
+	renamed_to_names text[] NOT NULL,
+	rows_hash bytea NOT NULL,
+	row_ids bytea NOT NULL,
+	row_marks bytea NOT NULL,
+	hash bytea NOT NULL
+);
+-- Eight of a mark's eighteen bytes are SHA-256 output, which compresses
+-- badly: store the marks as they are.
+ALTER TABLE payout.ledger ALTER COLUMN row_marks SET STORAGE EXTERNAL;
+COMMENT ON TABLE payout.ledger IS 'the blocks that seal payout.history: each covers the history rows with ids first_id to last_id and the hash of the block before it; written by payout.seal()';
+COMMENT ON COLUMN payout.ledger.prev_hash IS 'hash of the previous block (32 zero bytes for block 1)';
+COMMENT ON COLUMN payout.ledger.retention IS 'payout.ledger_retention when the block was sealed: sealed rows older than this, counted back from a verified block, may be gone';
+COMMENT ON COLUMN payout.ledger.table_oids IS 'the tables the block''s rows name, with table_schemas and table_names: their names when sealed (a NULL schema: a dropped table, named by its OID)';
+COMMENT ON COLUMN payout.ledger.renamed_oids IS 'tables renamed or dropped since the previous block, with their names before and after';
+COMMENT ON COLUMN payout.ledger.rows_hash IS 'SHA-256 over the ids and leaves (SHA-256 of the canonical bytes of every other column) of the rows, in id order';
+COMMENT ON COLUMN payout.ledger.row_marks IS '18 bytes a row: table index, CRC-32C of the key, clock_time in seconds after min_clock_time, first 8 bytes of the leaf';
+COMMENT ON COLUMN payout.ledger.hash IS 'SHA-256 of the block: what payout.digest() returns and digests keep';
+SELECT pg_catalog.pg_extension_config_dump('payout.ledger', '');
+
+-- The names of the tables the sealer has seen, so that it records a rename
+-- in the next block.  Dumped: a restored database finds each table again by
+-- a history row sealed under it (row_id), whose tbl names it by its new OID.
+CREATE TABLE payout.ledger_names (
+	relation oid PRIMARY KEY,
+	schema_name text,
+	table_name text NOT NULL,
+	row_id bigint
+);
+COMMENT ON TABLE payout.ledger_names IS 'internal: the name payout.seal() last recorded for each table that history rows name, and a row sealed under it';
+SELECT pg_catalog.pg_extension_config_dump('payout.ledger_names', '');
+
+-- Horizons seal() saw: the last history id given out, and the transactions
+-- that were writing history then.  Unlogged and not dumped: after a crash
+-- or a restore, seal() starts again from what it sees.
+CREATE UNLOGGED TABLE payout.ledger_pending (
+	horizon bigint PRIMARY KEY,
+	recorded_at timestamptz NOT NULL,
+	postmaster_start timestamptz NOT NULL,
+	waits_for bigint[] NOT NULL
+);
+COMMENT ON TABLE payout.ledger_pending IS 'internal: history ids payout.seal() may seal once the transactions in waits_for have ended';
+
+-- Sealing writes the ledger as its owner: not for everyone; a superuser
+-- grants EXECUTE to the role that runs it (a pg_cron job's).
+CREATE FUNCTION payout.seal(max_rows bigint DEFAULT NULL,
+							OUT blocks integer, OUT sealed_rows bigint,
+							OUT through_id bigint, OUT waiting integer)
+RETURNS record
+AS 'MODULE_PATHNAME', 'payout_seal'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION payout.seal(bigint) IS 'seals, in blocks of payout.ledger, the history rows no transaction can add to any more (at most max_rows); never waits for a writer; returns the blocks and rows sealed, the last id sealed, and how many transactions were writing history';
+REVOKE ALL ON FUNCTION payout.seal(bigint) FROM PUBLIC;
+
+CREATE FUNCTION payout.digest()
+RETURNS TABLE (block bigint, hash text, sealed_at timestamptz)
+LANGUAGE sql
+STABLE
+AS $$
+	SELECT l.block, pg_catalog.encode(l.hash, 'hex'), l.sealed_at
+	FROM payout.ledger l
+	ORDER BY l.block DESC
+	LIMIT 1
+$$;
+COMMENT ON FUNCTION payout.digest() IS 'the newest block''s number, hash (hex) and time: keep it outside the database, and give it to payout.verify()';
+
+CREATE FUNCTION payout.verify(digests jsonb DEFAULT NULL,
+							  tbl regclass DEFAULT NULL,
+							  key text DEFAULT NULL)
+RETURNS TABLE (block bigint, id bigint, finding text, detail text)
+AS 'MODULE_PATHNAME', 'payout_verify'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION payout.verify(jsonb, regclass, text) IS 'checks the sealed history (all of it, one table''s or one payout''s rows) against the ledger and the digests given (a JSON array of payout.digest() rows): one line per difference, located by block and id, then the verdict, intact or tampered';

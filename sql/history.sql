@@ -242,7 +242,8 @@ WHEN NOT MATCHED THEN INSERT (id, amount, status) VALUES (v.id, 1, v.status);
 SELECT * FROM pg_temp.news();
 
 -- An UPDATE of the key and the status is recorded under the new key; one
--- of the key alone is no change of status.
+-- of the key alone is recorded too, as the key change it is (old_key
+-- links the keys: see sql/identity.sql).
 UPDATE payouts SET id = 34, status = 'READY' WHERE id = 33;
 UPDATE payouts SET id = 35 WHERE id = 34;
 SELECT * FROM pg_temp.news();
@@ -547,27 +548,30 @@ SELECT * FROM pg_temp.news();
 -- An UPDATE that moves a payout to another partition is one change of one
 -- payout: it is recorded as that change (old status to new status), not as
 -- a new payout.
+-- The move changes the payout's key too (region is part of it): the row
+-- links the new key to the old one.
 UPDATE parted SET region = 'us', id = 3, status = 'INVOKING' WHERE region = 'eu' AND id = 1;
 SELECT id, region, status FROM parted ORDER BY region, id;
 SELECT count(*) AS changes FROM payout.history WHERE id > (SELECT last_id FROM mark);
-SELECT old_status, new_status, old_resolution, new_resolution
+SELECT key, old_key, old_status, new_status, old_resolution, new_resolution
 FROM payout.history WHERE id > (SELECT last_id FROM mark) ORDER BY id;
 UPDATE mark SET last_id = (SELECT max(id) FROM payout.history);
--- A move that keeps the status and the resolution changes neither: nothing
--- is recorded.
+-- A move that keeps the status and the resolution still changes the key:
+-- it is recorded as the key change it is.
 UPDATE parted SET region = 'us', id = 4 WHERE region = 'eu' AND id = 2;
 SELECT id, region, status FROM parted ORDER BY region, id;
-SELECT count(*) AS changes FROM payout.history WHERE id > (SELECT last_id FROM mark);
+SELECT key, old_key, old_status, new_status
+FROM payout.history WHERE id > (SELECT last_id FROM mark) ORDER BY id;
 UPDATE mark SET last_id = (SELECT max(id) FROM payout.history);
 -- Several moves in one statement, some changing the status, one the
--- resolution only, one nothing: one row for each change, none for the rest.
+-- resolution only, one only the key: one row for each change.
 UPDATE parted SET region = 'eu',
 	status = CASE WHEN status IN ('CREATED', 'READY') THEN 'EXPIRED' ELSE status END,
 	resolution = CASE WHEN status = 'INVOKING' THEN 'OK'::payout.resolution END
 WHERE region = 'us';
 SELECT id, region, status, resolution FROM parted ORDER BY region, id;
 SELECT count(*) AS changes FROM payout.history WHERE id > (SELECT last_id FROM mark);
-SELECT old_status, new_status, old_resolution, new_resolution
+SELECT key, old_key, old_status, new_status, old_resolution, new_resolution
 FROM payout.history WHERE id > (SELECT last_id FROM mark)
 ORDER BY old_status, new_status, new_resolution;
 UPDATE mark SET last_id = (SELECT max(id) FROM payout.history);
@@ -647,12 +651,12 @@ FROM payout.history h WHERE h.tbl = 'payouts'::regclass AND h.key = '50'
 ORDER BY h.id;
 SELECT * FROM pg_temp.news();
 
--- Rows go straight into the heap and indexes of a partition that is like
--- the default one.  A partition that needs more than that gets its rows
--- through the executor's INSERT, with everything that INSERT does: here one
--- whose columns are in another order, with a CHECK constraint of the DBA's
--- and a trigger that counts its rows.
+-- Rows go straight into the heap and indexes of a partition, as COPY
+-- writes them, with what COPY does besides: here a partition whose columns
+-- are in another order, with a CHECK constraint of the DBA's and a trigger
+-- that counts its rows.
 CREATE TABLE payout.history_other (
+	old_key text COLLATE "C", actor text,
 	xid xid8 NOT NULL, application_name text, session_user_name text NOT NULL,
 	user_name text NOT NULL, clock_time timestamptz NOT NULL,
 	xact_time timestamptz NOT NULL, new_resolution payout.resolution,
@@ -662,8 +666,10 @@ CREATE TABLE payout.history_other (
 	CONSTRAINT no_forbidden_app CHECK (application_name IS DISTINCT FROM 'forbidden'));
 CREATE TABLE history_other_rows (n int);
 INSERT INTO history_other_rows VALUES (0);
+-- The trigger runs as the owner of payout.history, in a security-restricted
+-- operation with search_path pg_catalog, pg_temp: it names its table.
 CREATE FUNCTION count_history_other() RETURNS trigger LANGUAGE plpgsql AS
-$$BEGIN UPDATE history_other_rows SET n = n + 1; RETURN NULL; END$$;
+$$BEGIN UPDATE public.history_other_rows SET n = n + 1; RETURN NULL; END$$;
 CREATE TRIGGER counted AFTER INSERT ON payout.history_other
 	FOR EACH ROW EXECUTE FUNCTION count_history_other();
 SELECT clock_timestamp() AS boundary \gset

@@ -1,10 +1,12 @@
 --
--- hostile: every way around the rules and the history that a review found
--- on 1.0, tried as the role that wants to break them, with only the grants
--- doc/security.md recommends:
+-- hostile: every way around the rules and the history that the reviews
+-- found on 1.0 and 1.1, tried as the role that wants to break them, with
+-- only the grants doc/security.md recommends:
 --   regress_hostile_owner   owns the payout tables, may keep history
---   regress_hostile_app     SELECT, INSERT, UPDATE, DELETE on them, TEMP
+--   regress_hostile_app     SELECT, INSERT, UPDATE, DELETE on them, TEMP,
+--                           CREATE on public
 --   regress_hostile_mod     a member of the moderator role
+--   regress_hostile_op      a member of the operator role (from section 11)
 --   regress_hostile_auditor SELECT on payout.history
 -- Each attempt must fail with its SQLSTATE and change nothing, and
 -- payout.history must hold exactly what happened.
@@ -135,11 +137,15 @@ RESET timezone;
 RESET datestyle;
 SET timezone = 'UTC';
 SET ROLE regress_hostile_app;
--- d. A legal move is one change, recorded once, under the attached table.
+-- d. A legal move is one change, recorded once, under the attached table;
+-- a move that changes only the key (region is part of it) is recorded as
+-- that key change, linked to the key before it.
 UPDATE shop.pby SET region = 'us', status = 'INVOKING' WHERE id = 3;
 UPDATE shop.pby SET region = 'eu' WHERE id = 3;
 RESET ROLE;
 SELECT * FROM pg_temp.history() WHERE tbl = 'shop.pby'::regclass AND key LIKE '(3,%';
+SELECT key, old_key, old_status, new_status FROM payout.history
+WHERE tbl = 'shop.pby'::regclass AND old_key IS NOT NULL ORDER BY id;
 SELECT tableoid::regclass, * FROM shop.pby ORDER BY id, region;
 
 --
@@ -395,6 +401,193 @@ SELECT * FROM pg_temp.history() WHERE tbl = 'shop.pby'::regclass;
 SELECT * FROM payout.transition_counts('shop.pby');
 
 --
+-- 10. Inheritance of any kind is refused on attached tables, foreign tables
+--     included: the rows of a child, reached through the attached table,
+--     would change unchecked and unrecorded.  Tried by the owner, with a
+--     foreign server it may use.
+--
+CREATE FOREIGN DATA WRAPPER regress_hostile_fdw;
+CREATE SERVER regress_hostile_server FOREIGN DATA WRAPPER regress_hostile_fdw;
+GRANT USAGE ON FOREIGN SERVER regress_hostile_server TO regress_hostile_owner;
+SET ROLE regress_hostile_owner;
+CREATE FOREIGN TABLE shop.remote () INHERITS (shop.parent)
+	SERVER regress_hostile_server;
+CREATE FOREIGN TABLE shop.remote (id int NOT NULL, status payout.status NOT NULL)
+	SERVER regress_hostile_server;
+ALTER FOREIGN TABLE shop.remote INHERIT shop.parent;
+ALTER TABLE shop.remote INHERIT shop.parent;
+-- attach() refuses a table with a foreign child.
+CREATE TABLE shop.parent2 (id int PRIMARY KEY, status payout.status NOT NULL);
+CREATE FOREIGN TABLE shop.remote2 () INHERITS (shop.parent2)
+	SERVER regress_hostile_server;
+SELECT payout.attach('shop.parent2');
+RESET ROLE;
+SELECT count(*) AS children FROM pg_inherits WHERE inhparent = 'shop.parent'::regclass;
+SELECT count(*) AS attached FROM pg_trigger WHERE tgrelid = 'shop.parent2'::regclass;
+
+--
+-- 11. Notifications are hints, not commands: anyone may send one, naming
+--     any table.  An operator's tool claims from the table it was
+--     configured with; and payout acts only on tables whose owner the
+--     caller trusts, so not on a table the application owns and attached
+--     for itself, whose triggers would run with the operator's rights.
+--
+CREATE ROLE regress_hostile_operators NOLOGIN;
+CREATE ROLE regress_hostile_op IN ROLE regress_hostile_operators;
+SET payout.operator_role = 'regress_hostile_operators';
+SET payout.moderator_role = 'regress_hostile_moderators';
+SET ROLE regress_hostile_owner;
+CREATE TABLE shop.manual (
+	id int PRIMARY KEY,
+	status payout.status NOT NULL DEFAULT 'CREATED',
+	resolution payout.resolution,
+	autoprocess boolean NOT NULL DEFAULT false,
+	created_at date NOT NULL
+);
+SELECT payout.attach('shop.manual', notify => true);
+GRANT SELECT, INSERT, UPDATE, DELETE ON shop.manual
+	TO regress_hostile_app, regress_hostile_mod;
+GRANT SELECT, UPDATE ON shop.manual TO regress_hostile_operators;
+GRANT USAGE ON SCHEMA shop TO regress_hostile_operators;
+SET ROLE regress_hostile_app;
+INSERT INTO shop.manual (id, created_at)
+SELECT g, date '2026-01-01' + g FROM generate_series(1, 4) g;
+UPDATE shop.manual SET status = 'READY';
+-- The application's own table, attached by itself without history, and a
+-- trigger on it that turns payout 2 automatic for whoever may.
+CREATE TABLE public.lure (id int PRIMARY KEY, status payout.status NOT NULL,
+						  autoprocess boolean NOT NULL DEFAULT false);
+SELECT payout.attach('public.lure', history => false);
+CREATE FUNCTION public.lure() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	BEGIN
+		UPDATE shop.manual SET autoprocess = true WHERE id = 2;
+	EXCEPTION WHEN insufficient_privilege THEN
+		NULL;
+	END;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER aaa_lure BEFORE UPDATE ON public.lure
+	FOR EACH ROW EXECUTE FUNCTION public.lure();
+GRANT SELECT, UPDATE ON public.lure TO regress_hostile_operators;
+INSERT INTO public.lure VALUES (1, 'CREATED');
+UPDATE public.lure SET status = 'READY';
+-- The notification, forged: the same payload the trigger would send.
+SELECT pg_notify('payout_manual', '{"table": "public.lure", "key": "1", "status": "READY"}');
+-- The operator's tool: the payload's table is not its own, so it claims
+-- from its own table.  Passing the payload's table on, as 1.1's guide
+-- said, is refused: the table's owner is not trusted.
+SET ROLE regress_hostile_op;
+SELECT key FROM payout.claim('shop.manual', 1, manual => true) AS key;
+SELECT payout.claim('public.lure', 1, manual => true);
+SELECT * FROM payout.claim_rows(NULL::public.lure, 1, manual => true);
+SELECT * FROM payout.manual_queue(NULL::public.lure);
+SELECT * FROM payout.advance(NULL::public.lure, '1', 'READY', 'INVOKING');
+-- The application claims from its own table: it trusts itself.
+SET ROLE regress_hostile_app;
+SELECT count(*) AS own FROM payout.claim_rows(NULL::public.lure, 1);
+RESET ROLE;
+SELECT id, status, autoprocess FROM shop.manual ORDER BY id;
+SELECT id, status FROM public.lure;
+-- A partition with an owner of its own is a table of its own.
+SET ROLE regress_hostile_owner;
+CREATE TABLE shop.split (id int PRIMARY KEY, status payout.status NOT NULL)
+	PARTITION BY LIST (id);
+CREATE TABLE shop.split_a PARTITION OF shop.split FOR VALUES IN (1);
+CREATE TABLE shop.split_b PARTITION OF shop.split FOR VALUES IN (2);
+SELECT payout.attach('shop.split', history => false);
+GRANT SELECT, UPDATE ON shop.split TO regress_hostile_op;
+RESET ROLE;
+ALTER TABLE shop.split_b OWNER TO regress_hostile_app;
+SET ROLE regress_hostile_op;
+SELECT payout.claim('shop.split', 1);
+RESET ROLE;
+
+--
+-- 12. The queues and decisions of moderators and operators cannot be
+--     hijacked.  The application puts "=" operators of payout.status and
+--     payout.resolution into public, on their search_path: a query written
+--     by hand uses them, runs the application's code with their rights and
+--     picks other payouts.  payout's functions qualify every operator.
+--
+SET ROLE regress_hostile_app;
+CREATE FUNCTION public.status_eq(payout.status, payout.status) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE NOTICE 'hijacked by %', current_user;
+	BEGIN
+		UPDATE shop.manual SET autoprocess = true WHERE id = 3;
+	EXCEPTION WHEN insufficient_privilege THEN
+		NULL;
+	END;
+	RETURN true;
+END
+$$;
+CREATE OPERATOR public.= (FUNCTION = public.status_eq,
+						  LEFTARG = payout.status, RIGHTARG = payout.status);
+CREATE FUNCTION public.resolution_eq(payout.resolution, payout.resolution)
+RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE OPERATOR public.= (FUNCTION = public.resolution_eq,
+						  LEFTARG = payout.resolution, RIGHTARG = payout.resolution);
+-- Payouts 5 to 8 held for moderation, with two resolutions.
+INSERT INTO shop.manual (id, created_at)
+SELECT g, date '2026-01-01' + g FROM generate_series(5, 8) g;
+UPDATE shop.manual SET status = 'READY' WHERE id > 4;
+UPDATE shop.manual SET resolution = 'CONNECTION_ERROR' WHERE id IN (5, 6);
+UPDATE shop.manual SET resolution = 'PROVIDER_INTERNAL_ERROR' WHERE id IN (7, 8);
+-- The operator's queue as 1.1's guide wrote it, tried and rolled back:
+-- every row is "READY", and payout 3 turned automatic by the operator.
+SET ROLE regress_hostile_op;
+SHOW search_path;
+BEGIN;
+SELECT id FROM shop.manual
+WHERE status = 'READY' AND autoprocess IS NOT TRUE
+ORDER BY created_at;
+SELECT id, autoprocess FROM shop.manual WHERE id = 3;
+ROLLBACK;
+-- The same with payout's functions: nothing of the application's runs.
+SELECT id, status, resolution FROM payout.manual_queue(NULL::shop.manual);
+SELECT id, status FROM payout.claim_rows(NULL::shop.manual, 1, manual => true);
+SELECT id, status, resolution
+FROM payout.advance(NULL::shop.manual, '2', 'INVOKING', 'PROCESSING', 'OK');
+SELECT id, status, resolution
+FROM payout.advance(NULL::shop.manual, '2', 'PROCESSING', 'PROCESSED');
+SELECT id, status, resolution
+FROM payout.advance(NULL::shop.manual, '2', 'PROCESSING', 'PROCESSED');
+-- A moderator's bulk release as 1.1's guide wrote it releases every held
+-- payout, not only those it chose (rolled back):
+SET ROLE regress_hostile_mod;
+BEGIN;
+UPDATE shop.manual SET resolution = 'OK'
+WHERE payout.requires_moderation(status, resolution)
+  AND resolution IN ('CONNECTION_ERROR')
+RETURNING id;
+ROLLBACK;
+-- and with payout's functions, only those.
+SELECT id, resolution
+FROM payout.moderation_queue(NULL::shop.manual, 10, '{CONNECTION_ERROR}');
+SELECT r.id, r.status, r.resolution
+FROM payout.moderation_queue(NULL::shop.manual, 10, '{CONNECTION_ERROR}') AS q,
+	 LATERAL payout.release(NULL::shop.manual, payout.history_key(q.id)) AS r;
+SELECT id, status, resolution FROM payout.end_held(NULL::shop.manual, '7');
+SELECT id, status, resolution FROM payout.end_held(NULL::shop.manual, '7');
+SELECT id, status, resolution FROM payout.release(NULL::shop.manual, '7');
+SELECT * FROM payout.end_held(NULL::shop.manual, '8', 'CONNECTION_ERROR');
+-- The functions decide nothing the trigger would not let the caller do.
+SET ROLE regress_hostile_app;
+SELECT * FROM payout.release(NULL::shop.manual, '8');
+SELECT * FROM payout.advance(NULL::shop.manual, '4', 'READY', 'INVOKING');
+DROP OPERATOR public.= (payout.status, payout.status);
+DROP OPERATOR public.= (payout.resolution, payout.resolution);
+RESET ROLE;
+SELECT id, status, resolution, autoprocess FROM shop.manual ORDER BY id;
+SELECT key, old_status, new_status, old_resolution, new_resolution, user_name
+FROM payout.history WHERE tbl = 'shop.manual'::regclass AND old_status IS NOT NULL
+ORDER BY id;
+
+--
 -- Smaller: provider codes know their labels, and the moderator role names
 -- no role by default.
 --
@@ -415,10 +608,103 @@ WHERE name = 'payout provider codes';
 RESET payout.moderator_role;
 SHOW payout.moderator_role;
 
-SET client_min_messages = warning;
+--
+-- 13. Nothing of a role's code runs with the rights of the superuser who
+--     attaches, checks or detaches its table: no domain CHECK (a NULL cast
+--     to a domain runs it), no function that planning would fold.  The
+--     owner's trap makes it a superuser if it runs as one.
+--
 DROP TABLE evil, mine;
+CREATE SCHEMA trap AUTHORIZATION regress_hostile_owner;
+SET ROLE regress_hostile_owner;
+CREATE FUNCTION trap.promote(anyelement) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE NOTICE 'trap evaluated as %', current_user;
+	BEGIN
+		ALTER ROLE regress_hostile_owner SUPERUSER;
+	EXCEPTION WHEN insufficient_privilege THEN
+		NULL;
+	END;
+	RETURN true;
+END
+$$;
+CREATE FUNCTION trap.folded() RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	RETURN trap.promote(0);
+END
+$$;
+CREATE DOMAIN trap.key AS int CHECK (trap.promote(VALUE));
+CREATE DOMAIN trap.code AS text CHECK (trap.promote(VALUE));
+CREATE DOMAIN trap.real AS float8 CHECK (trap.promote(VALUE));
+CREATE TABLE trap.payouts (
+	id trap.key,
+	code trap.code,
+	status payout.status NOT NULL,
+	resolution payout.resolution,
+	created_at timestamptz,
+	PRIMARY KEY (id, code)
+);
+-- Building the index folds the predicate, as the owner.
+CREATE INDEX payouts_folded ON trap.payouts (created_at) WHERE trap.folded();
+CREATE TABLE trap.floaty (id trap.real PRIMARY KEY, status payout.status NOT NULL);
+RESET ROLE;
+-- A session of the superuser's own, which has not read the index yet.
+\c
+SET timezone = 'UTC';
+SET datestyle = 'ISO, MDY';
+SELECT payout.attach('trap.payouts');
+SELECT * FROM payout.check('trap.payouts');
+SELECT pg_get_triggerdef(oid) FROM pg_trigger
+WHERE tgrelid = 'trap.payouts'::regclass AND tgname = 'zz_payout_history_update';
+SELECT payout.detach('trap.payouts');
+SELECT payout.attach('trap.floaty');
+SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_hostile_owner';
+
+SET client_min_messages = warning;
 DROP EXTENSION payout CASCADE;
-DROP SCHEMA shop CASCADE;
+RESET client_min_messages;
+
+--
+-- 14. Nor does an update of the extension, run by a superuser: a table a
+--     role attached on 1.0 (which let any role keep history) and one it
+--     attached on 1.1, each with a key of its own domain, are attached
+--     again, and their history trigger made again, from the catalogs.
+--
+CREATE EXTENSION payout VERSION '1.0';
+SET ROLE regress_hostile_owner;
+CREATE TABLE trap.on10 (id trap.key PRIMARY KEY, status payout.status NOT NULL);
+SELECT payout.attach('trap.on10');
+RESET ROLE;
+ALTER EXTENSION payout UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'payout';
+SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_hostile_owner';
+SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger
+WHERE tgrelid = 'trap.on10'::regclass ORDER BY tgname;
+DROP EXTENSION payout CASCADE;
+CREATE EXTENSION payout VERSION '1.1';
+GRANT EXECUTE ON FUNCTION payout.record_history() TO regress_hostile_owner;
+SET ROLE regress_hostile_owner;
+CREATE TABLE trap.on11 (id trap.key PRIMARY KEY, status payout.status NOT NULL);
+-- 1.1's own attach() runs the CHECK, as the owner, who is no superuser.
+SELECT payout.attach('trap.on11');
+RESET ROLE;
+ALTER TABLE trap.on11 ENABLE ALWAYS TRIGGER zz_payout_history_update;
+ALTER EXTENSION payout UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'payout';
+SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_hostile_owner';
+SELECT tgname, tgenabled, pg_get_triggerdef(oid) FROM pg_trigger
+WHERE tgrelid = 'trap.on11'::regclass AND tgname = 'zz_payout_history_update';
+
+SET client_min_messages = warning;
+DROP EXTENSION payout CASCADE;
+DROP SCHEMA shop, trap CASCADE;
+DROP TABLE public.lure;
+DROP FUNCTION public.lure();
+DROP SERVER regress_hostile_server;
+DROP FOREIGN DATA WRAPPER regress_hostile_fdw;
 REVOKE CREATE ON SCHEMA public FROM regress_hostile_app;
 DROP ROLE regress_hostile_owner, regress_hostile_app, regress_hostile_mod,
-	regress_hostile_moderators, regress_hostile_auditor;
+	regress_hostile_moderators, regress_hostile_auditor, regress_hostile_op,
+	regress_hostile_operators;

@@ -81,4 +81,72 @@
 	index_beginscan((heap), (index), (snapshot), (nkeys), 0)
 #endif
 
+/*
+ * A range table of one relation for an executor state of our own (as COPY
+ * makes one), so that ExecInitResultRelation, error messages and foreign
+ * partitions find the relation: permission info moved out of the range
+ * table entry in 16, and 18 wants the unpruned entries too.
+ */
+#include "executor/executor.h"
+#include "parser/parsetree.h"
+
+static inline void
+PayoutInitRangeTable(EState *estate, Relation rel)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	Bitmapset  *cols = NULL;
+	int			i;
+
+	for (i = 0; i < RelationGetDescr(rel)->natts; i++)
+		cols = bms_add_member(cols, i + 1 - FirstLowInvalidHeapAttributeNumber);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+#if PG_VERSION_NUM >= 160000
+	{
+		RTEPermissionInfo *perminfo = makeNode(RTEPermissionInfo);
+
+		perminfo->relid = RelationGetRelid(rel);
+		perminfo->requiredPerms = ACL_INSERT;
+		perminfo->insertedCols = cols;
+		rte->perminfoindex = 1;
+#if PG_VERSION_NUM >= 180000
+		ExecInitRangeTable(estate, list_make1(rte), list_make1(perminfo),
+						   bms_make_singleton(1));
+#else
+		ExecInitRangeTable(estate, list_make1(rte), list_make1(perminfo));
+#endif
+	}
+#else
+	rte->requiredPerms = ACL_INSERT;
+	rte->insertedCols = cols;
+	ExecInitRangeTable(estate, list_make1(rte));
+#endif
+}
+
+/* The map from the root's row type to a partition's: a function from 16. */
+#if PG_VERSION_NUM >= 160000
+#define PayoutRootToChildMap(rri, estate) ExecGetRootToChildMap((rri), (estate))
+#else
+#define PayoutRootToChildMap(rri, estate) ((rri)->ri_RootToPartitionMap)
+#endif
+
+/* search_path pg_catalog, pg_temp, for code run with another role's rights. */
+#if PG_VERSION_NUM >= 170000
+#define PayoutRestrictSearchPath() RestrictSearchPath()
+#else
+#define PayoutRestrictSearchPath() \
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", \
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, \
+							 true, 0, false)
+#endif
+
+/* A VirtualTransactionId names its PGPROC by procNumber from 17. */
+#if PG_VERSION_NUM >= 170000
+#define PayoutVxidProc(vxid) ((vxid).procNumber)
+#else
+#define PayoutVxidProc(vxid) ((vxid).backendId)
+#endif
+
 #endif							/* PAYOUT_COMPAT_H */

@@ -11,14 +11,22 @@
  *
  * Writers of payout tables get no privilege on payout.history, which is
  * append-only for everyone but its owner.  The insert therefore runs as
- * the owner of payout.history, the way foreign-key triggers run their
- * queries as the owner of the referenced table; current_user is taken
- * here, when the change is made, so the row names whoever made it.
+ * the owner of payout.history (history_buffer.c); the acting user is taken
+ * here, when the change is made, so the row names whoever made it (for a
+ * foreign key's cascade, the role whose statement caused it: rules.c), and
+ * the setting payout.actor, which an application that shares one database
+ * role among many people sets to say who, among them, made the change.
  *
- * A DELETE is recorded with a NULL new_status.  The INSERT half of an
- * UPDATE that moves a row to another partition is recorded as the UPDATE
- * it is, once move.c has proved it one; the DELETE half, which PostgreSQL
- * marks as moved, is not recorded.
+ * A DELETE is recorded with a NULL new_status.  An UPDATE that moves a row
+ * to another partition is recorded once, as the UPDATE it is: move.c pairs
+ * its DELETE half, which PostgreSQL marks as moved, with its INSERT half.
+ *
+ * A payout's primary key is its identity in history.  An UPDATE that
+ * changes it (a DBA's renumbering, a cascade, a move in a table whose key
+ * includes the partition key) is always recorded, also when the status and
+ * the resolution stay, with the key before it in old_key: the old key and
+ * the new one stay linked, and a new payout that later takes the old key
+ * is recorded as the new payout it is.
  *
  * History is written only for permanent tables whose owner may execute
  * payout.record_history(), which PUBLIC may not (table_state.c).  The key
@@ -44,6 +52,7 @@
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -55,68 +64,109 @@
 
 #include "history_buffer.h"
 #include "move.h"
+#include "query_state.h"
 #include "payout.h"
 #include "rules.h"
 #include "status.h"
 #include "table_state.h"
 
 /*
- * Role names as text, looked up once per role rather than for every row,
- * until pg_authid changes: two entries, for the current and the session
- * user.
+ * ReadStatusColumns
+ *		The status and resolution of a row version into one side of a
+ *		history row.
  */
-typedef struct RoleName
-{
-	Oid			role;
-	text	   *name;
-} RoleName;
-
-static RoleName role_names[2];
-static int	role_names_next = 0;
-static bool role_names_watched = false;
-
 static void
-ForgetRoleNames(Datum arg, int cacheid, uint32 hashvalue)
+ReadStatusColumns(PayoutTableState *state, Relation rel, HeapTuple tuple,
+				  Datum *status, bool *status_null,
+				  Datum *resolution, bool *resolution_null)
 {
-	int			i;
+	TupleDesc	tupdesc = RelationGetDescr(rel);
 
-	for (i = 0; i < lengthof(role_names); i++)
-	{
-		if (role_names[i].name != NULL)
-			pfree(role_names[i].name);
-		role_names[i].role = InvalidOid;
-		role_names[i].name = NULL;
-	}
+	*status = heap_getattr(tuple, state->status_attnum, tupdesc, status_null);
+	*resolution = (Datum) 0;
+	*resolution_null = true;
+	if (state->resolution_attnum != InvalidAttrNumber)
+		*resolution = heap_getattr(tuple, state->resolution_attnum, tupdesc,
+								   resolution_null);
 }
 
-static Datum
-RoleNameText(Oid role)
+/*
+ * KeyChanged
+ *		Whether an UPDATE changed the row's primary key: its datums first,
+ *		then, where they differ, the canonical text, which is what history
+ *		records (numeric 1.0 and 1.00 are one key).  Returns the old key's
+ *		text when it changed.
+ */
+static text *
+KeyChanged(PayoutTableState *state, Relation rel, HeapTuple oldtuple,
+		   HeapTuple newtuple, text *newkey)
 {
-	RoleName   *entry;
-	char	   *name;
-	MemoryContext oldcontext;
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	text	   *oldkey;
 	int			i;
 
-	if (!role_names_watched)
+	for (i = 0; i < state->nkeys; i++)
 	{
-		CacheRegisterSyscacheCallback(AUTHOID, ForgetRoleNames, (Datum) 0);
-		role_names_watched = true;
-	}
-	for (i = 0; i < lengthof(role_names); i++)
-		if (role_names[i].name != NULL && role_names[i].role == role)
-			return PointerGetDatum(role_names[i].name);
+		Form_pg_attribute att = TupleDescAttr(tupdesc, state->keyattnums[i] - 1);
+		bool		oldnull;
+		bool		newnull;
+		Datum		oldvalue = heap_getattr(oldtuple, state->keyattnums[i],
+											tupdesc, &oldnull);
+		Datum		newvalue = heap_getattr(newtuple, state->keyattnums[i],
+											tupdesc, &newnull);
 
-	name = GetUserNameFromId(role, false);
-	entry = &role_names[role_names_next];
-	role_names_next = (role_names_next + 1) % lengthof(role_names);
-	if (entry->name != NULL)
-		pfree(entry->name);
-	entry->name = NULL;			/* until the copy is made */
-	oldcontext = MemoryContextSwitchTo(CacheMemoryContext);
-	entry->name = cstring_to_text(name);
-	MemoryContextSwitchTo(oldcontext);
-	entry->role = role;
-	return PointerGetDatum(entry->name);
+		if (oldnull != newnull ||
+			(!oldnull && !datumIsEqual(oldvalue, newvalue, att->attbyval,
+									   att->attlen)))
+			break;
+	}
+	if (i == state->nkeys)
+		return NULL;
+	oldkey = PayoutRowKeyText(state, rel, oldtuple);
+	if (oldkey != NULL && newkey != NULL &&
+		VARSIZE_ANY(oldkey) == VARSIZE_ANY(newkey) &&
+		memcmp(oldkey, newkey, VARSIZE_ANY(oldkey)) == 0)
+		return NULL;
+	return oldkey;
+}
+
+/*
+ * AppendMovedDelete
+ *		Record the deleted half of a move whose inserted half history never
+ *		saw, as the delete it then looks like.
+ */
+static void
+AppendMovedDelete(const PayoutMovedRow *moved)
+{
+	PayoutHistoryRow row;
+
+	memset(&row, 0, sizeof(row));
+	row.tbl = moved->root;
+	row.key = moved->key;
+	row.old_status = moved->old_status;
+	row.old_status_null = moved->old_status_null;
+	row.old_resolution = moved->old_resolution;
+	row.old_resolution_null = moved->old_resolution_null;
+	row.new_status_null = true;
+	row.new_resolution_null = true;
+	row.user_id = moved->user_id;
+	PayoutHistoryAppend(&row);
+}
+
+/*
+ * PayoutHistoryRecordLastDelete
+ *		Before commit: an apply worker's last change was a delete that history
+ *		kept in case an INSERT made it half a move; none did, so it is
+ *		recorded as the delete it was.  This is the one write history makes
+ *		that late, and only in an apply worker.
+ */
+void
+PayoutHistoryRecordLastDelete(void)
+{
+	PayoutMovedRow moved;
+
+	if (PayoutTakeApplyStash(&moved))
+		AppendMovedDelete(&moved);
 }
 
 /*
@@ -130,18 +180,12 @@ payout_record_history(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	PayoutTableState *state;
 	Relation	rel;
-	TupleDesc	tupdesc;
 	HeapTuple	oldtuple = NULL;
 	HeapTuple	newtuple = NULL;
-	HeapTuple	keytuple;
-	Datum		values[HISTORY_NCOLUMNS];
-	char		nulls[HISTORY_NCOLUMNS];
-	bool		isnull;
-	const char *appname;
-	bool		isnulls[HISTORY_NCOLUMNS];
-	int			from;
-	int			i;
-	int			oldres;
+	PayoutHistoryRow row;
+	PayoutMovedRow moved;
+	bool		matched;
+	bool		was_moved = false;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -160,7 +204,12 @@ payout_record_history(PG_FUNCTION_ARGS)
 
 	state = PayoutGetTableState(fcinfo, PAYOUT_TRIGGER_HISTORY);
 	rel = trigdata->tg_relation;
-	tupdesc = RelationGetDescr(rel);
+
+	memset(&row, 0, sizeof(row));
+	row.tbl = state->root;
+	row.user_id = PayoutActingUser();
+	row.old_status_null = row.new_status_null = true;
+	row.old_resolution_null = row.new_resolution_null = true;
 
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
@@ -168,83 +217,78 @@ payout_record_history(PG_FUNCTION_ARGS)
 		newtuple = trigdata->tg_newtuple;
 	}
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-	{
 		oldtuple = trigdata->tg_trigtuple;
-		/* the DELETE half of a move: its INSERT half records the move */
-		if (HeapTupleHeaderIndicatesMovedPartitions(oldtuple->t_data))
-			return PointerGetDatum(NULL);
-	}
 	else
 		newtuple = trigdata->tg_trigtuple;
 
-	memset(nulls, ' ', sizeof(nulls));
-	nulls[2] = nulls[3] = nulls[4] = nulls[5] = 'n';
+	/*
+	 * The deleted half of a move waits for the very next row history sees
+	 * in this query: the inserted half, recorded below as the UPDATE it is.
+	 */
+	if (PayoutTakeMovedRow(state->query, oldtuple == NULL ? newtuple : NULL,
+						   state->root, &moved, &matched))
+	{
+		if (matched)
+			was_moved = true;
+		else
+			AppendMovedDelete(&moved);
+	}
 
 	if (oldtuple != NULL)
-	{
-		values[2] = heap_getattr(oldtuple, state->status_attnum, tupdesc, &isnull);
-		nulls[2] = isnull ? 'n' : ' ';
-		if (state->resolution_attnum != InvalidAttrNumber)
-		{
-			values[4] = heap_getattr(oldtuple, state->resolution_attnum, tupdesc, &isnull);
-			nulls[4] = isnull ? 'n' : ' ';
-		}
-	}
+		ReadStatusColumns(state, rel, oldtuple,
+						  &row.old_status, &row.old_status_null,
+						  &row.old_resolution, &row.old_resolution_null);
 	if (newtuple != NULL)
+		ReadStatusColumns(state, rel, newtuple,
+						  &row.new_status, &row.new_status_null,
+						  &row.new_resolution, &row.new_resolution_null);
+
+	row.key = PayoutRowKeyText(state, rel, newtuple ? newtuple : oldtuple);
+
+	/* The deleted half of a move: its inserted half records the move. */
+	if (newtuple == NULL)
 	{
-		values[3] = heap_getattr(newtuple, state->status_attnum, tupdesc, &isnull);
-		nulls[3] = isnull ? 'n' : ' ';
-		if (state->resolution_attnum != InvalidAttrNumber)
-		{
-			values[5] = heap_getattr(newtuple, state->resolution_attnum, tupdesc, &isnull);
-			nulls[5] = isnull ? 'n' : ' ';
-		}
+		PayoutMovedRow half;
+
+		half.root = state->root;
+		half.old_status = row.old_status;
+		half.old_status_null = row.old_status_null;
+		half.old_resolution = row.old_resolution;
+		half.old_resolution_null = row.old_resolution_null;
+		half.key = row.key;
+		half.user_id = row.user_id;
+		if (PayoutStashMovedRow(state->query, rel, oldtuple, &half))
+			return PointerGetDatum(NULL);
 	}
 
-	/* The INSERT half of a move that move.c proved records the UPDATE. */
-	if (oldtuple == NULL && rel->rd_rel->relispartition &&
-		PayoutTakeMovedRow(state, rel, newtuple, &from, &oldres))
+	if (was_moved)
 	{
-		if (from != PAYOUT_INITIAL)
-		{
-			values[2] = ObjectIdGetDatum(PayoutEnumOid(PAYOUT_ENUM_STATUS, from));
-			nulls[2] = ' ';
-		}
-		if (oldres != PAYOUT_NO_RESOLUTION)
-		{
-			values[4] = ObjectIdGetDatum(PayoutEnumOid(PAYOUT_ENUM_RESOLUTION, oldres));
-			nulls[4] = ' ';
-		}
-		oldtuple = newtuple;	/* recorded as an UPDATE */
+		row.old_status = moved.old_status;
+		row.old_status_null = moved.old_status_null;
+		row.old_resolution = moved.old_resolution;
+		row.old_resolution_null = moved.old_resolution_null;
+		if (moved.key != NULL && row.key != NULL &&
+			(VARSIZE_ANY(moved.key) != VARSIZE_ANY(row.key) ||
+			 memcmp(moved.key, row.key, VARSIZE_ANY(row.key)) != 0))
+			row.old_key = moved.key;
 	}
+	else if (oldtuple != NULL && newtuple != NULL)
+		row.old_key = KeyChanged(state, rel, oldtuple, newtuple, row.key);
 
 	/*
-	 * Skip updates that keep both status and resolution: a move within the
+	 * Skip updates that keep status, resolution and key: a move within the
 	 * same status, or an update when attached by hand without WHEN.
 	 */
-	if (oldtuple != NULL && newtuple != NULL &&
-		nulls[2] == nulls[3] && nulls[4] == nulls[5] &&
-		(nulls[2] == 'n' || DatumGetObjectId(values[2]) == DatumGetObjectId(values[3])) &&
-		(nulls[4] == 'n' || DatumGetObjectId(values[4]) == DatumGetObjectId(values[5])))
+	if ((was_moved || (oldtuple != NULL && newtuple != NULL)) &&
+		row.old_key == NULL &&
+		row.old_status_null == row.new_status_null &&
+		row.old_resolution_null == row.new_resolution_null &&
+		(row.old_status_null ||
+		 DatumGetObjectId(row.old_status) == DatumGetObjectId(row.new_status)) &&
+		(row.old_resolution_null ||
+		 DatumGetObjectId(row.old_resolution) == DatumGetObjectId(row.new_resolution)))
 		return PointerGetDatum(NULL);
 
-	keytuple = newtuple ? newtuple : oldtuple;
-	appname = application_name;
-
-	values[0] = ObjectIdGetDatum(state->root);
-	values[1] = PointerGetDatum(PayoutRowKeyText(state, rel, keytuple));
-	values[6] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	values[7] = TimestampTzGetDatum(GetCurrentTimestamp());
-	values[8] = RoleNameText(GetUserId());
-	values[9] = RoleNameText(GetSessionUserId());
-	values[10] = appname ? CStringGetTextDatum(appname) : (Datum) 0;
-	if (appname == NULL)
-		nulls[10] = 'n';
-	values[11] = FullTransactionIdGetDatum(GetTopFullTransactionId());
-
-	for (i = 0; i < HISTORY_NCOLUMNS; i++)
-		isnulls[i] = (nulls[i] == 'n');
-	PayoutHistoryAppend(values, isnulls);
-
+	PayoutHistoryAppend(&row);
 	return PointerGetDatum(NULL);
 }

@@ -4,29 +4,53 @@
  *	  Rows of payout.history buffered and written a statement at a time.
  *
  * The history trigger (history.c) does not write each row itself: it
- * appends the row's values to a buffer, and the buffer is written at once,
- * with the rights of the owner of payout.history: straight into the heap
- * of each partition the rows belong to, a thousand rows a call as COPY
- * does (table_multi_insert), and then into the partition's indexes.  A
- * partition that needs more than that (triggers, CHECK constraints,
- * columns of its own, a foreign table or another table access method), or
- * a history table with rules, takes the executor's path instead: one
- * INSERT ... SELECT FROM unnest() of arrays.  The buffer is written
- *	- at the end of every statement the executor runs (ExecutorFinish, after
- *	  the statement's AFTER triggers have fired), so that the next statement
- *	  sees the rows;
- *	- at the end of every utility statement (COPY fires its AFTER triggers
- *	  without ExecutorFinish);
- *	- before commit and before PREPARE TRANSACTION, for what neither caught
- *	  (a logical replication apply worker fires AFTER triggers on its own);
- *	- when it holds HISTORY_BUFFER_ROWS rows, so that memory stays bounded
- *	  however many rows one statement changes.
+ * appends the row to a buffer, and the buffer is written at once, the way
+ * COPY writes: each row takes its id (and any column a DBA added takes its
+ * default), is routed to its partition of payout.history, and goes
+ * straight into the partition's heap, a thousand rows a call, and into its
+ * indexes; a partition with BEFORE triggers, or a foreign one, takes its
+ * rows one at a time through them; CHECK constraints, generated columns
+ * and AFTER triggers of partitions work as for COPY.  No SQL statement is
+ * run, so nothing counts one (pg_stat_statements), and every id is drawn
+ * once.
+ *
+ * When: at the end of the statement whose triggers recorded the rows, so
+ * that the next statement sees them.  The executor's and the utility
+ * statements' hooks (ExecutorFinish, after the AFTER triggers; and
+ * ProcessUtility, for COPY) count how deep their statements are nested and
+ * write when one ends.  A row recorded while none of them is running is
+ * written at once: the hooks are installed when the library is loaded,
+ * which may be in the middle of a statement they then do not see end (a
+ * session whose first payout change comes from a COPY), and a logical
+ * replication apply worker fires triggers outside any of them.  Nothing is
+ * therefore left for commit, where PostgreSQL no longer runs user code
+ * (deferred triggers have fired): rows still in the buffer then are an
+ * error, never a silent loss.  (An apply worker's last change may be a
+ * delete that history holds back, in case it is half of a move whose
+ * insert comes next: move.c.  When the transaction ends there, that row is
+ * written just before commit.)  The buffer is also written when it holds
+ * HISTORY_BUFFER_ROWS rows, so that memory stays bounded however many rows
+ * one statement changes.
+ *
  * A row belongs to the subtransaction that recorded it: rolled back with
- * it, it is dropped (SUBXACT_EVENT_ABORT_SUB), and so is everything at the
- * end of a transaction that aborts.  So rows are written only from the
- * subtransaction they belong to: a query that a trigger runs inside an
- * exception block ends in a subtransaction of its own, which may still
- * roll back, and leaves the statement's rows to the statement's end.
+ * it, it is dropped; committed, it is its parent's.  The buffer keeps its
+ * rows as a stack of runs of one subtransaction each, so each of those
+ * events costs O(1) whatever the buffer holds.  Rows are written only when
+ * they all belong to the current subtransaction: a query that a trigger
+ * runs inside an exception block ends in a subtransaction of its own,
+ * which may still roll back, and leaves the statement's rows to the
+ * statement's end.
+ *
+ * Rights: writers get no privilege on payout.history.  Rows are written as
+ * its owner, the superuser who created the extension, in a
+ * security-restricted operation (SECURITY_RESTRICTED_OPERATION), and
+ * whatever a DBA gave history that runs code (triggers, CHECK constraints,
+ * defaults, expression indexes or partition keys, operator families of
+ * its own) runs with search_path pg_catalog, pg_temp, as PostgreSQL's own
+ * maintenance commands run code as a table's owner: such code cannot
+ * change the session's role or settings, create temporary objects, or
+ * defer triggers.  search_path is changed only when such code is about to
+ * run: history as the extension makes it runs none.
  *
  * src/history_buffer.c
  *
@@ -38,25 +62,39 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "access/tupconvert.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_opfamily.h"
+#include "catalog/pg_partitioned_table.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
-#include "partitioning/partdesc.h"
+#include "commands/trigger.h"
 #include "executor/execPartition.h"
 #include "executor/executor.h"
-#include "executor/spi.h"
+#include "executor/nodeModifyTable.h"
+#include "foreign/fdwapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
 #include "tcop/utility.h"
-#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
 
 #include "compat.h"
 #include "history_buffer.h"
@@ -69,52 +107,116 @@
 /* Rows one table_multi_insert() call takes, as COPY's buffer does. */
 #define HISTORY_INSERT_BATCH 1000
 
-/* The columns a change fills, in the order of the values of a row. */
+/* The columns a change fills, in the order of the buffer's columns. */
+typedef enum HistoryColumn
+{
+	HC_TBL,
+	HC_KEY,
+	HC_OLD_STATUS,
+	HC_NEW_STATUS,
+	HC_OLD_RESOLUTION,
+	HC_NEW_RESOLUTION,
+	HC_XACT_TIME,
+	HC_CLOCK_TIME,
+	HC_USER_NAME,
+	HC_SESSION_USER_NAME,
+	HC_APPLICATION_NAME,
+	HC_XID,
+	/* columns 1.2 added: a database still on 1.0 or 1.1 has neither */
+	HC_ACTOR,
+	HC_OLD_KEY,
+	HISTORY_NCOLUMNS
+} HistoryColumn;
+
+#define HC_FIRST_OPTIONAL HC_ACTOR
+
 static const char *const history_columns[HISTORY_NCOLUMNS] = {
 	"tbl", "key", "old_status", "new_status", "old_resolution",
 	"new_resolution", "xact_time", "clock_time", "user_name",
-	"session_user_name", "application_name", "xid"
+	"session_user_name", "application_name", "xid", "actor", "old_key"
 };
+
+/* A run of buffered rows of one subtransaction. */
+typedef struct HistoryRun
+{
+	SubTransactionId subid;
+	int			first;			/* its first row */
+} HistoryRun;
 
 typedef struct HistoryBuffer
 {
 	int			nrows;
 	int			maxrows;
-	SubTransactionId *subids;
 	Datum	   *values[HISTORY_NCOLUMNS];
 	bool	   *nulls[HISTORY_NCOLUMNS];
+	Oid		   *roles[2];		/* of the user name columns, to share text */
+	HistoryRun *runs;			/* stack: the newest subtransaction last */
+	int			nruns;
+	int			maxruns;
 } HistoryBuffer;
 
-static MemoryContext buffer_context = NULL;
-static HistoryBuffer buffer;
-static bool flushing = false;
+/*
+ * What the writer needs to know of payout.history, kept until a relcache
+ * invalidation of it: which attribute holds each column a change fills,
+ * and which other columns take a default.  The columns 1.2 added are
+ * missing from a database whose extension is still on an older version:
+ * the library serves every version.
+ */
+typedef struct HistoryLayout
+{
+	bool		valid;
+	Oid			relid;
+	Oid			owner;
+	AttrNumber	attnums[HISTORY_NCOLUMNS];
+	int			ndefaults;
+	AttrNumber *default_attnums;	/* the other columns, id first among them */
+	Oid		   *default_sequences;	/* nextval(sequence), or InvalidOid */
 
-/* The prepared INSERT, and the enum types it was prepared for. */
-static SPIPlanPtr history_plan = NULL;
-static Oid	plan_status_type = InvalidOid;
-static Oid	plan_resolution_type = InvalidOid;
+	/*
+	 * Whether writing a row may run code of a DBA's before it reaches a
+	 * partition: a default that calls a function outside pg_catalog, a
+	 * statement trigger of payout.history, a partition key that is an
+	 * expression.
+	 */
+	bool		runs_code;
+	/* the relations of payout.history's tree, sorted, and what is known of
+	 * each: 0 not yet, 'p' plain (writing runs no code of a DBA's), 'c' not */
+	int			ntree;
+	Oid		   *tree;
+	char	   *plain;
+} HistoryLayout;
+
+char	   *payout_actor = NULL;
+
+static MemoryContext buffer_context = NULL;
+static MemoryContext layout_context = NULL;
+static int	restricted_nestlevel = 0;	/* of the restricted search_path */
+static HistoryBuffer buffer;
+static HistoryLayout layout;
+static bool flushing = false;
+static int	statement_nesting = 0;
 
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
-/* A partition rows are written to, and whether they may go straight in. */
-typedef struct HistoryTarget
-{
-	ResultRelInfo *rri;
-	bool		direct;
-} HistoryTarget;
-
-static Oid	ColumnType(int column);
-static SPIPlanPtr GetHistoryPlan(void);
-static bool MapColumns(TupleDesc desc, AttrNumber *attnums, AttrNumber *id_attnum);
-static bool HasForeignPartition(Relation rel);
-static bool TakesRowsDirectly(ResultRelInfo *rri, TupleDesc rootdesc);
-static void StoreRow(TupleTableSlot *slot, int row, const AttrNumber *attnums,
-					 AttrNumber id_attnum, int64 id);
-static bool WriteDirectly(Relation history, int nrows);
-static void WriteWithInsert(int nrows);
-static void Discard(int nrows);
+static bool IsTextColumn(int column);
+static Datum CopyText(int column, int row, const char *value);
+static Datum RoleName(int column, int row, Oid role);
+static bool Writable(void);
 static void Forget(void);
+static void Discard(int nrows);
+static void LoadLayout(Relation history);
+static bool NotInCatalog(Oid func_id, void *context);
+static bool ExprRunsCode(Node *expr, void *context);
+static bool RunsCode(ResultRelInfo *rri);
+static void Restrict(void);
+static void LayoutCallback(Datum arg, Oid relid);
+static void StoreRow(TupleTableSlot *slot, int row, ExprState **defaults,
+					 ExprContext *econtext);
+static void FlushBatch(ResultRelInfo *rri, TupleTableSlot **batch, int n,
+					   EState *estate, CommandId cid);
+static void WriteRows(Relation history, int nrows);
+static void WriteErrorCallback(void *arg);
 static void HistoryExecutorFinish(QueryDesc *queryDesc);
 static void HistoryProcessUtility(PlannedStmt *pstmt, const char *queryString,
 								  bool readOnlyTree,
@@ -139,96 +241,86 @@ PayoutRegisterHistoryHooks(void)
 	ProcessUtility_hook = HistoryProcessUtility;
 	RegisterXactCallback(HistoryXactCallback, NULL);
 	RegisterSubXactCallback(HistorySubXactCallback, NULL);
+	CacheRegisterRelcacheCallback(LayoutCallback, (Datum) 0);
 }
 
 /*
- * ColumnType
- *		The type of a column of the INSERT, for the arrays of the flush.
+ * IsTextColumn
+ *		Whether a buffer column holds text: copied, and shared with the row
+ *		before where equal.  The others are passed by value.
  */
-static Oid
-ColumnType(int column)
+static bool
+IsTextColumn(int column)
 {
 	switch (column)
 	{
-		case 0:
-			return REGCLASSOID;
-		case 2:
-		case 3:
-			return PayoutEnumTypeOid(PAYOUT_ENUM_STATUS);
-		case 4:
-		case 5:
-			return PayoutEnumTypeOid(PAYOUT_ENUM_RESOLUTION);
-		case 6:
-		case 7:
-			return TIMESTAMPTZOID;
-		case 11:
-			return XID8OID;
+		case HC_KEY:
+		case HC_USER_NAME:
+		case HC_SESSION_USER_NAME:
+		case HC_APPLICATION_NAME:
+		case HC_ACTOR:
+		case HC_OLD_KEY:
+			return true;
 		default:
-			return TEXTOID;
+			return false;
 	}
 }
 
 /*
- * GetHistoryPlan
- *		The prepared INSERT, prepared again if the enum types were dropped
- *		and created again (DROP and CREATE EXTENSION).  Call inside SPI.
+ * CopyText
+ *		A string as text in the buffer's memory, or the previous row's copy
+ *		where it is the same (application_name and payout.actor seldom
+ *		change from row to row).  Call in buffer_context.
  */
-static SPIPlanPtr
-GetHistoryPlan(void)
+static Datum
+CopyText(int column, int row, const char *value)
 {
-	Oid			status_type = PayoutEnumTypeOid(PAYOUT_ENUM_STATUS);
-	Oid			resolution_type = PayoutEnumTypeOid(PAYOUT_ENUM_RESOLUTION);
-	Oid			argtypes[HISTORY_NCOLUMNS];
-	StringInfoData sql;
-	SPIPlanPtr	plan;
-	int			i;
-
-	if (history_plan != NULL &&
-		plan_status_type == status_type &&
-		plan_resolution_type == resolution_type)
-		return history_plan;
-
-	initStringInfo(&sql);
-	appendStringInfoString(&sql, "INSERT INTO payout.history (");
-	for (i = 0; i < HISTORY_NCOLUMNS; i++)
+	if (row > 0 && !buffer.nulls[column][row - 1])
 	{
-		argtypes[i] = get_array_type(ColumnType(i));
-		appendStringInfo(&sql, "%s%s", i > 0 ? ", " : "", history_columns[i]);
+		text	   *previous = DatumGetTextPP(buffer.values[column][row - 1]);
+		int			len = strlen(value);
+
+		if (VARSIZE_ANY_EXHDR(previous) == len &&
+			memcmp(VARDATA_ANY(previous), value, len) == 0)
+			return buffer.values[column][row - 1];
 	}
-	appendStringInfoString(&sql, ") SELECT * FROM unnest(");
-	for (i = 0; i < HISTORY_NCOLUMNS; i++)
-		appendStringInfo(&sql, "%s$%d", i > 0 ? ", " : "", i + 1);
-	appendStringInfoChar(&sql, ')');
+	return CStringGetTextDatum(value);
+}
 
-	plan = SPI_prepare(sql.data, HISTORY_NCOLUMNS, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for payout history: %s",
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed for payout history");
+/*
+ * RoleName
+ *		A role's name as text in the buffer's memory, looked up now: the
+ *		previous row's copy where the role is the same.  Nothing is cached
+ *		across rows that an invalidation could free under a caller's feet.
+ *		Call in buffer_context.
+ */
+static Datum
+RoleName(int column, int row, Oid role)
+{
+	int			which = column == HC_USER_NAME ? 0 : 1;
 
-	if (history_plan != NULL)
-		SPI_freeplan(history_plan);
-	history_plan = plan;
-	plan_status_type = status_type;
-	plan_resolution_type = resolution_type;
-	return plan;
+	buffer.roles[which][row] = role;
+	if (row > 0 && buffer.roles[which][row - 1] == role)
+		return buffer.values[column][row - 1];
+	return CStringGetTextDatum(GetUserNameFromId(role, false));
 }
 
 /*
  * PayoutHistoryAppend
- *		Buffer one history row, its values copied; written when the buffer
- *		is full, at the latest.
+ *		Buffer one history row; written at the end of the statement, at
+ *		once when no statement end will come, or when the buffer is full.
  */
 void
-PayoutHistoryAppend(const Datum *values, const bool *nulls)
+PayoutHistoryAppend(const PayoutHistoryRow *row)
 {
+	SubTransactionId subid = GetCurrentSubTransactionId();
 	MemoryContext oldcontext;
-	int			row;
+	const char *appname = application_name;
+	int			r;
 	int			i;
 
 	if (buffer_context == NULL)
-		buffer_context = AllocSetContextCreate(CacheMemoryContext,
+		buffer_context = AllocSetContextCreate(TopMemoryContext,
 											   "payout history buffer",
 											   ALLOCSET_DEFAULT_SIZES);
 	oldcontext = MemoryContextSwitchTo(buffer_context);
@@ -236,57 +328,111 @@ PayoutHistoryAppend(const Datum *values, const bool *nulls)
 	{
 		int			maxrows = buffer.maxrows ? buffer.maxrows * 2 : 64;
 
-		if (buffer.maxrows == 0)
+		for (i = 0; i < HISTORY_NCOLUMNS; i++)
 		{
-			buffer.subids = palloc(sizeof(SubTransactionId) * maxrows);
-			for (i = 0; i < HISTORY_NCOLUMNS; i++)
-			{
-				buffer.values[i] = palloc(sizeof(Datum) * maxrows);
-				buffer.nulls[i] = palloc(sizeof(bool) * maxrows);
-			}
+			buffer.values[i] = buffer.maxrows ?
+				repalloc(buffer.values[i], sizeof(Datum) * maxrows) :
+				palloc(sizeof(Datum) * maxrows);
+			buffer.nulls[i] = buffer.maxrows ?
+				repalloc(buffer.nulls[i], sizeof(bool) * maxrows) :
+				palloc(sizeof(bool) * maxrows);
 		}
-		else
-		{
-			buffer.subids = repalloc(buffer.subids, sizeof(SubTransactionId) * maxrows);
-			for (i = 0; i < HISTORY_NCOLUMNS; i++)
-			{
-				buffer.values[i] = repalloc(buffer.values[i], sizeof(Datum) * maxrows);
-				buffer.nulls[i] = repalloc(buffer.nulls[i], sizeof(bool) * maxrows);
-			}
-		}
+		for (i = 0; i < 2; i++)
+			buffer.roles[i] = buffer.maxrows ?
+				repalloc(buffer.roles[i], sizeof(Oid) * maxrows) :
+				palloc(sizeof(Oid) * maxrows);
 		buffer.maxrows = maxrows;
 	}
-
-	row = buffer.nrows;
-	buffer.subids[row] = GetCurrentSubTransactionId();
-	for (i = 0; i < HISTORY_NCOLUMNS; i++)
+	if (buffer.nruns == 0 || buffer.runs[buffer.nruns - 1].subid != subid)
 	{
-		buffer.nulls[i][row] = nulls[i];
-		if (nulls[i])
-			buffer.values[i][row] = (Datum) 0;
-		else if (ColumnType(i) != TEXTOID)
-			buffer.values[i][row] = values[i];
-		else if (row > 0 && !buffer.nulls[i][row - 1] &&
-				 datumIsEqual(values[i], buffer.values[i][row - 1], false, -1))
+		if (buffer.nruns == buffer.maxruns)
 		{
-			/* user names and application name: mostly the last row's */
-			buffer.values[i][row] = buffer.values[i][row - 1];
+			buffer.maxruns = buffer.maxruns ? buffer.maxruns * 2 : 8;
+			buffer.runs = buffer.runs ?
+				repalloc(buffer.runs, sizeof(HistoryRun) * buffer.maxruns) :
+				palloc(sizeof(HistoryRun) * buffer.maxruns);
 		}
-		else
-			buffer.values[i][row] = datumCopy(values[i], false, -1);
+		buffer.runs[buffer.nruns].subid = subid;
+		buffer.runs[buffer.nruns].first = buffer.nrows;
+		buffer.nruns++;
 	}
+
+	r = buffer.nrows;
+	for (i = 0; i < HISTORY_NCOLUMNS; i++)
+		buffer.nulls[i][r] = false;
+	buffer.values[HC_TBL][r] = ObjectIdGetDatum(row->tbl);
+	if (row->key != NULL)
+		buffer.values[HC_KEY][r] = datumCopy(PointerGetDatum(row->key), false, -1);
+	else
+		buffer.nulls[HC_KEY][r] = true;
+	buffer.values[HC_OLD_STATUS][r] = row->old_status;
+	buffer.nulls[HC_OLD_STATUS][r] = row->old_status_null;
+	buffer.values[HC_NEW_STATUS][r] = row->new_status;
+	buffer.nulls[HC_NEW_STATUS][r] = row->new_status_null;
+	buffer.values[HC_OLD_RESOLUTION][r] = row->old_resolution;
+	buffer.nulls[HC_OLD_RESOLUTION][r] = row->old_resolution_null;
+	buffer.values[HC_NEW_RESOLUTION][r] = row->new_resolution;
+	buffer.nulls[HC_NEW_RESOLUTION][r] = row->new_resolution_null;
+	buffer.values[HC_XACT_TIME][r] =
+		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	buffer.values[HC_CLOCK_TIME][r] = TimestampTzGetDatum(GetCurrentTimestamp());
+	buffer.values[HC_USER_NAME][r] = RoleName(HC_USER_NAME, r, row->user_id);
+	buffer.values[HC_SESSION_USER_NAME][r] =
+		RoleName(HC_SESSION_USER_NAME, r, GetSessionUserId());
+	if (appname != NULL)
+		buffer.values[HC_APPLICATION_NAME][r] = CopyText(HC_APPLICATION_NAME, r, appname);
+	else
+		buffer.nulls[HC_APPLICATION_NAME][r] = true;
+	buffer.values[HC_XID][r] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	if (payout_actor != NULL && payout_actor[0] != '\0')
+		buffer.values[HC_ACTOR][r] = CopyText(HC_ACTOR, r, payout_actor);
+	else
+		buffer.nulls[HC_ACTOR][r] = true;
+	if (row->old_key != NULL)
+		buffer.values[HC_OLD_KEY][r] = datumCopy(PointerGetDatum(row->old_key), false, -1);
+	else
+		buffer.nulls[HC_OLD_KEY][r] = true;
 	buffer.nrows++;
 	MemoryContextSwitchTo(oldcontext);
 
-	/* (a flush waiting for an outer statement tries again a buffer later) */
-	if (buffer.nrows % HISTORY_BUFFER_ROWS == 0)
+	/*
+	 * With no statement of ours running, no statement end will write the
+	 * row: write it now.  Otherwise when the buffer is full (a flush that
+	 * must wait for an outer statement tries again at the next row).
+	 */
+	if (statement_nesting == 0 || buffer.nrows >= HISTORY_BUFFER_ROWS)
 		PayoutHistoryFlush();
+}
+
+/*
+ * Writable
+ *		Whether the buffered rows may be written now: all of them belong to
+ *		the current subtransaction.
+ */
+static bool
+Writable(void)
+{
+	return buffer.nruns == 1 &&
+		buffer.runs[0].subid == GetCurrentSubTransactionId();
+}
+
+/*
+ * Forget
+ *		Empty the buffer, and give its memory back.
+ */
+static void
+Forget(void)
+{
+	memset(&buffer, 0, sizeof(buffer));
+	if (buffer_context != NULL)
+		MemoryContextReset(buffer_context);
 }
 
 /*
  * Discard
  *		Drop the first nrows rows, written; rows recorded while they were
- *		written stay.
+ *		written (by a trigger of a history partition changing a payout) stay,
+ *		in the current subtransaction's run.
  */
 static void
 Discard(int nrows)
@@ -299,203 +445,390 @@ Discard(int nrows)
 		Forget();
 		return;
 	}
-	memmove(buffer.subids, buffer.subids + nrows, sizeof(SubTransactionId) * rest);
 	for (i = 0; i < HISTORY_NCOLUMNS; i++)
 	{
 		memmove(buffer.values[i], buffer.values[i] + nrows, sizeof(Datum) * rest);
 		memmove(buffer.nulls[i], buffer.nulls[i] + nrows, sizeof(bool) * rest);
 	}
+	for (i = 0; i < 2; i++)
+		memmove(buffer.roles[i], buffer.roles[i] + nrows, sizeof(Oid) * rest);
 	buffer.nrows = rest;
+	for (i = 0; i < buffer.nruns; i++)
+		buffer.runs[i].first = Max(buffer.runs[i].first - nrows, 0);
 }
 
 /*
- * Forget
- *		Empty the buffer, and give its memory back.
+ * LayoutCallback
+ *		Relcache callback: forget the layout when payout.history or one of
+ *		its partitions may have changed.  Only a flag, as every invalidation
+ *		callback.
  */
 static void
-Forget(void)
+LayoutCallback(Datum arg, Oid relid)
 {
-	buffer.nrows = 0;
-	buffer.maxrows = 0;
-	if (buffer_context != NULL)
-		MemoryContextReset(buffer_context);
+	if (!OidIsValid(relid) || relid == layout.relid ||
+		(layout.valid &&
+		 bsearch(&relid, layout.tree, layout.ntree, sizeof(Oid), oid_cmp) != NULL))
+		layout.valid = false;
 }
 
 /*
- * MapColumns
- *		The attribute numbers of payout.history's columns in desc: false if
- *		it has a column that is not one of them, or one of another type.
+ * LoadLayout
+ *		Map payout.history's attributes: each column a change fills must be
+ *		there with its type; every other column (id, and any a DBA added)
+ *		takes its default, for which the common nextval() of a sequence is
+ *		noted, to be drawn without evaluating an expression.
  */
-static bool
-MapColumns(TupleDesc desc, AttrNumber *attnums, AttrNumber *id_attnum)
+static void
+LoadLayout(Relation history)
 {
-	int			found = 0;
+	TupleDesc	desc = RelationGetDescr(history);
+	AttrNumber	attnums[HISTORY_NCOLUMNS] = {0};
+	MemoryContext oldcontext;
+	List	   *tree;
+	ListCell   *lc;
+	int			ndefaults = 0;
 	int			i;
 	int			k;
 
-	*id_attnum = InvalidAttrNumber;
+	if (layout_context == NULL)
+		layout_context = AllocSetContextCreate(CacheMemoryContext,
+											   "payout history layout",
+											   ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(layout_context);
+	layout.valid = false;
+	layout.relid = RelationGetRelid(history);
+	oldcontext = MemoryContextSwitchTo(layout_context);
+	layout.default_attnums = palloc(sizeof(AttrNumber) * desc->natts);
+	layout.default_sequences = palloc(sizeof(Oid) * desc->natts);
+	MemoryContextSwitchTo(oldcontext);
+
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
-		const char *name = NameStr(att->attname);
+		Oid			wanted;
 
 		if (att->attisdropped)
-			return false;
-		if (strcmp(name, "id") == 0 && att->atttypid == INT8OID)
+			continue;
+		for (k = 0; k < HISTORY_NCOLUMNS; k++)
+			if (strcmp(NameStr(att->attname), history_columns[k]) == 0)
+				break;
+		if (k == HISTORY_NCOLUMNS)
 		{
-			*id_attnum = att->attnum;
+			Node	   *expr = build_column_default(history, att->attnum);
+			Oid			sequence = InvalidOid;
+
+			if (expr != NULL && IsA(expr, FuncExpr) &&
+				((FuncExpr *) expr)->funcid == F_NEXTVAL &&
+				list_length(((FuncExpr *) expr)->args) == 1 &&
+				IsA(linitial(((FuncExpr *) expr)->args), Const) &&
+				!((Const *) linitial(((FuncExpr *) expr)->args))->constisnull &&
+				att->atttypid == INT8OID)
+				sequence = DatumGetObjectId(((Const *) linitial(((FuncExpr *) expr)->args))->constvalue);
+			/* id first: it is drawn first, in the order rows were recorded */
+			if (strcmp(NameStr(att->attname), "id") == 0 && ndefaults > 0)
+			{
+				layout.default_attnums[ndefaults] = layout.default_attnums[0];
+				layout.default_sequences[ndefaults] = layout.default_sequences[0];
+				layout.default_attnums[0] = att->attnum;
+				layout.default_sequences[0] = sequence;
+			}
+			else
+			{
+				layout.default_attnums[ndefaults] = att->attnum;
+				layout.default_sequences[ndefaults] = sequence;
+			}
+			ndefaults++;
 			continue;
 		}
-		for (k = 0; k < HISTORY_NCOLUMNS; k++)
-			if (strcmp(name, history_columns[k]) == 0)
+		switch (k)
+		{
+			case HC_TBL:
+				wanted = REGCLASSOID;
 				break;
-		if (k == HISTORY_NCOLUMNS || att->atttypid != ColumnType(k))
-			return false;
+			case HC_OLD_STATUS:
+			case HC_NEW_STATUS:
+				wanted = PayoutEnumTypeOid(PAYOUT_ENUM_STATUS);
+				break;
+			case HC_OLD_RESOLUTION:
+			case HC_NEW_RESOLUTION:
+				wanted = PayoutEnumTypeOid(PAYOUT_ENUM_RESOLUTION);
+				break;
+			case HC_XACT_TIME:
+			case HC_CLOCK_TIME:
+				wanted = TIMESTAMPTZOID;
+				break;
+			case HC_XID:
+				wanted = XID8OID;
+				break;
+			default:
+				wanted = TEXTOID;
+				break;
+		}
+		if (att->atttypid != wanted)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of relation \"%s.history\" must be of type %s",
+							history_columns[k], PAYOUT_SCHEMA,
+							format_type_be(wanted)),
+					 errdetail("It is of type %s.", format_type_be(att->atttypid)),
+					 errhint("Reinstall the extension with DROP EXTENSION payout and CREATE EXTENSION payout.")));
 		attnums[k] = att->attnum;
-		found++;
 	}
-	return found == HISTORY_NCOLUMNS && *id_attnum != InvalidAttrNumber;
+	for (k = 0; k < HISTORY_NCOLUMNS; k++)
+		if (attnums[k] == InvalidAttrNumber && k < HC_FIRST_OPTIONAL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of relation \"%s.history\" does not exist",
+							history_columns[k], PAYOUT_SCHEMA),
+					 errhint("Reinstall the extension with DROP EXTENSION payout and CREATE EXTENSION payout.")));
+
+	memcpy(layout.attnums, attnums, sizeof(attnums));
+	layout.ndefaults = ndefaults;
+	layout.owner = history->rd_rel->relowner;
+
+	/* What may run code of a DBA's on the way to a partition. */
+	layout.runs_code = history->trigdesc != NULL &&
+		(history->trigdesc->trig_insert_before_statement ||
+		 history->trigdesc->trig_insert_after_statement);
+	for (k = 0; k < ndefaults; k++)
+		if (!OidIsValid(layout.default_sequences[k]) &&
+			ExprRunsCode(build_column_default(history, layout.default_attnums[k]), NULL))
+			layout.runs_code = true;
+	tree = find_all_inheritors(layout.relid, NoLock, NULL);
+	oldcontext = MemoryContextSwitchTo(layout_context);
+	layout.ntree = list_length(tree);
+	layout.tree = palloc(sizeof(Oid) * Max(layout.ntree, 1));
+	layout.plain = palloc0(sizeof(char) * Max(layout.ntree, 1));
+	MemoryContextSwitchTo(oldcontext);
+	i = 0;
+	foreach(lc, tree)
+	{
+		Oid			relid = lfirst_oid(lc);
+		HeapTuple	partkey;
+
+		layout.tree[i++] = relid;
+		partkey = SearchSysCache1(PARTRELID, ObjectIdGetDatum(relid));
+		if (HeapTupleIsValid(partkey))
+		{
+			if (!heap_attisnull(partkey, Anum_pg_partitioned_table_partexprs, NULL))
+				layout.runs_code = true;
+			ReleaseSysCache(partkey);
+		}
+	}
+	qsort(layout.tree, layout.ntree, sizeof(Oid), oid_cmp);
+	list_free(tree);
+	layout.valid = true;
 }
 
 /*
- * TakesRowsDirectly
- *		Whether rows routed to a partition may go straight into its heap and
- *		indexes: a heap table of the root's row type whose own NOT NULLs are
- *		the root's, with no triggers, CHECK constraints or generated
- *		columns, whose insert would do nothing the heap and its indexes do
- *		not.
+ * NotInCatalog
+ *		check_functions_in_node() checker: a function of someone's, not
+ *		PostgreSQL's own.
  */
 static bool
-TakesRowsDirectly(ResultRelInfo *rri, TupleDesc rootdesc)
+NotInCatalog(Oid func_id, void *context)
+{
+	return get_func_namespace(func_id) != PG_CATALOG_NAMESPACE;
+}
+
+/*
+ * ExprRunsCode
+ *		Whether an expression tree calls a function outside pg_catalog
+ *		anywhere in it.
+ */
+static bool
+ExprRunsCode(Node *expr, void *context)
+{
+	if (expr == NULL)
+		return false;
+	if (check_functions_in_node(expr, NotInCatalog, context))
+		return true;
+	return expression_tree_walker(expr, ExprRunsCode, context);
+}
+
+/*
+ * RunsCode
+ *		Whether writing a row into this partition (or payout.history itself)
+ *		may run code of a DBA's: a trigger, a foreign table, a generated
+ *		column, a CHECK constraint, an index expression or predicate that
+ *		calls a function outside pg_catalog, an exclusion constraint, an
+ *		index of an operator family outside pg_catalog.  Known once per
+ *		partition until it changes.
+ */
+static bool
+RunsCode(ResultRelInfo *rri)
 {
 	Relation	rel = rri->ri_RelationDesc;
-	TupleDesc	desc = RelationGetDescr(rel);
-	TupleConstr *constr = desc->constr;
+	Oid			relid = RelationGetRelid(rel);
+	Oid		   *found = bsearch(&relid, layout.tree, layout.ntree, sizeof(Oid), oid_cmp);
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	bool		code = false;
 	int			i;
+	int			j;
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rri->ri_TrigDesc != NULL ||
-		rel->rd_tableam != GetHeapamTableAmRoutine())
-		return false;
-	if (constr != NULL && (constr->num_check > 0 || constr->has_generated_stored))
-		return false;
-	if (desc->natts != rootdesc->natts ||
-		convert_tuples_by_name(rootdesc, desc) != NULL)
-		return false;
-	for (i = 0; i < desc->natts; i++)
-		if (TupleDescAttr(desc, i)->attnotnull != TupleDescAttr(rootdesc, i)->attnotnull)
-			return false;
-	return true;
+	if (found != NULL && layout.plain[found - layout.tree] != 0)
+		return layout.plain[found - layout.tree] == 'c';
+
+	if (rri->ri_TrigDesc != NULL || rri->ri_FdwRoutine != NULL ||
+		(constr != NULL && constr->has_generated_stored))
+		code = true;
+	for (i = 0; !code && constr != NULL && i < constr->num_check; i++)
+		code = ExprRunsCode(stringToNode(constr->check[i].ccbin), NULL);
+	for (i = 0; !code && i < rri->ri_NumIndices; i++)
+	{
+		IndexInfo  *ii = rri->ri_IndexRelationInfo[i];
+		Relation	index = rri->ri_IndexRelationDescs[i];
+
+		if (ii->ii_ExclusionOps != NULL ||
+			ExprRunsCode((Node *) ii->ii_Expressions, NULL) ||
+			ExprRunsCode((Node *) ii->ii_Predicate, NULL))
+			code = true;
+		for (j = 0; !code && j < IndexRelationGetNumberOfKeyAttributes(index); j++)
+		{
+			HeapTuple	opf = SearchSysCache1(OPFAMILYOID,
+											  ObjectIdGetDatum(index->rd_opfamily[j]));
+
+			if (!HeapTupleIsValid(opf) ||
+				((Form_pg_opfamily) GETSTRUCT(opf))->opfnamespace != PG_CATALOG_NAMESPACE)
+				code = true;
+			if (HeapTupleIsValid(opf))
+				ReleaseSysCache(opf);
+		}
+	}
+	/* (a partition attached since the layout was made is asked again) */
+	if (found != NULL)
+		layout.plain[found - layout.tree] = code ? 'c' : 'p';
+	return code;
 }
 
 /*
- * HasForeignPartition
- *		Whether a partition at any level of rel is a foreign table: routing a
- *		row to one starts the foreign insert, which needs the executor's own
- *		state, so such a history takes the executor's path from the start.
+ * Restrict
+ *		From here to the end of the flush, search_path is pg_catalog,
+ *		pg_temp: code of a DBA's is about to run as the owner of
+ *		payout.history.  Done only then, since changing search_path and
+ *		putting it back costs as much as writing a row.
  */
-static bool
-HasForeignPartition(Relation rel)
+static void
+Restrict(void)
 {
-	PartitionDesc partdesc = RelationGetPartitionDesc(rel, true);
-	int			i;
-
-	for (i = 0; i < partdesc->nparts; i++)
-	{
-		Relation	part;
-		bool		found;
-
-		if (get_rel_relkind(partdesc->oids[i]) == RELKIND_FOREIGN_TABLE)
-			return true;
-		if (partdesc->is_leaf[i])
-			continue;
-		part = table_open(partdesc->oids[i], RowExclusiveLock);
-		found = HasForeignPartition(part);
-		table_close(part, NoLock);
-		if (found)
-			return true;
-	}
-	return false;
+	if (restricted_nestlevel != 0)
+		return;
+	restricted_nestlevel = NewGUCNestLevel();
+	PayoutRestrictSearchPath();
 }
 
 /*
  * StoreRow
- *		A buffered row, with its id, as the virtual tuple of slot.
+ *		A buffered row, with its defaults, as the virtual tuple of slot
+ *		(payout.history's row type).
  */
 static void
-StoreRow(TupleTableSlot *slot, int row, const AttrNumber *attnums,
-		 AttrNumber id_attnum, int64 id)
+StoreRow(TupleTableSlot *slot, int row, ExprState **defaults,
+		 ExprContext *econtext)
 {
+	int			natts = slot->tts_tupleDescriptor->natts;
 	int			k;
 
 	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, sizeof(bool) * natts);
 	for (k = 0; k < HISTORY_NCOLUMNS; k++)
 	{
-		slot->tts_values[attnums[k] - 1] = buffer.values[k][row];
-		slot->tts_isnull[attnums[k] - 1] = buffer.nulls[k][row];
+		if (layout.attnums[k] == InvalidAttrNumber)
+			continue;
+		slot->tts_values[layout.attnums[k] - 1] = buffer.values[k][row];
+		slot->tts_isnull[layout.attnums[k] - 1] = buffer.nulls[k][row];
 	}
-	slot->tts_values[id_attnum - 1] = Int64GetDatum(id);
-	slot->tts_isnull[id_attnum - 1] = false;
+	for (k = 0; k < layout.ndefaults; k++)
+	{
+		AttrNumber	attnum = layout.default_attnums[k];
+
+		if (OidIsValid(layout.default_sequences[k]))
+		{
+			slot->tts_values[attnum - 1] =
+				Int64GetDatum(nextval_internal(layout.default_sequences[k], false));
+			slot->tts_isnull[attnum - 1] = false;
+		}
+		else if (defaults[k] != NULL)
+			slot->tts_values[attnum - 1] =
+				ExecEvalExpr(defaults[k], econtext, &slot->tts_isnull[attnum - 1]);
+	}
 	ExecStoreVirtualTuple(slot);
 }
 
 /*
- * WriteDirectly
- *		Write the buffered rows into the heaps and indexes of the partitions
- *		of payout.history they belong to, routed the way COPY routes them.
- *		Returns false, having written nothing, when a row would go to a
- *		partition that needs the executor's INSERT, or would break one of
- *		the table's NOT NULLs.
- *
- * Each row takes the next id of payout.history's sequence, as its default
- * says, in the order the rows were recorded, before it is routed (a DBA
- * may partition by id too).  Writes nrows rows, those buffered when it
- * started.
+ * FlushBatch
+ *		Write a batch of rows of one partition: the heap in one call, then
+ *		each row's index entries and AFTER ROW triggers.
  */
-static bool
-WriteDirectly(Relation history, int nrows)
+static void
+FlushBatch(ResultRelInfo *rri, TupleTableSlot **batch, int n, EState *estate,
+		   CommandId cid)
+{
+	int			i;
+
+	if (n == 0)
+		return;
+	table_multi_insert(rri->ri_RelationDesc, batch, n, cid, 0, NULL);
+	for (i = 0; i < n; i++)
+	{
+		List	   *recheck = NIL;
+
+		if (rri->ri_NumIndices > 0)
+			recheck = PayoutInsertIndexTuples(rri, batch[i], estate);
+		if (rri->ri_TrigDesc != NULL)
+			ExecARInsertTriggers(estate, rri, batch[i], recheck, NULL);
+		list_free(recheck);
+		ResetPerTupleExprContext(estate);
+		ExecClearTuple(batch[i]);
+	}
+}
+
+/*
+ * WriteErrorCallback
+ *		Say where an error while writing history comes from: a DBA's
+ *		trigger or constraint on a history partition, say.
+ */
+static void
+WriteErrorCallback(void *arg)
+{
+	errcontext("writing rows of %s.history", PAYOUT_SCHEMA);
+}
+
+/*
+ * WriteRows
+ *		Write the first nrows buffered rows into payout.history, as COPY
+ *		would (see the file header).  The caller has switched to the rights
+ *		of its owner.
+ */
+static void
+WriteRows(Relation history, int nrows)
 {
 	TupleDesc	desc = RelationGetDescr(history);
-	AttrNumber	attnums[HISTORY_NCOLUMNS];
-	AttrNumber	id_attnum;
-	Oid			sequence;
+	CommandId	cid = GetCurrentCommandId(true);
 	EState	   *estate;
+	ExprContext *econtext;
 	ResultRelInfo *root;
 	ModifyTableState *mtstate;
 	PartitionTupleRouting *proute = NULL;
-	TupleTableSlot *slot;
-	TupleTableSlot **batch;
-	HistoryTarget *targets;
-	int			ntargets = 0;
-	ResultRelInfo **rows;
-	int64	   *ids;
-	CommandId	cid = GetCurrentCommandId(true);
+	TupleTableSlot *rootslot;
+	TupleTableSlot *batch[HISTORY_INSERT_BATCH] = {0};
+	ResultRelInfo *batch_rri = NULL;
+	ResultRelInfo *checked_rri = NULL;
+	int			nbatch = 0;
+	ExprState **defaults;
+	ErrorContextCallback errcallback;
 	MemoryContext oldcontext;
-	bool		direct = true;
-	int			start;
 	int			row;
 	int			k;
 
-	if (!MapColumns(desc, attnums, &id_attnum) ||
-		history->trigdesc != NULL || history->rd_rules != NULL ||
-		(history->rd_rel->relkind == RELKIND_PARTITIONED_TABLE &&
-		 HasForeignPartition(history)))
-		return false;
-	sequence = get_relname_relid("history_id_seq", RelationGetNamespace(history));
-	if (!OidIsValid(sequence))
-		return false;
-	for (row = 0; row < nrows; row++)
-		for (k = 0; k < HISTORY_NCOLUMNS; k++)
-			if (buffer.nulls[k][row] &&
-				TupleDescAttr(desc, attnums[k] - 1)->attnotnull)
-				return false;
-
-	/* The executor's state for routing and index insertion, as COPY's. */
 	estate = CreateExecutorState();
 	oldcontext = MemoryContextSwitchTo(estate->es_query_cxt);
 	estate->es_output_cid = cid;
 	estate->es_snapshot = GetActiveSnapshot();
+	PayoutInitRangeTable(estate, history);
 	root = makeNode(ResultRelInfo);
-	InitResultRelInfo(root, history, 0, NULL, 0);
+	ExecInitResultRelation(estate, root, 1);
 	mtstate = makeNode(ModifyTableState);
 	mtstate->ps.plan = NULL;
 	mtstate->ps.state = estate;
@@ -503,116 +836,138 @@ WriteDirectly(Relation history, int nrows)
 	mtstate->mt_nrels = 1;
 	mtstate->resultRelInfo = root;
 	mtstate->rootResultRelInfo = root;
+	econtext = GetPerTupleExprContext(estate);
+
+	/* Defaults that are more than a sequence's next value. */
+	defaults = palloc0(sizeof(ExprState *) * Max(layout.ndefaults, 1));
+	for (k = 0; k < layout.ndefaults; k++)
+	{
+		Node	   *expr;
+
+		if (OidIsValid(layout.default_sequences[k]))
+			continue;
+		expr = build_column_default(history, layout.default_attnums[k]);
+		if (expr != NULL)
+			defaults[k] = ExecPrepareExpr((Expr *) expr, estate);
+	}
+
+	errcallback.callback = WriteErrorCallback;
+	errcallback.arg = NULL;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	if (layout.runs_code)
+		Restrict();
+	AfterTriggerBeginQuery();
+	ExecBSInsertTriggers(estate, root);
 	if (history->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
 		proute = ExecSetupPartitionTupleRouting(estate, history);
 	else
 		ExecOpenIndices(root, false);
+	rootslot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
 
-	/* Route every row first: all go straight in, or none does. */
-	slot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
-	rows = palloc(sizeof(ResultRelInfo *) * nrows);
-	ids = palloc(sizeof(int64) * nrows);
-	targets = palloc(sizeof(HistoryTarget) * nrows);
-	for (row = 0; row < nrows && direct; row++)
+	for (row = 0; row < nrows; row++)
 	{
 		ResultRelInfo *rri = root;
+		TupleTableSlot *slot;
+		TupleConversionMap *map;
+		bool		direct;
 
-		ids[row] = nextval_internal(sequence, false);
+		ResetPerTupleExprContext(estate);
+		StoreRow(rootslot, row, defaults, econtext);
+		slot = rootslot;
 		if (proute != NULL)
-		{
-			StoreRow(slot, row, attnums, id_attnum, ids[row]);
 			rri = ExecFindPartition(mtstate, root, proute, slot, estate);
-			ResetPerTupleExprContext(estate);
-		}
-		rows[row] = rri;
-		for (k = 0; k < ntargets; k++)
-			if (targets[k].rri == rri)
-				break;
-		if (k == ntargets)
+		if (rri != checked_rri)
 		{
-			targets[k].rri = rri;
-			targets[k].direct = TakesRowsDirectly(rri, desc);
-			ntargets++;
+			if (RunsCode(rri))
+				Restrict();
+			checked_rri = rri;
 		}
-		direct = targets[k].direct;
-	}
+		direct = rri->ri_FdwRoutine == NULL &&
+			!(rri->ri_TrigDesc != NULL && rri->ri_TrigDesc->trig_insert_before_row);
 
-	/*
-	 * Then write them in runs of one partition, at most a batch at a time:
-	 * the heap in one call, then each row's index entries.
-	 */
-	batch = palloc0(sizeof(TupleTableSlot *) * HISTORY_INSERT_BATCH);
-	for (start = 0; direct && start < nrows; start = row)
-	{
-		ResultRelInfo *rri = rows[start];
-		Relation	rel = rri->ri_RelationDesc;
-		int			n;
-
-		for (row = start; row < nrows && rows[row] == rri &&
-			 row - start < HISTORY_INSERT_BATCH; row++)
+		if (rri != batch_rri || !direct || nbatch == HISTORY_INSERT_BATCH)
 		{
-			n = row - start;
-			if (batch[n] == NULL)
-				batch[n] = ExecInitExtraTupleSlot(estate, desc,
-												  table_slot_callbacks(rel));
-			StoreRow(batch[n], row, attnums, id_attnum, ids[row]);
+			FlushBatch(batch_rri, batch, nbatch, estate, cid);
+			nbatch = 0;
+			batch_rri = rri;
 		}
-		n = row - start;
-		table_multi_insert(rel, batch, n, cid, 0, NULL);
-		for (k = 0; k < n; k++)
+
+		map = rri == root ? NULL : PayoutRootToChildMap(rri, estate);
+		if (direct)
 		{
+			if (batch[nbatch] == NULL ||
+				batch[nbatch]->tts_tupleDescriptor != RelationGetDescr(rri->ri_RelationDesc))
+			{
+				if (batch[nbatch] != NULL)
+					ExecDropSingleTupleTableSlot(batch[nbatch]);
+				batch[nbatch] = MakeSingleTupleTableSlot(RelationGetDescr(rri->ri_RelationDesc),
+														 table_slot_callbacks(rri->ri_RelationDesc));
+			}
+			if (map != NULL)
+				slot = execute_attr_map_slot(map->attrMap, slot, batch[nbatch]);
+			else
+				slot = ExecCopySlot(batch[nbatch], slot);
+		}
+		else if (map != NULL)
+			slot = execute_attr_map_slot(map->attrMap, slot,
+										 rri->ri_PartitionTupleSlot);
+		slot->tts_tableOid = RelationGetRelid(rri->ri_RelationDesc);
+
+		if (!direct && rri->ri_TrigDesc != NULL &&
+			rri->ri_TrigDesc->trig_insert_before_row &&
+			!ExecBRInsertTriggers(estate, rri, slot))
+			continue;			/* the trigger said "do nothing" */
+		if (rri->ri_RelationDesc->rd_att->constr != NULL &&
+			rri->ri_RelationDesc->rd_att->constr->has_generated_stored)
+			ExecComputeStoredGenerated(rri, estate, slot, CMD_INSERT);
+
+		if (rri->ri_FdwRoutine != NULL)
+		{
+			slot = rri->ri_FdwRoutine->ExecForeignInsert(estate, rri, slot, NULL);
+			if (slot != NULL && rri->ri_TrigDesc != NULL)
+				ExecARInsertTriggers(estate, rri, slot, NIL, NULL);
+			continue;
+		}
+		if (rri->ri_RelationDesc->rd_att->constr != NULL)
+			ExecConstraints(rri, slot, estate);
+		/* routed rows satisfy the partition constraint, unless a trigger changed them */
+		if (rri->ri_RelationDesc->rd_rel->relispartition && !direct)
+			ExecPartitionCheck(rri, slot, estate, true);
+
+		if (direct)
+		{
+			ExecMaterializeSlot(slot);
+			nbatch++;
+		}
+		else
+		{
+			List	   *recheck = NIL;
+
+			table_tuple_insert(rri->ri_RelationDesc, slot, cid, 0, NULL);
 			if (rri->ri_NumIndices > 0)
-				list_free(PayoutInsertIndexTuples(rri, batch[k], estate));
-			ResetPerTupleExprContext(estate);
-			ExecClearTuple(batch[k]);
+				recheck = PayoutInsertIndexTuples(rri, slot, estate);
+			if (rri->ri_TrigDesc != NULL)
+				ExecARInsertTriggers(estate, rri, slot, recheck, NULL);
+			list_free(recheck);
 		}
 	}
+	FlushBatch(batch_rri, batch, nbatch, estate, cid);
 
+	ExecASInsertTriggers(estate, root, NULL);
+	AfterTriggerEndQuery(estate);
+	error_context_stack = errcallback.previous;
+
+	for (k = 0; k < HISTORY_INSERT_BATCH && batch[k] != NULL; k++)
+		ExecDropSingleTupleTableSlot(batch[k]);
+	ExecResetTupleTable(estate->es_tupleTable, false);
 	if (proute != NULL)
 		ExecCleanupTupleRouting(mtstate, proute);
-	else
-		ExecCloseIndices(root);
-	ExecResetTupleTable(estate->es_tupleTable, false);
+	ExecCloseResultRelations(estate);
+	ExecCloseRangeTableRelations(estate);
 	MemoryContextSwitchTo(oldcontext);
 	FreeExecutorState(estate);
-	return direct;
-}
-
-/*
- * WriteWithInsert
- *		Write the buffered rows with the executor's INSERT of arrays.  The
- *		arrays are built in the caller's memory context.
- */
-static void
-WriteWithInsert(int nrows)
-{
-	Datum		args[HISTORY_NCOLUMNS];
-	int			dims[1];
-	int			lbs[1] = {1};
-	int			ret;
-	int			i;
-
-	dims[0] = nrows;
-	for (i = 0; i < HISTORY_NCOLUMNS; i++)
-	{
-		Oid			type = ColumnType(i);
-		int16		typlen;
-		bool		typbyval;
-		char		typalign;
-
-		get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-		args[i] = PointerGetDatum(construct_md_array(buffer.values[i],
-													 buffer.nulls[i], 1, dims,
-													 lbs, type, typlen,
-													 typbyval, typalign));
-	}
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute_plan(GetHistoryPlan(), args, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "could not record payout history: %s",
-			 SPI_result_code_string(ret));
-	SPI_finish();
 }
 
 /*
@@ -620,13 +975,12 @@ WriteWithInsert(int nrows)
  *		Write the buffered rows, in the order they were recorded, as the
  *		owner of payout.history, and empty the buffer.
  *
- * Rows are written only from the subtransaction they all belong to; when
- * some belong to an outer one (the end of a query that a trigger ran in an
- * exception block), they wait for the end of the outer statement, or for
- * commit.  While it writes, nothing else flushes: an INSERT's own end of
- * statement finds the flag set, and rows recorded meanwhile stay in the
- * buffer.  On error the transaction or subtransaction ends and its
- * callbacks drop what is left.
+ * Rows are written only when they all belong to the current
+ * subtransaction (see the file header).  While it writes, nothing else
+ * flushes; rows recorded meanwhile (a history partition's trigger that
+ * changes a payout) are written next, by the same call.  On error the
+ * transaction or subtransaction ends and its callbacks drop what is left,
+ * and restore the user and the settings.
  */
 void
 PayoutHistoryFlush(void)
@@ -636,27 +990,20 @@ PayoutHistoryFlush(void)
 	Oid			save_userid;
 	int			save_sec_context;
 	bool		pushed;
-	int			nrows = buffer.nrows;
-	int			row;
 
-	if (nrows == 0 || flushing)
+	if (buffer.nrows == 0 || flushing || !Writable())
 		return;
-	for (row = 0; row < nrows; row++)
-		if (buffer.subids[row] != GetCurrentSubTransactionId())
-			return;
 
-	history_relid = get_relname_relid("history",
-									  get_namespace_oid(PAYOUT_SCHEMA, false));
+	/* payout.history, by name unless the layout of it is still good */
+	history_relid = layout.valid ? layout.relid :
+		get_relname_relid("history", get_namespace_oid(PAYOUT_SCHEMA, false));
 	if (!OidIsValid(history_relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation \"%s.history\" does not exist", PAYOUT_SCHEMA),
 				 errhint("Reinstall the extension with DROP EXTENSION payout and CREATE EXTENSION payout.")));
 
-	/*
-	 * Before commit there may be no active snapshot (an apply worker's
-	 * transaction); the INSERT needs one.
-	 */
+	/* An apply worker's trigger may run with no snapshot set. */
 	pushed = !ActiveSnapshotSet();
 	if (pushed)
 		PushActiveSnapshot(GetTransactionSnapshot());
@@ -665,19 +1012,35 @@ PayoutHistoryFlush(void)
 	PG_TRY();
 	{
 		history = table_open(history_relid, RowExclusiveLock);
+		/* (opening it may have processed an invalidation of it) */
+		if (!layout.valid || layout.relid != history_relid)
+			LoadLayout(history);
+
 		GetUserIdAndSecContext(&save_userid, &save_sec_context);
-		SetUserIdAndSecContext(history->rd_rel->relowner,
+		SetUserIdAndSecContext(layout.owner,
 							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION |
 							   SECURITY_NOFORCE_RLS);
-		if (!WriteDirectly(history, nrows))
-			WriteWithInsert(nrows);
+
+		while (buffer.nrows > 0 && Writable())
+		{
+			int			nrows = buffer.nrows;
+
+			WriteRows(history, nrows);
+			Discard(nrows);
+		}
+
+		if (restricted_nestlevel != 0)
+			AtEOXact_GUC(false, restricted_nestlevel);
+		restricted_nestlevel = 0;
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		table_close(history, NoLock);
-		Discard(nrows);
 	}
 	PG_FINALLY();
 	{
+		/* on error the (sub)transaction's end restores the settings */
 		flushing = false;
+		restricted_nestlevel = 0;
 	}
 	PG_END_TRY();
 
@@ -692,17 +1055,26 @@ PayoutHistoryFlush(void)
 static void
 HistoryExecutorFinish(QueryDesc *queryDesc)
 {
-	if (prev_ExecutorFinish)
-		prev_ExecutorFinish(queryDesc);
-	else
-		standard_ExecutorFinish(queryDesc);
+	statement_nesting++;
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		statement_nesting--;
+	}
+	PG_END_TRY();
 	PayoutHistoryFlush();
 }
 
 /*
  * HistoryProcessUtility
  *		After a utility statement (COPY): the same.  Not after transaction
- *		control, where the commit writes what is left.
+ *		control, which has nothing to write.
  */
 static void
 HistoryProcessUtility(PlannedStmt *pstmt, const char *queryString,
@@ -710,17 +1082,33 @@ HistoryProcessUtility(PlannedStmt *pstmt, const char *queryString,
 					  ParamListInfo params, QueryEnvironment *queryEnv,
 					  DestReceiver *dest, QueryCompletion *qc)
 {
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-							params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+	statement_nesting++;
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		statement_nesting--;
+	}
+	PG_END_TRY();
 	if (buffer.nrows > 0 && !IsA(pstmt->utilityStmt, TransactionStmt) &&
 		IsTransactionState())
 		PayoutHistoryFlush();
 }
 
+/*
+ * HistoryXactCallback
+ *		Nothing may be left to write at commit: PostgreSQL runs no user code
+ *		there any more, and a row silently dropped is worse than a failed
+ *		commit.  The one exception is an apply worker's last delete (see
+ *		move.c), written here as it is.
+ */
 static void
 HistoryXactCallback(XactEvent event, void *arg)
 {
@@ -728,13 +1116,20 @@ HistoryXactCallback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
-			PayoutHistoryFlush();
+			PayoutHistoryRecordLastDelete();
+			if (buffer.nrows > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("%d rows of payout history were not written before commit",
+								buffer.nrows),
+						 errdetail("The transaction is rolled back rather than committed without them.")));
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
 			Forget();
+			statement_nesting = 0;
 			break;
 		default:
 			break;
@@ -744,38 +1139,44 @@ HistoryXactCallback(XactEvent event, void *arg)
 /*
  * HistorySubXactCallback
  *		Rows of a subtransaction that rolls back are dropped; those of one
- *		that commits now belong to its parent.
+ *		that commits now belong to its parent.  Either way only the newest
+ *		run of the buffer can be the subtransaction's: O(1).
  */
 static void
 HistorySubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 					   SubTransactionId parentSubid, void *arg)
 {
-	int			kept = 0;
-	int			row;
-	int			i;
+	HistoryRun *top;
 
 	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
 		return;
-	for (row = 0; row < buffer.nrows; row++)
+	if (buffer.nruns == 0 || buffer.runs[buffer.nruns - 1].subid != mySubid)
+		return;
+	top = &buffer.runs[buffer.nruns - 1];
+
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
 	{
-		if (buffer.subids[row] == mySubid)
-		{
-			if (event == SUBXACT_EVENT_ABORT_SUB)
-				continue;
-			buffer.subids[row] = parentSubid;
-		}
-		if (kept != row)
-		{
-			buffer.subids[kept] = buffer.subids[row];
-			for (i = 0; i < HISTORY_NCOLUMNS; i++)
-			{
-				buffer.values[i][kept] = buffer.values[i][row];
-				buffer.nulls[i][kept] = buffer.nulls[i][row];
-			}
-		}
-		kept++;
+		top->subid = parentSubid;
+		if (buffer.nruns > 1 && buffer.runs[buffer.nruns - 2].subid == parentSubid)
+			buffer.nruns--;		/* one run with the parent's before it */
+		return;
 	}
-	buffer.nrows = kept;
-	if (kept == 0)
+
+	/* Rolled back: free its copies (a text shared with the row before
+	 * belongs to that row), and drop its rows. */
+	{
+		int			row;
+		int			k;
+
+		for (row = buffer.nrows - 1; row >= top->first; row--)
+			for (k = 0; k < HISTORY_NCOLUMNS; k++)
+				if (IsTextColumn(k) && !buffer.nulls[k][row] &&
+					(row == 0 || buffer.nulls[k][row - 1] ||
+					 buffer.values[k][row] != buffer.values[k][row - 1]))
+					pfree(DatumGetPointer(buffer.values[k][row]));
+	}
+	buffer.nrows = top->first;
+	buffer.nruns--;
+	if (buffer.nrows == 0)
 		Forget();
 }

@@ -1,22 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * move.c
- *	  Proving that a row an UPDATE inserts into a partition is a row it
- *	  moved there.
+ *	  Recognising the two halves of a payout that moves to another
+ *	  partition.
  *
  * PostgreSQL carries out an UPDATE that changes a row's partition as a
  * DELETE from the old partition and an INSERT into the new one.  Row
  * triggers see it that way too: BEFORE UPDATE on the old partition, BEFORE
- * DELETE there, then BEFORE INSERT on the new one; after the statement,
- * AFTER DELETE on the old and AFTER INSERT on the new one (no AFTER
- * UPDATE).  Left alone, the enforcement trigger would judge the INSERT as
- * a new payout, and history would record a delete and a new payout.
+ * DELETE there, then BEFORE INSERT on the new one; at the end of the
+ * statement AFTER DELETE on the old and AFTER INSERT on the new one (no
+ * AFTER UPDATE).  Left alone, the enforcement trigger would judge the
+ * INSERT as a new payout, and history would record a delete and a new
+ * payout.
  *
  * Nothing here guesses which INSERT belongs to which UPDATE.  The BEFORE
  * UPDATE path, having judged the change, records the old row version's TID
- * with the verdict; that record is good for exactly one BEFORE INSERT, the
- * next one in the same subtransaction, which is the INSERT half of the
- * move if there is one.  That INSERT passes as a move only when
+ * with the verdict; that record is good for exactly one BEFORE INSERT of
+ * the same query, the next one, which is the INSERT half of the move if
+ * there is one.  That INSERT passes as a move only when
  *	- it comes from the same subtransaction and lands in another partition
  *	  of the same attached table;
  *	- the old row version was deleted by this very subtransaction and
@@ -26,12 +27,38 @@
  *	  and the primary key (compared as datums) of the row the UPDATE
  *	  judged.
  * Anything else is judged as a new payout.  The BEFORE DELETE of the move
- * is recognized by the same record: the very row version just judged.
+ * is recognised by the same record: the very row version just judged.
  *
- * A proven move is queued for the history trigger, whose AFTER INSERT finds
- * it by partition and key datums and records the UPDATE it was.  All of it
- * lives in one memory context and dies with its subtransaction or
- * transaction (RegisterSubXactCallback, RegisterXactCallback).
+ * The record lives in the state of the query (query_state.c), so that a
+ * statement a user trigger runs between the two halves (in a BEFORE DELETE
+ * trigger of the old partition, say, or a BEFORE INSERT trigger of the new
+ * one), in an exception block or not, on this table or another, has its
+ * own and leaves this one alone; and a subtransaction that starts and ends
+ * in between changes nothing.
+ *
+ * History pairs the halves the same way, without remembering anything per
+ * row: the AFTER DELETE of a moved row version is followed, among the
+ * events the history trigger gets in that query, by the AFTER INSERT of its
+ * new version, which PostgreSQL queued right after it.  The deleted half
+ * waits in the query's state for that one event, which must be an insert
+ * by the same transaction and command into the same attached table.  So
+ * that the two halves always reach history together, a move between a
+ * partition that records history and one that does not is refused.
+ *
+ * A logical replication apply worker gets a move as a DELETE and an INSERT
+ * without the mark: from the publisher (logical decoding sends a
+ * cross-partition UPDATE as the two changes it made), or of its own (an
+ * UPDATE whose new row belongs in another of the subscriber's partitions).
+ * Either way the INSERT comes right after the DELETE, in the same
+ * transaction, with no BEFORE UPDATE.  So in an apply worker every delete
+ * is recorded as the possible first half of a move until the worker's next
+ * change: if that is an INSERT into the same attached table, it is judged
+ * as the UPDATE the two were, and history records one change; if it is
+ * anything else, or the transaction commits, the delete was a delete, and a
+ * delete the rules refuse is refused then.  History keeps the deleted half
+ * for that next change, and writes it as a delete if it is not a move: at
+ * the next change, or just before commit when the delete was the
+ * transaction's last change.
  *
  * src/move.c
  *
@@ -43,19 +70,25 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/partition.h"
 #include "catalog/pg_am.h"
-#include "nodes/pg_list.h"
+#include "replication/logicalworker.h"
 #include "storage/bufmgr.h"
+#include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 #include "move.h"
+#include "query_state.h"
 #include "rules.h"
 #include "status.h"
 
-/* The key of a row, as datums copied into move_context. */
+/* The key of a row, as datums copied into the query's context. */
 typedef struct RowKey
 {
 	int			nkeys;
@@ -65,7 +98,7 @@ typedef struct RowKey
 	int16		len[INDEX_MAX_KEYS];
 } RowKey;
 
-/* The row version the UPDATE path judged last, on a partition. */
+/* The row version the UPDATE path of a query judged last, on a partition. */
 typedef struct JudgedUpdate
 {
 	bool		valid;
@@ -78,32 +111,72 @@ typedef struct JudgedUpdate
 	int			to;
 	int			newres;
 	bool		automatic;		/* the new row's autoprocess */
+	bool		records_delete; /* the old partition records deletes */
 	RowKey		key;			/* of the new row */
 } JudgedUpdate;
 
-/* A proven move, waiting for the history trigger. */
-typedef struct Move
+/* A row an apply worker deleted, maybe the first half of a move. */
+typedef struct ApplyDelete
 {
-	SubTransactionId subid;
-	Oid			relid;			/* the new partition */
+	bool		valid;
+	uint64		query;			/* the serial of the query that deleted it */
+	Oid			relid;
+	ItemPointerData tid;
+	Oid			root;
 	int			from;
 	int			oldres;
+	bool		automatic;
+	bool		records_delete;
+	/* its key, by column name, copied into apply_context */
 	RowKey		key;
-} Move;
+	NameData	keynames[INDEX_MAX_KEYS];
+} ApplyDelete;
 
-static MemoryContext move_context = NULL;
-static MemoryContext judged_context = NULL;
-static JudgedUpdate judged;
-static List *moves = NIL;
+/* The deleted half of a move, waiting for history to record the move. */
+typedef struct MovedRow
+{
+	bool		valid;
+	TransactionId xid;			/* that deleted it */
+	CommandId	cid;
+	PayoutMovedRow row;			/* its key in keybuf */
+	text	   *keybuf;			/* reused from move to move */
+	Size		keybufsize;
+} MovedRow;
 
+typedef struct PayoutMoveState
+{
+	JudgedUpdate judged;
+	MovedRow	moved;
+} PayoutMoveState;
+
+/*
+ * An apply worker's moves span changes, so they live as long as the
+ * transaction: the last delete, with the error of the rule it breaks if
+ * any (in TopTransactionContext); the delete a proven INSERT made half a
+ * move; and history's deleted half.
+ */
+static ApplyDelete apply_delete;
+static MemoryContext apply_context = NULL;
+static ErrorData *apply_refusal = NULL;
+static ErrorData *apply_taken_refusal = NULL;
+static bool apply_moved_valid = false;
+static Oid	apply_moved_relid;
+static ItemPointerData apply_moved_tid;
+static MovedRow apply_stash;
+
+static PayoutMoveState *GetMoveState(PayoutQueryState *query);
 static void ReadKey(PayoutTableState *state, Relation rel, HeapTuple tuple,
 					RowKey *key);
 static bool SameKey(const RowKey *a, const RowKey *b);
-static bool OldVersionMoved(void);
+static bool OldVersionMoved(const JudgedUpdate *judged);
+static void CheckHistoryOfMove(Relation rel, Oid from_relid,
+							   bool records_delete, PayoutTableState *state);
+static void ForgetApplyMoves(void);
+static bool SameKeyOutsidePartitionKey(PayoutTableState *state, Relation rel,
+									   HeapTuple newtuple);
+static bool StashInto(MovedRow *moved, MemoryContext cxt, HeapTuple oldtuple,
+					  const PayoutMovedRow *row);
 static void MoveXactCallback(XactEvent event, void *arg);
-static void MoveSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
-								SubTransactionId parentSubid, void *arg);
-static void ForgetAll(void);
 
 /*
  * PayoutRegisterMoveCallbacks
@@ -113,31 +186,28 @@ void
 PayoutRegisterMoveCallbacks(void)
 {
 	RegisterXactCallback(MoveXactCallback, NULL);
-	RegisterSubXactCallback(MoveSubXactCallback, NULL);
 }
 
-static void
-ForgetAll(void)
-{
-	judged.valid = false;
-	moves = NIL;
-	if (move_context != NULL)
-		MemoryContextReset(move_context);
-	if (judged_context != NULL)
-		MemoryContextReset(judged_context);
-}
-
+/*
+ * MoveXactCallback
+ *		A refused delete that no INSERT followed fails the commit; the end of
+ *		the transaction forgets the apply worker's moves.
+ */
 static void
 MoveXactCallback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			PayoutSettleApplyDelete(NULL, false);
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			ForgetAll();
+			ForgetApplyMoves();
 			break;
 		default:
 			break;
@@ -145,30 +215,26 @@ MoveXactCallback(XactEvent event, void *arg)
 }
 
 /*
- * MoveSubXactCallback
- *		A move never spans the end of a subtransaction: forget the judged
- *		row, and the queued moves of the subtransaction that ends (its
- *		statements' AFTER triggers have fired; what is left belongs to a
- *		table without history, or to a rolled-back statement).
+ * ForgetApplyMoves
+ *		The transaction ended: its ErrorData went with TopTransactionContext.
  */
 static void
-MoveSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
-					SubTransactionId parentSubid, void *arg)
+ForgetApplyMoves(void)
 {
-	ListCell   *lc;
+	apply_delete.valid = false;
+	apply_refusal = NULL;
+	apply_taken_refusal = NULL;
+	apply_moved_valid = false;
+	apply_stash.valid = false;
+}
 
-	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
-		return;
-	judged.valid = false;
-	foreach(lc, moves)
-	{
-		Move	   *move = (Move *) lfirst(lc);
-
-		if (move->subid == mySubid)
-			moves = foreach_delete_current(moves, lc);
-	}
-	if (moves == NIL && move_context != NULL)
-		MemoryContextReset(move_context);
+static PayoutMoveState *
+GetMoveState(PayoutQueryState *query)
+{
+	if (query->moves == NULL)
+		query->moves = MemoryContextAllocZero(query->cxt,
+											  sizeof(PayoutMoveState));
+	return query->moves;
 }
 
 /*
@@ -181,7 +247,7 @@ ReadKey(PayoutTableState *state, Relation rel, HeapTuple tuple, RowKey *key)
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	int			i;
 
-	key->nkeys = state->nkeys;
+	key->nkeys = 0;
 	for (i = 0; i < state->nkeys; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, state->keyattnums[i] - 1);
@@ -192,6 +258,7 @@ ReadKey(PayoutTableState *state, Relation rel, HeapTuple tuple, RowKey *key)
 		key->len[i] = att->attlen;
 		key->values[i] = key->isnull[i] ? (Datum) 0 :
 			datumCopy(value, att->attbyval, att->attlen);
+		key->nkeys = i + 1;		/* what is copied, to be freed */
 	}
 }
 
@@ -222,65 +289,77 @@ SameKey(const RowKey *a, const RowKey *b)
 /*
  * PayoutRememberUpdate
  *		Record the row version the UPDATE path just let through on a
- *		partition, with the verdict, in case the UPDATE moves it.
+ *		partition, with the verdict, in case the UPDATE moves it.  The
+ *		previous row's record is freed: one record per query at a time.
  */
 void
 PayoutRememberUpdate(PayoutTableState *state, Relation rel,
 					 HeapTuple oldtuple, HeapTuple newtuple,
 					 int from, int oldres)
 {
+	PayoutMoveState *moves = GetMoveState(state->query);
+	JudgedUpdate *judged = &moves->judged;
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	MemoryContext oldcontext;
 	Datum		value;
 	bool		isnull;
+	int			i;
 
-	if (judged_context == NULL)
-		judged_context = AllocSetContextCreate(CacheMemoryContext,
-											   "payout judged update",
-											   ALLOCSET_SMALL_SIZES);
-	else
-		MemoryContextReset(judged_context);
+	/* the previous row's key, used or not: one record per query */
+	for (i = 0; i < judged->key.nkeys; i++)
+	{
+		if (!judged->key.byval[i] && !judged->key.isnull[i])
+			pfree(DatumGetPointer(judged->key.values[i]));
+	}
+	judged->key.nkeys = 0;
+	judged->valid = false;
 
-	judged.valid = false;
 	value = heap_getattr(newtuple, state->status_attnum, tupdesc, &isnull);
 	if (isnull)
 		return;
-	judged.to = PayoutEnumIndex(PAYOUT_ENUM_STATUS, DatumGetObjectId(value));
-	judged.newres = PAYOUT_NO_RESOLUTION;
+	judged->to = PayoutEnumIndex(PAYOUT_ENUM_STATUS, DatumGetObjectId(value));
+	judged->newres = PAYOUT_NO_RESOLUTION;
 	if (state->resolution_attnum != InvalidAttrNumber)
 	{
 		value = heap_getattr(newtuple, state->resolution_attnum, tupdesc, &isnull);
 		if (!isnull)
-			judged.newres = PayoutEnumIndex(PAYOUT_ENUM_RESOLUTION,
-											DatumGetObjectId(value));
+			judged->newres = PayoutEnumIndex(PAYOUT_ENUM_RESOLUTION,
+											 DatumGetObjectId(value));
 	}
 
-	judged.automatic = PayoutIsAutomatic(state, rel, newtuple);
-	oldcontext = MemoryContextSwitchTo(judged_context);
-	ReadKey(state, rel, newtuple, &judged.key);
+	judged->automatic = PayoutIsAutomatic(state, rel, newtuple);
+	oldcontext = MemoryContextSwitchTo(state->query->cxt);
+	ReadKey(state, rel, newtuple, &judged->key);
 	MemoryContextSwitchTo(oldcontext);
 
-	judged.subid = GetCurrentSubTransactionId();
-	judged.relid = RelationGetRelid(rel);
-	judged.tid = oldtuple->t_self;
-	judged.root = state->root;
-	judged.from = from;
-	judged.oldres = oldres;
-	judged.valid = true;
+	judged->subid = GetCurrentSubTransactionId();
+	judged->relid = RelationGetRelid(rel);
+	judged->tid = oldtuple->t_self;
+	judged->root = state->root;
+	judged->from = from;
+	judged->oldres = oldres;
+	judged->records_delete = (state->history_events & PAYOUT_HISTORY_DELETE) != 0;
+	judged->valid = true;
 }
 
 /*
  * PayoutIsMoveDelete
  *		Whether a BEFORE DELETE on a partition is the DELETE half of a move:
- *		the row version the UPDATE path judged last, in this subtransaction.
+ *		the row version the UPDATE path of this query judged last, in this
+ *		subtransaction.
  */
 bool
-PayoutIsMoveDelete(Relation rel, HeapTuple oldtuple)
+PayoutIsMoveDelete(PayoutTableState *state, Relation rel, HeapTuple oldtuple)
 {
-	return judged.valid &&
-		judged.subid == GetCurrentSubTransactionId() &&
-		judged.relid == RelationGetRelid(rel) &&
-		ItemPointerEquals(&judged.tid, &oldtuple->t_self);
+	JudgedUpdate *judged;
+
+	if (state->query->moves == NULL)
+		return false;
+	judged = &state->query->moves->judged;
+	return judged->valid &&
+		judged->subid == GetCurrentSubTransactionId() &&
+		judged->relid == RelationGetRelid(rel) &&
+		ItemPointerEquals(&judged->tid, &oldtuple->t_self);
 }
 
 /*
@@ -291,21 +370,21 @@ PayoutIsMoveDelete(Relation rel, HeapTuple oldtuple)
  *		move.  A partition of another table access method proves nothing.
  */
 static bool
-OldVersionMoved(void)
+OldVersionMoved(const JudgedUpdate *judged)
 {
 	Relation	oldrel;
 	HeapTupleData tuple;
 	Buffer		buffer;
 	bool		moved = false;
 
-	oldrel = table_open(judged.relid, AccessShareLock);
+	oldrel = table_open(judged->relid, AccessShareLock);
 	if (oldrel->rd_rel->relam != HEAP_TABLE_AM_OID)
 	{
 		table_close(oldrel, AccessShareLock);
 		return false;
 	}
 
-	tuple.t_self = judged.tid;
+	tuple.t_self = judged->tid;
 	if (heap_fetch(oldrel, SnapshotAny, &tuple, &buffer, false))
 	{
 		HeapTupleHeader htup;
@@ -325,32 +404,58 @@ OldVersionMoved(void)
 }
 
 /*
+ * CheckHistoryOfMove
+ *		Refuse a move between a partition that records the delete and one
+ *		that does not record the insert, or the other way round: history
+ *		would see only one half, and record a delete or a new payout.
+ */
+static void
+CheckHistoryOfMove(Relation rel, Oid from_relid, bool records_delete,
+				   PayoutTableState *state)
+{
+	bool		records_insert = (state->history_events & PAYOUT_HISTORY_INSERT) != 0;
+
+	if (records_delete == records_insert)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("payout cannot move from partition \"%s\" to partition \"%s\"",
+					get_rel_name(from_relid), RelationGetRelationName(rel)),
+			 errdetail("Partition \"%s\" records payout history and partition \"%s\" does not, so history would record the move as %s.",
+					   records_delete ? get_rel_name(from_relid) : RelationGetRelationName(rel),
+					   records_delete ? RelationGetRelationName(rel) : get_rel_name(from_relid),
+					   records_delete ? "a delete" : "a new payout"),
+			 errhint("Enable the payout history triggers on every partition, or on none."),
+			 errtable(rel)));
+}
+
+/*
  * PayoutTakeMove
  *		Whether the row a BEFORE INSERT on a partition is about to insert is
  *		the INSERT half of a move (see the file header).  If so, return the
- *		status and resolution it had before the move, and queue the move
- *		for the history trigger.  Every call uses up the judged row.
+ *		status and resolution it had before the move.  Every call uses up the
+ *		query's judged row.
  */
 bool
 PayoutTakeMove(PayoutTableState *state, Relation rel, HeapTuple newtuple,
 			   int *from, int *oldres)
 {
+	JudgedUpdate *judged;
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	RowKey		key;
 	Datum		value;
 	bool		isnull;
 	int			to;
 	int			newres = PAYOUT_NO_RESOLUTION;
-	MemoryContext oldcontext;
-	Move	   *move;
 
-	if (!judged.valid)
+	if (state->query->moves == NULL || !state->query->moves->judged.valid)
 		return false;
-	judged.valid = false;
+	judged = &state->query->moves->judged;
+	judged->valid = false;
 
-	if (judged.subid != GetCurrentSubTransactionId() ||
-		judged.root != state->root ||
-		judged.relid == RelationGetRelid(rel))
+	if (judged->subid != GetCurrentSubTransactionId() ||
+		judged->root != state->root ||
+		judged->relid == RelationGetRelid(rel))
 		return false;
 
 	value = heap_getattr(newtuple, state->status_attnum, tupdesc, &isnull);
@@ -364,72 +469,375 @@ PayoutTakeMove(PayoutTableState *state, Relation rel, HeapTuple newtuple,
 			newres = PayoutEnumIndex(PAYOUT_ENUM_RESOLUTION,
 									 DatumGetObjectId(value));
 	}
-	if (to != judged.to || newres != judged.newres ||
-		PayoutIsAutomatic(state, rel, newtuple) != judged.automatic)
+	if (to != judged->to || newres != judged->newres ||
+		PayoutIsAutomatic(state, rel, newtuple) != judged->automatic)
 		return false;
 
 	ReadKey(state, rel, newtuple, &key);
-	if (!SameKey(&key, &judged.key) || !OldVersionMoved())
+	if (!SameKey(&key, &judged->key) || !OldVersionMoved(judged))
 		return false;
 
-	*from = judged.from;
-	*oldres = judged.oldres;
-
-	if (state->has_history && state->nkeys > 0)
-	{
-		if (move_context == NULL)
-			move_context = AllocSetContextCreate(CacheMemoryContext,
-												 "payout moved rows",
-												 ALLOCSET_DEFAULT_SIZES);
-		oldcontext = MemoryContextSwitchTo(move_context);
-		move = palloc(sizeof(Move));
-		move->subid = GetCurrentSubTransactionId();
-		move->relid = RelationGetRelid(rel);
-		move->from = judged.from;
-		move->oldres = judged.oldres;
-		ReadKey(state, rel, newtuple, &move->key);
-		moves = lappend(moves, move);
-		MemoryContextSwitchTo(oldcontext);
-	}
+	CheckHistoryOfMove(rel, judged->relid, judged->records_delete, state);
+	*from = judged->from;
+	*oldres = judged->oldres;
 	return true;
 }
 
 /*
- * PayoutTakeMovedRow
- *		Whether the row the history trigger is about to record as inserted
- *		into rel is a proven move; if so, return its status and resolution
- *		before the move and take it off the queue.
- *
- * The row must have been inserted by this transaction, into this
- * partition, with the key of a queued move; the key is unique in the
- * partition, so no other row of the statement can have it.  AFTER INSERT
- * events fire in the order of the inserts, so the move is nearly always
- * at the head of the queue.
+ * CaptureRefusal
+ *		The error the rule raises for this delete, copied into the
+ *		transaction's memory instead of thrown.
+ */
+static ErrorData *
+CaptureRefusal(PayoutTableState *state, Relation rel, HeapTuple oldtuple,
+			   PayoutChange *change, PayoutRule rule)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ErrorData  *edata = NULL;
+
+	PG_TRY();
+	{
+		PayoutReportRule(rule, change, rel, state, oldtuple);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(TopTransactionContext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		MemoryContextSwitchTo(oldcontext);
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/*
+ * PayoutRememberApplyDelete
+ *		In a logical replication apply worker, record a delete as the
+ *		possible first half of a move.  rule is the rule the delete breaks,
+ *		PAYOUT_RULE_NONE for none: its error waits for the worker's next
+ *		change.  Returns false outside an apply worker.
  */
 bool
-PayoutTakeMovedRow(PayoutTableState *state, Relation rel, HeapTuple newtuple,
-				   int *from, int *oldres)
+PayoutRememberApplyDelete(PayoutTableState *state, Relation rel,
+						  HeapTuple oldtuple, PayoutChange *change,
+						  PayoutRule rule)
 {
-	RowKey		key;
-	ListCell   *lc;
+	MemoryContext oldcontext;
+	int			i;
 
-	if (moves == NIL ||
-		!TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(newtuple->t_data)))
+	if (!IsLogicalWorker())
 		return false;
 
-	ReadKey(state, rel, newtuple, &key);
-	foreach(lc, moves)
-	{
-		Move	   *move = (Move *) lfirst(lc);
+	PayoutSettleApplyDelete(NULL, false);
+	if (rule != PAYOUT_RULE_NONE)
+		apply_refusal = CaptureRefusal(state, rel, oldtuple, change, rule);
 
-		if (move->relid != RelationGetRelid(rel) || !SameKey(&move->key, &key))
+	if (apply_context == NULL)
+		apply_context = AllocSetContextCreate(TopMemoryContext,
+											  "payout apply worker's delete",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(apply_context);
+	oldcontext = MemoryContextSwitchTo(apply_context);
+	ReadKey(state, rel, oldtuple, &apply_delete.key);
+	MemoryContextSwitchTo(oldcontext);
+	for (i = 0; i < state->nkeys; i++)
+		namestrcpy(&apply_delete.keynames[i],
+				   NameStr(TupleDescAttr(RelationGetDescr(rel),
+										 state->keyattnums[i] - 1)->attname));
+
+	apply_delete.query = state->query->serial;
+	apply_delete.relid = RelationGetRelid(rel);
+	apply_delete.tid = oldtuple->t_self;
+	apply_delete.root = state->root;
+	apply_delete.from = change->from;
+	apply_delete.oldres = change->oldres;
+	apply_delete.automatic = !change->manual;
+	apply_delete.records_delete = (state->history_events & PAYOUT_HISTORY_DELETE) != 0;
+	apply_delete.valid = true;
+	return true;
+}
+
+/*
+ * PayoutSettleApplyDelete
+ *		At an apply worker's next change (state, and whether it inserts), or
+ *		before commit (NULL): unless it is the INSERT into the same attached
+ *		table that makes the last delete half of a move, the delete was a
+ *		delete, and the error of a rule it breaks is raised now.
+ */
+void
+PayoutSettleApplyDelete(PayoutTableState *state, bool inserting)
+{
+	ErrorData  *edata = apply_refusal;
+
+	if (!apply_delete.valid)
+		return;
+	if (state != NULL && inserting && state->root == apply_delete.root)
+		return;
+	apply_delete.valid = false;
+	apply_refusal = NULL;
+	if (edata != NULL)
+		ReThrowError(edata);
+}
+
+/*
+ * SameKeyOutsidePartitionKey
+ *		Whether the row about to be inserted has the deleted row's key in
+ *		every key column but those of the attached table's partition key,
+ *		which a move changes.  Key columns are matched by name: the two
+ *		partitions may number them differently.  A partition key with an
+ *		expression proves nothing.
+ */
+static bool
+SameKeyOutsidePartitionKey(PayoutTableState *state, Relation rel,
+						   HeapTuple newtuple)
+{
+	Relation	root = relation_open(state->root, NoLock);
+	PartitionKey partkey = root->rd_rel->relkind == RELKIND_PARTITIONED_TABLE ?
+		RelationGetPartitionKey(root) : NULL;
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	bool		same = state->nkeys == apply_delete.key.nkeys;
+	int			i;
+	int			j;
+
+	for (i = 0; same && partkey != NULL && i < partkey->partnatts; i++)
+		if (partkey->partattrs[i] == 0)
+			same = false;
+	for (i = 0; same && i < state->nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, state->keyattnums[i] - 1);
+		bool		in_partkey = false;
+		bool		isnull;
+		Datum		value;
+
+		for (j = 0; partkey != NULL && j < partkey->partnatts; j++)
+			if (strcmp(get_attname(state->root, partkey->partattrs[j], false),
+					   NameStr(att->attname)) == 0)
+				in_partkey = true;
+		if (in_partkey)
 			continue;
-		*from = move->from;
-		*oldres = move->oldres;
-		moves = foreach_delete_current(moves, lc);
-		if (moves == NIL)
-			MemoryContextReset(move_context);
+		for (j = 0; j < apply_delete.key.nkeys; j++)
+			if (strcmp(NameStr(apply_delete.keynames[j]), NameStr(att->attname)) == 0)
+				break;
+		if (j == apply_delete.key.nkeys)
+		{
+			same = false;
+			break;
+		}
+		value = heap_getattr(newtuple, state->keyattnums[i], tupdesc, &isnull);
+		if (isnull != apply_delete.key.isnull[j] ||
+			(!isnull && !datumIsEqual(value, apply_delete.key.values[j],
+									  att->attbyval, att->attlen)))
+			same = false;
+	}
+	relation_close(root, NoLock);
+	return same;
+}
+
+/*
+ * PayoutTakeApplyDelete
+ *		Whether the row an apply worker's BEFORE INSERT is about to insert is
+ *		the second half of a move whose delete was the worker's last change:
+ *		if so, return what the row was before, to be judged as the UPDATE it
+ *		is.  *certain says whether it surely is: a delete and an insert the
+ *		worker made for one replicated UPDATE (the same query).  A delete in
+ *		one message and an insert in the next (the publisher's move, which
+ *		logical decoding sends as the two) are a move only if the payout
+ *		keeps its key outside the partition key and history records both
+ *		halves or neither; the caller confirms the move or rejects it
+ *		(PayoutConfirmApplyMove, PayoutRejectApplyMove).  Anything else
+ *		settles the delete as a delete.
+ */
+bool
+PayoutTakeApplyDelete(PayoutTableState *state, Relation rel,
+					  HeapTuple newtuple, int *from, int *oldres,
+					  bool *automatic, bool *certain)
+{
+	if (!apply_delete.valid || apply_delete.root != state->root)
+		return false;
+	*certain = apply_delete.query == state->query->serial;
+	if (!*certain &&
+		(apply_delete.records_delete !=
+		 ((state->history_events & PAYOUT_HISTORY_INSERT) != 0) ||
+		 !SameKeyOutsidePartitionKey(state, rel, newtuple)))
+	{
+		PayoutSettleApplyDelete(NULL, false);
+		return false;
+	}
+	apply_delete.valid = false;
+	apply_taken_refusal = apply_refusal;
+	apply_refusal = NULL;
+
+	CheckHistoryOfMove(rel, apply_delete.relid, apply_delete.records_delete,
+					   state);
+	*from = apply_delete.from;
+	*oldres = apply_delete.oldres;
+	*automatic = apply_delete.automatic;
+	apply_moved_relid = apply_delete.relid;
+	apply_moved_tid = apply_delete.tid;
+	apply_moved_valid = true;
+	return true;
+}
+
+/*
+ * PayoutConfirmApplyMove
+ *		The delete and the insert are one move: the delete's own refusal, if
+ *		any, no longer stands.
+ */
+void
+PayoutConfirmApplyMove(void)
+{
+	apply_taken_refusal = NULL;
+}
+
+/*
+ * PayoutRejectApplyMove
+ *		Not a move after all (illegal as one, legal as a delete and a new
+ *		payout): history records the delete as a delete, and a refused
+ *		delete is refused now.
+ */
+void
+PayoutRejectApplyMove(void)
+{
+	ErrorData  *edata = apply_taken_refusal;
+
+	apply_moved_valid = false;
+	apply_taken_refusal = NULL;
+	if (edata != NULL)
+		ReThrowError(edata);
+}
+
+/*
+ * StashInto
+ *		Keep the deleted half of a move in moved, its key in a buffer of
+ *		cxt reused from move to move: nothing is kept per row.
+ */
+static bool
+StashInto(MovedRow *moved, MemoryContext cxt, HeapTuple oldtuple,
+		  const PayoutMovedRow *row)
+{
+	HeapTupleHeader htup = oldtuple->t_data;
+
+	moved->row = *row;
+	if (row->key != NULL)
+	{
+		Size		size = VARSIZE_ANY(row->key);
+
+		if (size > moved->keybufsize)
+		{
+			if (moved->keybuf != NULL)
+				pfree(moved->keybuf);
+			moved->keybuf = MemoryContextAlloc(cxt, size);
+			moved->keybufsize = size;
+		}
+		memcpy(moved->keybuf, row->key, size);
+		moved->row.key = moved->keybuf;
+	}
+	moved->xid = HeapTupleHeaderGetUpdateXid(htup);
+	moved->cid = HeapTupleHeaderGetCmax(htup);
+	moved->valid = true;
+	return true;
+}
+
+/*
+ * PayoutStashMovedRow
+ *		At the history trigger's AFTER DELETE of a row version: if it is
+ *		the deleted half of a move (PostgreSQL's mark, or an apply worker's
+ *		delete that a proven INSERT followed), keep what history needs of it
+ *		for the AFTER INSERT of the new version, and return true.  The key
+ *		is copied into a buffer of the query's, reused by the next move:
+ *		nothing is kept per row.
+ */
+bool
+PayoutStashMovedRow(PayoutQueryState *query, Relation rel,
+					HeapTuple oldtuple, const PayoutMovedRow *row)
+{
+	Oid			relid = RelationGetRelid(rel);
+
+	if (HeapTupleHeaderIndicatesMovedPartitions(oldtuple->t_data))
+		return StashInto(&GetMoveState(query)->moved, query->cxt, oldtuple, row);
+
+	/*
+	 * An apply worker's delete that is its last change (the INSERT may come
+	 * in its next message), or that an INSERT of the same message already
+	 * made half a move.
+	 */
+	if (!IsLogicalWorker())
+		return false;
+	if ((apply_delete.valid && apply_delete.relid == relid &&
+		 ItemPointerEquals(&apply_delete.tid, &oldtuple->t_self)) ||
+		(apply_moved_valid && apply_moved_relid == relid &&
+		 ItemPointerEquals(&apply_moved_tid, &oldtuple->t_self)))
+	{
+		apply_stash.valid = false;
+		StashInto(&apply_stash, TopMemoryContext, oldtuple, row);
+		apply_stash.cid = InvalidCommandId;
 		return true;
 	}
 	return false;
+}
+
+/*
+ * PayoutTakeMovedRow
+ *		At the history trigger's AFTER INSERT of a row version: if the
+ *		deleted half of a move waits, and this row is its new version (the
+ *		next insert history sees in this query, by the same transaction and
+ *		command, into the same attached table), return the stashed half.
+ *		A stash this row does not match is returned too, as a delete, which
+ *		the caller records first (it cannot happen while moves between
+ *		partitions with and without history are refused); so is a stash
+ *		left when history gets another kind of event (newtuple NULL).  The
+ *		returned key is valid until the next move is stashed.
+ */
+bool
+PayoutTakeMovedRow(PayoutQueryState *query, HeapTuple newtuple, Oid root,
+				   PayoutMovedRow *row, bool *matched)
+{
+	MovedRow   *moved;
+	HeapTupleHeader htup;
+
+	*matched = false;
+	if (query->moves != NULL && query->moves->moved.valid)
+	{
+		moved = &query->moves->moved;
+		moved->valid = false;
+		*row = moved->row;
+		if (newtuple == NULL)
+			return true;
+		htup = newtuple->t_data;
+		*matched = moved->row.root == root &&
+			TransactionIdEquals(HeapTupleHeaderGetRawXmin(htup), moved->xid) &&
+			HeapTupleHeaderGetCmin(htup) == moved->cid;
+		return true;
+	}
+
+	/*
+	 * An apply worker's: the inserted half is the row whose BEFORE INSERT
+	 * took the deleted half's delete (by the same transaction; the two
+	 * halves may come in two messages, with two commands).
+	 */
+	if (!apply_stash.valid)
+		return false;
+	apply_stash.valid = false;
+	*row = apply_stash.row;
+	*matched = newtuple != NULL && apply_moved_valid &&
+		apply_stash.row.root == root &&
+		TransactionIdEquals(HeapTupleHeaderGetRawXmin(newtuple->t_data),
+							apply_stash.xid);
+	apply_moved_valid = false;
+	return true;
+}
+
+/*
+ * PayoutTakeApplyStash
+ *		Before commit: an apply worker's deleted half that no INSERT
+ *		followed, for history to record as the delete it was.
+ */
+bool
+PayoutTakeApplyStash(PayoutMovedRow *row)
+{
+	if (!apply_stash.valid)
+		return false;
+	apply_stash.valid = false;
+	*row = apply_stash.row;
+	return true;
 }

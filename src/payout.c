@@ -6,8 +6,8 @@
  * The extension keeps per-backend caches: the mapping between the labels
  * of its enum types and their OIDs in this database (status.c), the
  * transition graph (transition_cache.c) and the provider codes
- * (provider.c); and per-transaction state about rows moved between
- * partitions (move.c).  All are invalidated or forgotten through
+ * (provider.c); the state of each query (query_state.c, move.c); and the
+ * history rows waiting to be written (history_buffer.c).  All are invalidated or forgotten through
  * callbacks, which can only be registered, never removed, so they are
  * registered exactly once, when the library is loaded into a backend.
  *
@@ -22,9 +22,11 @@
 
 #include "compat.h"
 #include "history_buffer.h"
+#include "ledger.h"
 #include "move.h"
 #include "payout.h"
 #include "provider.h"
+#include "query_state.h"
 #include "status.h"
 #include "transition_cache.h"
 
@@ -70,11 +72,27 @@ _PG_init(void)
 							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
+	/*
+	 * Who, behind the database role, makes a change: an application that
+	 * serves many people through one role sets it per transaction.  The
+	 * database cannot check it, so anyone may set it, and history keeps it
+	 * apart from the roles the database vouches for.
+	 */
+	DefineCustomStringVariable("payout.actor",
+							   "Who makes the changes, as the application says: recorded in payout.history.actor.",
+							   "Set it per transaction with SET LOCAL.  The database does not authenticate it; payout.history.user_name is the role it does.",
+							   &payout_actor,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+	PayoutDefineLedgerSettings();
 	MarkGUCPrefixReserved("payout");
 
 	PayoutRegisterEnumCallbacks();
 	PayoutRegisterGraphCallbacks();
 	PayoutRegisterProviderCallbacks();
+	PayoutRegisterQueryStateCallbacks();
 	PayoutRegisterMoveCallbacks();
 	PayoutRegisterHistoryHooks();
 }

@@ -14,9 +14,13 @@
  *	  not final is held for moderation: only a moderator may change its
  *	  status or resolution, or delete it (the change that sets the ERROR
  *	  resolution is free; the hold starts after);
- *	- a manual payout (autoprocess not true) leaves READY toward processing,
- *	  and a payout's autoprocess is turned on, only by an operator; the
- *	  application may still end a manual payout (TERMINATED, EXPIRED);
+ *	- a manual payout (autoprocess not true) is an operator's from the moment
+ *	  it leaves READY until it is final: only an operator moves it out of
+ *	  READY toward processing, changes its status or resolution after that
+ *	  (a moderator still decides a held one), or deletes it while it is not
+ *	  final; and only an operator turns a payout's autoprocess on.  The
+ *	  application may still create, ready and end a manual payout that
+ *	  waits (TERMINATED, EXPIRED), and turn autoprocess off;
  *	- a new payout starts in a status the graph allows for new rows, and a
  *	  status change follows an edge of the graph;
  *	- a final payout keeps its resolution (the graph has no edge out of a
@@ -35,6 +39,7 @@
  */
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "port/pg_bitutils.h"
@@ -49,6 +54,7 @@
 static char *DescribeStatuses(uint32 statuses);
 static const char *ResolutionText(int resolution);
 static bool HasRoleOfSetting(const char *rolename);
+static bool PastReady(int status);
 static int	OperatorHint(void);
 
 /*
@@ -65,8 +71,29 @@ PayoutIsHeld(int status, int resolution)
 }
 
 /*
+ * PayoutActingUser
+ *		The role a change is judged as, and recorded under.
+ *
+ * That is the current user, except in the actions PostgreSQL takes for a
+ * foreign key (ON DELETE CASCADE, ON UPDATE CASCADE, SET NULL, SET
+ * DEFAULT): it runs them as the owner of the referencing table, which would
+ * let whoever may delete a customer delete a held payout when a superuser,
+ * a moderator or an operator owns the payouts.  Those actions, and only
+ * they in PostgreSQL, run with SECURITY_NOFORCE_RLS set; they are judged as
+ * the session's role (current_user outside any SECURITY DEFINER function),
+ * which is the role whose statement caused them.
+ */
+Oid
+PayoutActingUser(void)
+{
+	if (InNoForceRLSOperation())
+		return GetOuterUserId();
+	return GetUserId();
+}
+
+/*
  * HasRoleOfSetting
- *		Whether the current user is a superuser or has the privileges of the
+ *		Whether the acting user is a superuser or has the privileges of the
  *		role a superuser-only setting names (so a NOINHERIT member must SET
  *		ROLE first).  An empty setting, or a role that does not exist,
  *		leaves it to superusers.
@@ -74,19 +101,20 @@ PayoutIsHeld(int status, int resolution)
 static bool
 HasRoleOfSetting(const char *rolename)
 {
+	Oid			user = PayoutActingUser();
 	Oid			roleid;
 
-	if (superuser())
+	if (superuser_arg(user))
 		return true;
 	if (rolename == NULL || rolename[0] == '\0')
 		return false;
 	roleid = get_role_oid(rolename, true);
-	return OidIsValid(roleid) && has_privs_of_role(GetUserId(), roleid);
+	return OidIsValid(roleid) && has_privs_of_role(user, roleid);
 }
 
 /*
  * PayoutIsModerator
- *		Whether the current user may change a payout held for moderation
+ *		Whether the acting user may change a payout held for moderation
  *		(payout.moderator_role).
  */
 bool
@@ -97,7 +125,7 @@ PayoutIsModerator(void)
 
 /*
  * PayoutIsOperator
- *		Whether the current user may process manual payouts
+ *		Whether the acting user may process manual payouts
  *		(payout.operator_role).
  */
 bool
@@ -107,20 +135,62 @@ PayoutIsOperator(void)
 }
 
 /*
+ * payout.is_moderator(): whether the current user may change payouts held
+ * for moderation; payout.is_operator(): whether it may process manual
+ * payouts.  What the trigger asks, for back offices and the extension's
+ * own functions to ask first.
+ */
+PG_FUNCTION_INFO_V1(payout_is_moderator);
+Datum
+payout_is_moderator(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(PayoutIsModerator());
+}
+
+PG_FUNCTION_INFO_V1(payout_is_operator);
+Datum
+payout_is_operator(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(PayoutIsOperator());
+}
+
+/*
+ * PastReady
+ *		Whether a payout in this status has left READY and is not final:
+ *		a manual one is then in an operator's hands.
+ */
+static bool
+PastReady(int status)
+{
+	return status >= 0 && status < PAYOUT_NUM_STATUSES &&
+		status != PAYOUT_STATUS_CREATED && status != PAYOUT_STATUS_READY &&
+		!PayoutStatusIsFinal(status);
+}
+
+/*
  * PayoutNeedsOperator
- *		Whether the change is one only an operator may make: a manual
- *		payout leaving READY for a status that is not final, or autoprocess
- *		turned on.  The caller asks PayoutIsOperator only then.
+ *		Whether the change is one only an operator may make: autoprocess
+ *		turned on; for a manual payout, leaving READY for a status that is
+ *		not final, changing the status or resolution once past READY (but a
+ *		moderator's decision on a held payout), or a delete while it is not
+ *		final.  The caller asks PayoutIsOperator only then.
  */
 bool
 PayoutNeedsOperator(const PayoutChange *c)
 {
-	if (c->event != PAYOUT_EVENT_UPDATE)
+	if (c->event == PAYOUT_EVENT_INSERT)
 		return false;
+	if (c->event == PAYOUT_EVENT_DELETE)
+		return c->manual && c->from != PAYOUT_INITIAL &&
+			!PayoutStatusIsFinal(c->from);
 	if (c->autoprocess_on)
 		return true;
-	return c->manual && c->from == PAYOUT_STATUS_READY &&
-		c->to != c->from && c->to >= 0 && !PayoutStatusIsFinal(c->to);
+	if (!c->manual || (c->from == c->to && c->oldres == c->newres))
+		return false;
+	if (c->from == PAYOUT_STATUS_READY)
+		return c->to != c->from && c->to >= 0 && !PayoutStatusIsFinal(c->to);
+	return PastReady(c->from) &&
+		!(c->moderator && PayoutIsHeld(c->from, c->oldres));
 }
 
 /*
@@ -140,6 +210,8 @@ PayoutJudge(const PayoutChange *c)
 		if (c->from != PAYOUT_INITIAL && !PayoutStatusIsFinal(c->from) &&
 			!c->delete_unfinished)
 			return PAYOUT_RULE_DELETE;
+		if (!c->operator_member && PayoutNeedsOperator(c))
+			return PAYOUT_RULE_MANUAL;
 		return PAYOUT_RULE_NONE;
 	}
 
@@ -258,14 +330,33 @@ PayoutReportRule(PayoutRule rule, const PayoutChange *c, Relation rel,
 			break;
 
 		case PAYOUT_RULE_MANUAL:
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("payout is waiting for manual processing"),
-					 errdetail("%s has autoprocess off; only an operator may move it from \"%s\" to \"%s\".",
-							   row, from, PayoutStatusLabel(c->to)),
-					 OperatorHint(),
-					 errtablecol(rel, statuscol),
-					 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "payout_manual_processing")));
+			if (c->event == PAYOUT_EVENT_DELETE)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("payout is in manual processing"),
+						 errdetail("%s has autoprocess off and is in status \"%s\", which is not final; only an operator may delete it.",
+								   row, from),
+						 OperatorHint(),
+						 errtablecol(rel, statuscol),
+						 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "payout_manual_processing")));
+			else if (c->from == PAYOUT_STATUS_READY)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("payout is waiting for manual processing"),
+						 errdetail("%s has autoprocess off; only an operator may move it from \"%s\" to \"%s\".",
+								   row, from, PayoutStatusLabel(c->to)),
+						 OperatorHint(),
+						 errtablecol(rel, statuscol),
+						 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "payout_manual_processing")));
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("payout is in manual processing"),
+						 errdetail("%s has autoprocess off and is in status \"%s\"; only an operator may change its status or resolution until it is final.",
+								   row, from),
+						 OperatorHint(),
+						 errtablecol(rel, c->from != c->to ? statuscol : rescol),
+						 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "payout_manual_processing")));
 			break;
 
 		case PAYOUT_RULE_AUTOPROCESS:

@@ -59,13 +59,15 @@ typedef struct PayoutChange
 	int			to;
 	int			newres;
 	uint32		allowed;		/* the graph's next statuses of from */
-	bool		moderator;		/* the user may change held payouts */
+	bool		moderator;		/* the user may change held payouts (asked
+								 * only of a held one) */
 	bool		manual;			/* the payout was manual (autoprocess not true) */
 	bool		autoprocess_on; /* the change turns autoprocess on */
 	bool		operator_member;	/* the user may process manual payouts */
 	bool		delete_unfinished;	/* the table's option */
 } PayoutChange;
 
+extern Oid	PayoutActingUser(void);
 extern bool PayoutIsHeld(int status, int resolution);
 extern bool PayoutIsModerator(void);
 extern bool PayoutIsOperator(void);

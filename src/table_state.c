@@ -39,6 +39,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
+#include "replication/logicalworker.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -50,9 +51,11 @@
 #include "citus.h"
 #include "compat.h"
 #include "payout.h"
+#include "query_state.h"
 #include "status.h"
 #include "table_cache.h"
 #include "table_state.h"
+#include "transition_cache.h"
 
 #define DEFAULT_STATUS_COLUMN		"status"
 #define DEFAULT_RESOLUTION_COLUMN	"resolution"
@@ -67,6 +70,8 @@ static void CheckHistoryAllowed(Relation rel, Trigger *trigger);
 static void ReadPrimaryKey(Relation rel, PayoutTriggerKind kind,
 						   PayoutTableState *state);
 static Oid	HistoryFunctionOid(void);
+static bool TriggerFiresNow(char tgenabled);
+static uint32 HistoryEvents(Relation rel);
 static bool MayReadKey(PayoutTableState *state, Relation rel);
 
 /*
@@ -208,6 +213,57 @@ HistoryFunctionOid(void)
 }
 
 /*
+ * TriggerFiresNow
+ *		Whether a trigger enabled so fires under the session's
+ *		session_replication_role (a logical replication apply worker runs
+ *		as a replica).
+ */
+static bool
+TriggerFiresNow(char tgenabled)
+{
+	if (tgenabled == TRIGGER_DISABLED)
+		return false;
+	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		return tgenabled == TRIGGER_FIRES_ON_REPLICA ||
+			tgenabled == TRIGGER_FIRES_ALWAYS;
+	return tgenabled == TRIGGER_FIRES_ON_ORIGIN ||
+		tgenabled == TRIGGER_FIRES_ALWAYS;
+}
+
+/*
+ * HistoryEvents
+ *		Which changes of rel its history triggers record now: a move
+ *		between partitions must reach history on both sides or on neither.
+ */
+static uint32
+HistoryEvents(Relation rel)
+{
+	TriggerDesc *trigdesc = rel->trigdesc;
+	Oid			history_fn;
+	uint32		events = 0;
+	int			i;
+
+	if (trigdesc == NULL)
+		return 0;
+	history_fn = HistoryFunctionOid();
+	for (i = 0; i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *trigger = &trigdesc->triggers[i];
+
+		if (trigger->tgfoid != history_fn || !TriggerFiresNow(trigger->tgenabled) ||
+			!TRIGGER_FOR_ROW(trigger->tgtype) || TRIGGER_FOR_BEFORE(trigger->tgtype))
+			continue;
+		if (TRIGGER_FOR_INSERT(trigger->tgtype))
+			events |= PAYOUT_HISTORY_INSERT;
+		if (TRIGGER_FOR_UPDATE(trigger->tgtype))
+			events |= PAYOUT_HISTORY_UPDATE;
+		if (TRIGGER_FOR_DELETE(trigger->tgtype))
+			events |= PAYOUT_HISTORY_DELETE;
+	}
+	return events;
+}
+
+/*
  * CheckHistoryAllowed
  *		History is written only for tables a DBA approved: permanent tables
  *		whose owner may execute payout.record_history().
@@ -292,9 +348,9 @@ ReadPrimaryKey(Relation rel, PayoutTriggerKind kind, PayoutTableState *state)
  * PayoutGetTableState
  *		The trigger's view of its relation for the current statement.
  *
- * The enforcement trigger's first row is also where the statement picks up
- * graph edits that other sessions committed since this transaction last
- * looked.
+ * The enforcement trigger's first row in a query is also where the query
+ * takes the graph it judges by (PayoutPinGraph), with the edits other
+ * sessions committed since this transaction last looked.
  */
 PayoutTableState *
 PayoutGetTableState(FunctionCallInfo fcinfo, PayoutTriggerKind kind)
@@ -303,8 +359,6 @@ PayoutGetTableState(FunctionCallInfo fcinfo, PayoutTriggerKind kind)
 	Trigger    *trigger = trigdata->tg_trigger;
 	Relation	rel = trigdata->tg_relation;
 	PayoutTableState *state = (PayoutTableState *) fcinfo->flinfo->fn_extra;
-	Oid			history_fn;
-	int			i;
 
 	if (state != NULL && state->relid == RelationGetRelid(rel))
 		return state;
@@ -334,28 +388,17 @@ PayoutGetTableState(FunctionCallInfo fcinfo, PayoutTriggerKind kind)
 		CheckHistoryAllowed(rel, trigger);
 	ReadPrimaryKey(rel, kind, state);
 
-	/* Does this relation record history?  Moves are queued for it. */
-	state->has_history = (kind == PAYOUT_TRIGGER_HISTORY);
-	if (kind == PAYOUT_TRIGGER_ENFORCE && rel->trigdesc != NULL &&
-		rel->rd_rel->relispartition)
-	{
-		history_fn = HistoryFunctionOid();
-		for (i = 0; i < rel->trigdesc->numtriggers; i++)
-		{
-			Trigger    *other = &rel->trigdesc->triggers[i];
-
-			if (other->tgfoid == history_fn &&
-				other->tgenabled != TRIGGER_DISABLED)
-				state->has_history = true;
-		}
-	}
-
+	/* Moves between partitions must reach history on both sides. */
+	state->history_events = (kind == PAYOUT_TRIGGER_ENFORCE &&
+							 (rel->rd_rel->relispartition || IsLogicalWorker())) ?
+		HistoryEvents(rel) : 0;
 	state->root = PayoutAttachedTable(rel, trigger);
+	state->query = PayoutGetQueryState(fcinfo->flinfo->fn_mcxt);
 	state->relid = RelationGetRelid(rel);
 	fcinfo->flinfo->fn_extra = state;
 
 	if (kind == PAYOUT_TRIGGER_ENFORCE)
-		PayoutAcceptChanges(NULL);
+		PayoutPinGraph(state->query);
 
 	return state;
 }

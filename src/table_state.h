@@ -16,6 +16,7 @@
 #include "utils/relcache.h"
 
 #include "key.h"
+#include "query_state.h"
 
 /* The two trigger functions that attach() creates triggers of. */
 typedef enum PayoutTriggerKind
@@ -23,6 +24,11 @@ typedef enum PayoutTriggerKind
 	PAYOUT_TRIGGER_ENFORCE,
 	PAYOUT_TRIGGER_HISTORY
 } PayoutTriggerKind;
+
+/* Which changes of a relation its history triggers record, as they fire now. */
+#define PAYOUT_HISTORY_INSERT	0x01
+#define PAYOUT_HISTORY_UPDATE	0x02
+#define PAYOUT_HISTORY_DELETE	0x04
 
 /*
  * One relation's state for one statement, built at the statement's first
@@ -39,7 +45,8 @@ typedef struct PayoutTableState
 	AttrNumber	autoprocess_attnum; /* InvalidAttrNumber: every payout automatic */
 	bool		notify;			/* option "notify" */
 	bool		delete_unfinished;	/* option "delete_unfinished" */
-	bool		has_history;	/* the relation has the history trigger */
+	uint32		history_events; /* PAYOUT_HISTORY_*: what it records */
+	PayoutQueryState *query;	/* the query's, shared by its relations */
 
 	/* the primary key; nkeys = 0 for none */
 	Oid			pkindex;

@@ -52,10 +52,14 @@
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
+#include "utils/acl.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 
 #include "compat.h"
@@ -149,14 +153,24 @@ GetResolution(HeapTuple tuple, TupleDesc tupdesc, AttrNumber attnum)
  *		so, lock it FOR KEY SHARE, so that it is still there when the INSERT
  *		checks for conflicts.
  *
- * The lookup uses a fresh snapshot.  A row that a concurrent transaction
- * deletes or updates before we lock it counts as missing: the proposed row
- * is then judged as a new payout, which is the safe side.  So does a row
- * that this same command has updated or deleted (a DELETE in a WITH clause
- * of the INSERT): its key is free again by the time the INSERT checks it.
- * A deferrable primary key checks nothing until commit and cannot be the
- * arbiter of an upsert: RelationGetPrimaryKeyIndex() leaves it out, so such
- * a table is treated as one without a primary key.
+ * The lookup uses a fresh snapshot, and the lock follows the row's update
+ * chain to its latest version, as the upsert's own conflict check does: a
+ * row that a concurrent transaction updated is still the payout the upsert
+ * will update.  A row that a concurrent transaction deletes, or moves to
+ * another partition, before we lock it counts as missing: the proposed
+ * row is then judged as a new payout, which is the safe side.  So does a
+ * row that this same command has updated or deleted (a DELETE in a WITH
+ * clause of the INSERT): its key is free again by the time the INSERT
+ * checks it.  A deferrable primary key checks nothing until commit and
+ * cannot be the arbiter of an upsert: RelationGetPrimaryKeyIndex() leaves
+ * it out, so such a table is treated as one without a primary key.
+ *
+ * Locking a row takes a right of its own: only a user who could lock it
+ * with SELECT ... FOR KEY SHARE (UPDATE on the table the trigger was
+ * attached to, no row-level security in the way) does, so that a role
+ * with INSERT alone cannot hold payouts away from claim() and expire() by
+ * proposing illegal rows with their keys.  Its proposed row is judged as a
+ * new payout.
  */
 static bool
 LockExistingRow(PayoutTableState *state, Relation rel, HeapTuple tuple)
@@ -173,6 +187,9 @@ LockExistingRow(PayoutTableState *state, Relation rel, HeapTuple tuple)
 	int			i;
 
 	if (!OidIsValid(indexoid))
+		return false;
+	if (pg_class_aclcheck(state->root, GetUserId(), ACL_UPDATE) != ACLCHECK_OK ||
+		check_enable_rls(state->root, InvalidOid, true) == RLS_ENABLED)
 		return false;
 
 	index = index_open(indexoid, AccessShareLock);
@@ -211,9 +228,42 @@ LockExistingRow(PayoutTableState *state, Relation rel, HeapTuple tuple)
 		TM_FailureData tmfd;
 		TM_Result	result;
 
-		result = table_tuple_lock(rel, &slot->tts_tid, snapshot, slot,
-								  GetCurrentCommandId(false), LockTupleKeyShare,
-								  LockWaitBlock, 0, &tmfd);
+		ItemPointerData tid = slot->tts_tid;
+
+		/*
+		 * Follow the update chain by hand rather than with
+		 * TUPLE_LOCK_FLAG_FIND_LAST_VERSION, which raises an error for a
+		 * row moved to another partition: for us such a row is gone.
+		 */
+		for (;;)
+		{
+			result = table_tuple_lock(rel, &tid, snapshot, slot,
+									  GetCurrentCommandId(false),
+									  LockTupleKeyShare, LockWaitBlock, 0,
+									  &tmfd);
+			if (result != TM_Updated ||
+				ItemPointerIndicatesMovedPartitions(&tmfd.ctid) ||
+				ItemPointerEquals(&tmfd.ctid, &tid))
+				break;
+			tid = tmfd.ctid;
+		}
+		/* the version locked must still be the payout with this key */
+		if (result == TM_Ok)
+		{
+			for (i = 0; i < nkeys; i++)
+			{
+				AttrNumber	attnum = index->rd_index->indkey.values[i];
+				Form_pg_attribute att = TupleDescAttr(tupdesc, attnum - 1);
+				bool		isnull;
+				bool		lockednull;
+				Datum		value = heap_getattr(tuple, attnum, tupdesc, &isnull);
+				Datum		locked = slot_getattr(slot, attnum, &lockednull);
+
+				if (lockednull ||
+					!datumIsEqual(value, locked, att->attbyval, att->attlen))
+					result = TM_Deleted;
+			}
+		}
 		found = (result == TM_Ok);
 	}
 	index_endscan(scan);
@@ -274,10 +324,14 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 	bool		partition;
 	bool		auto_before = true;
 	bool		auto_after;
+	bool		apply_pair = false;
+	bool		apply_certain = false;
 
 	CheckTriggerEvent(fcinfo);
 	trigdata = (TriggerData *) fcinfo->context;
 	state = PayoutGetTableState(fcinfo, PAYOUT_TRIGGER_ENFORCE);
+	/* an apply worker's last delete was a delete, unless this inserts */
+	PayoutSettleApplyDelete(state, TRIGGER_FIRED_BY_INSERT(trigdata->tg_event));
 	rel = trigdata->tg_relation;
 	tupdesc = RelationGetDescr(rel);
 	partition = rel->rd_rel->relispartition;
@@ -289,16 +343,26 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 	{
 		oldtuple = trigdata->tg_trigtuple;
 		/* the DELETE half of a move: the UPDATE was judged already */
-		if (partition && PayoutIsMoveDelete(rel, oldtuple))
+		if (partition && PayoutIsMoveDelete(state, rel, oldtuple))
 			return PointerGetDatum(oldtuple);
 		change.event = PAYOUT_EVENT_DELETE;
 		change.from = GetStatus(oldtuple, tupdesc, state->status_attnum);
 		if (change.from == PAYOUT_NULL_STATUS)
 			change.from = PAYOUT_INITIAL;
 		change.oldres = GetResolution(oldtuple, tupdesc, state->resolution_attnum);
+		change.manual = !PayoutIsAutomatic(state, rel, oldtuple);
 		change.moderator = PayoutIsHeld(change.from, change.oldres) &&
 			PayoutIsModerator();
+		change.operator_member = PayoutNeedsOperator(&change) &&
+			PayoutIsOperator();
 		rule = PayoutJudge(&change);
+
+		/*
+		 * An apply worker's delete may be the first half of a move; its
+		 * verdict waits for the worker's next change.
+		 */
+		if (PayoutRememberApplyDelete(state, rel, oldtuple, &change, rule))
+			return PointerGetDatum(oldtuple);
 		if (rule != PAYOUT_RULE_NONE)
 			PayoutReportRule(rule, &change, rel, state, oldtuple);
 		return PointerGetDatum(oldtuple);
@@ -315,6 +379,17 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 		if (partition &&
 			PayoutTakeMove(state, rel, newtuple, &change.from, &change.oldres))
 			return PointerGetDatum(newtuple);
+
+		/*
+		 * The INSERT half of an apply worker's move: judged as the UPDATE
+		 * it was.
+		 */
+		if (PayoutTakeApplyDelete(state, rel, newtuple, &change.from,
+								  &change.oldres, &auto_before, &apply_certain))
+		{
+			change.event = PAYOUT_EVENT_UPDATE;
+			apply_pair = true;
+		}
 	}
 	else
 	{
@@ -348,18 +423,49 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 		change.oldres == change.newres && !change.autoprocess_on &&
 		auto_before == auto_after)
 	{
-		if (partition)
+		if (partition && oldtuple != NULL)
 			PayoutRememberUpdate(state, rel, oldtuple, newtuple,
 								 change.from, change.oldres);
+		if (apply_pair)
+			PayoutConfirmApplyMove();
 		return PointerGetDatum(newtuple);
 	}
 
 	if (change.to != PAYOUT_NULL_STATUS)
-		change.allowed = PayoutNextStatuses(change.from);
+		change.allowed = state->query->graph[change.from];
 	change.moderator = change.event == PAYOUT_EVENT_UPDATE &&
 		PayoutIsHeld(change.from, change.oldres) && PayoutIsModerator();
 	change.operator_member = PayoutNeedsOperator(&change) && PayoutIsOperator();
 	rule = PayoutJudge(&change);
+
+	/*
+	 * An apply worker's delete and insert that may be a move, but need not
+	 * be: illegal as a move and legal as a delete and a new payout, they
+	 * are the latter.
+	 */
+	if (apply_pair)
+	{
+		PayoutChange as_new = change;
+
+		as_new.event = PAYOUT_EVENT_INSERT;
+		as_new.from = PAYOUT_INITIAL;
+		as_new.oldres = PAYOUT_NO_RESOLUTION;
+		as_new.allowed = state->query->graph[PAYOUT_INITIAL];
+		as_new.manual = false;
+		as_new.autoprocess_on = false;
+		as_new.moderator = false;
+		as_new.operator_member = false;
+		if (rule != PAYOUT_RULE_NONE && !apply_certain &&
+			change.to != PAYOUT_NULL_STATUS &&
+			PayoutJudge(&as_new) == PAYOUT_RULE_NONE)
+		{
+			PayoutRejectApplyMove();
+			change = as_new;
+			rule = PAYOUT_RULE_NONE;
+		}
+		else
+			PayoutConfirmApplyMove();
+	}
 
 	/*
 	 * A proposed row that would be illegal as a new payout, but whose key
@@ -375,7 +481,7 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 		PayoutReportRule(rule, &change, rel, state,
 						 oldtuple ? oldtuple : newtuple);
 
-	if (change.event == PAYOUT_EVENT_UPDATE && partition)
+	if (change.event == PAYOUT_EVENT_UPDATE && partition && oldtuple != NULL)
 		PayoutRememberUpdate(state, rel, oldtuple, newtuple,
 							 change.from, change.oldres);
 

@@ -10,8 +10,9 @@
  * static memory: checking an edge is a bit test, with no allocation.
  *
  * The copy is kept up to date through table_cache.c.  Edits apply to every
- * session from its next statement: the callers pick up invalidations once
- * per statement (PayoutAcceptChanges).
+ * session from its next statement: the trigger pins the graph for the
+ * length of a query at its first judgement (PayoutPinGraph), and the SQL
+ * functions pick up invalidations once per statement (PayoutAcceptChanges).
  *
  * src/transition_cache.c
  *
@@ -23,9 +24,11 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
+#include "utils/inval.h"
 #include "utils/rel.h"
 
 #include "payout.h"
+#include "query_state.h"
 #include "status.h"
 #include "table_cache.h"
 #include "transition_cache.h"
@@ -103,6 +106,31 @@ PayoutNextStatuses(int from)
 	if (!graph_cache.valid)
 		LoadGraph();
 	return next_statuses[from];
+}
+
+/*
+ * PayoutPinGraph
+ *		Give a query the graph it judges by, from its first judgement to its
+ *		end: the graph committed when it asks, whatever is committed while
+ *		it runs.
+ *
+ * Invalidations are accepted here, once per query, so that edits other
+ * sessions committed since this transaction last looked apply; those the
+ * query accepts later (any new lock does) mark the cache stale for the
+ * next query, not for this one.
+ */
+void
+PayoutPinGraph(PayoutQueryState *query)
+{
+	if (query->graph_pinned)
+		return;
+	AcceptInvalidationMessages();
+	if (!graph_cache.valid)
+		LoadGraph();
+	StaticAssertStmt(sizeof(query->graph) == sizeof(next_statuses),
+					 "a pinned graph is a copy of the cached one");
+	memcpy(query->graph, next_statuses, sizeof(next_statuses));
+	query->graph_pinned = true;
 }
 
 /*

@@ -12,8 +12,11 @@
 
 #include "fmgr.h"
 
+#include "query_state.h"
+
 extern void PayoutRegisterGraphCallbacks(void);
 extern uint32 PayoutNextStatuses(int from);
+extern void PayoutPinGraph(PayoutQueryState *query);
 
 /*
  * PayoutCanTransition

@@ -5,10 +5,13 @@
 //   PGHOST=... PGUSER=moderator PGPASSWORD=... node examples/node/moderator.js [NAME]
 //
 // The role must be a member of the role named by payout.moderator_role,
-// with the application's grants on the table.  A person decides in a real
-// back office; here a rule stands in for one: payouts whose key ends in 13
-// are ended (the recipient cannot be paid), the others released, to be
-// processed.  Several moderators may work at once: each decision is an
+// with the application's grants on the table.  Several people may share
+// that role: each decision names the person in payout.actor, which
+// payout.history records beside the role (the person is this tool's word,
+// not something the database checked; here NAME stands in for them).  A
+// person decides in a real back office; here a rule stands in for one:
+// payouts whose key ends in 13 are ended (the recipient cannot be paid),
+// the others released, to be processed.  Several moderators may work at once: each decision is an
 // UPDATE that only changes a payout still held, so a payout another
 // moderator decided first is left alone.  Stop it with SIGTERM or SIGINT.
 const { Pool } = require('pg');
@@ -37,14 +40,36 @@ WHERE id = $1 AND payout.requires_moderation(status, resolution)`;
 const log = (message) => console.log(`${name}: ${message}`);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// Runs a decision in a transaction of its own, with payout.actor naming
+// who decides: set_config(..., true) lasts until the transaction ends, so
+// the pooled connection goes back without it.
+async function decide(pool, sql, key) {
+  const client = await pool.connect();
+  let failed;
+  try {
+    await client.query('BEGIN');
+    await client.query("SELECT set_config('payout.actor', $1, true)", [name]);
+    const result = await client.query(sql, [key]);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    failed = err;
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    // A client that failed goes, rather than back to the pool.
+    client.release(failed);
+  }
+}
+
 // Decides every payout of the queue once; returns how many it decided.
 async function moderate(pool) {
   const { rows } = await pool.query(QUEUE);
   let decided = 0;
   for (const { key, status, resolution, note } of rows) {
     const end = key.endsWith('13');
-    // Each statement commits on its own: a decision is one UPDATE.
-    const { rowCount } = await pool.query(end ? END : RELEASE, [key]);
+    // A decision is one UPDATE, in a transaction that names who decides.
+    const { rowCount } = await decide(pool, end ? END : RELEASE, key);
     if (rowCount === 1) {
       decided += 1;
       log(`${end ? 'ended' : 'released'} payout ${key} (${status}, ${resolution}${note ? ', note: ' + note : ''})`);

@@ -17,7 +17,7 @@
 // gets the first call's answer.  Stop it with SIGTERM or SIGINT.
 const { Client } = require('pg');
 
-const TABLE = 'public.payouts'; // as notifications name it
+const TABLE = 'public.payouts'; // the one table it claims from, as notifications name it
 const PROVIDER = 'fakepay'; // a provider of payout.provider_code
 const HOLD = 'payout_moderation_hold';
 
@@ -173,7 +173,8 @@ async function serve() {
   });
   client.on('notification', (msg) => {
     // The payload names the table as 'schema.table', quoted where needed:
-    // compare it whole, or pass it to payout.claim().
+    // compare it whole with TABLE.  Anyone may send one, so it only says
+    // when to look; claims name TABLE, never the payload's table.
     if (JSON.parse(msg.payload).table === TABLE) {
       pending = true;
       wake();

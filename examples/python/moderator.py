@@ -5,9 +5,13 @@ payouts or ending them.
     PGHOST=... PGUSER=moderator PGPASSWORD=... examples/python/moderator.py [NAME]
 
 The role must be a member of the role named by payout.moderator_role, with
-the application's grants on the table.  A person decides in a real back
-office; here a rule stands in for one: payouts whose key ends in 13 are
-ended (the recipient cannot be paid), the others released, to be processed.
+the application's grants on the table.  Several people may share that
+role: each decision names the person in payout.actor, which payout.history
+records beside the role (the person is this tool's word, not something the
+database checked; here NAME stands in for them).  A person decides in a
+real back office; here a rule stands in for one: payouts whose key ends in
+13 are ended (the recipient cannot be paid), the others released, to be
+processed.
 Several moderators may work at once: each decision is an UPDATE that only
 changes a payout still held, so a payout another moderator decided first is
 left alone.  Stop it with SIGTERM or SIGINT.
@@ -62,6 +66,8 @@ def moderate(conn):
     for key, status, resolution, note in queue:
         end = key.endswith('13')
         with conn.cursor() as cur:
+            # Who decides, for this transaction only.
+            cur.execute("SELECT set_config('payout.actor', %s, true)", (name,))
             cur.execute(END if end else RELEASE, (key,))
             mine = cur.rowcount == 1
         conn.commit()

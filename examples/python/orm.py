@@ -12,6 +12,7 @@ moderator (nor a superuser), to meet the hold.
 import sys
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 import sqlalchemy as sa
 from sqlalchemy import exc, func
@@ -96,6 +97,20 @@ def main():
     expect_error('the hold raises ProgrammingError (42501, payout_moderation_hold in diag.constraint_name)',
                  sa.update(Payout).where(Payout.id == 2).values(status='PROCESSING'),
                  exc.ProgrammingError, '42501', 'payout_moderation_hold')
+
+    # The class follows the SQLSTATE, whoever raises it: each class of
+    # the guide's table, raised with its SQLSTATE.
+    for sqlstate, raw, wrapped in (('23514', psycopg2.errors.CheckViolation, exc.IntegrityError),
+                                   ('23502', psycopg2.errors.NotNullViolation, exc.IntegrityError),
+                                   ('42501', psycopg2.errors.InsufficientPrivilege, exc.ProgrammingError),
+                                   ('40001', psycopg2.errors.SerializationFailure, exc.OperationalError)):
+        with Session(engine) as session:
+            try:
+                session.execute(sa.text(f"DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '{sqlstate}'; END $$"))
+                check(f'{sqlstate} raises', False, 'no error')
+            except exc.DBAPIError as e:
+                check(f'{sqlstate} is psycopg2.errors.{raw.__name__} in SQLAlchemy\'s {wrapped.__name__}',
+                      isinstance(e, wrapped) and isinstance(e.orig, raw), (type(e), type(e.orig)))
 
     # func renders a bound parameter, which psycopg2 writes as a quoted
     # literal: an overloaded name is ambiguous, the 1.1 names are not.

@@ -24,7 +24,7 @@ import time
 import psycopg2
 import psycopg2.errors
 
-TABLE = 'public.payouts'       # as notifications name it
+TABLE = 'public.payouts'       # the one table it claims from, as notifications name it
 PROVIDER = 'fakepay'           # a provider of payout.provider_code
 HOLD = 'payout_moderation_hold'
 
@@ -168,7 +168,9 @@ def serve(conn):
             conn.poll()
         if conn.notifies:
             # The payload names the table as 'schema.table', quoted where
-            # needed: compare it whole, or pass it to payout.claim().
+            # needed: compare it whole with TABLE.  Anyone may send one, so
+            # it only says when to look; claims name TABLE, never the
+            # payload's table.
             ours = any(json.loads(n.payload)['table'] == TABLE for n in conn.notifies)
             conn.notifies.clear()
             if not ours:

@@ -17,6 +17,7 @@
 use strict;
 use warnings;
 
+use File::Basename qw(dirname);
 use File::Temp qw(tempdir);
 use POSIX qw(floor);
 
@@ -638,6 +639,14 @@ for my $name (sort keys %scale)
 	$scale_ratio{$name} = $m[0] > 0 ? $m[-1] / $m[0] : 0;
 	printf "   %-28s" . (" %12.2f" x @m) . " %14.2f\n", $name, @m, $scale_ratio{$name};
 }
+print "\n";
+
+# --------------------------------------------------------------------------
+# 9: the ledger, which prints its own targets (test/bench/ledger.pl)
+# --------------------------------------------------------------------------
+
+system('perl', dirname(__FILE__) . '/ledger.pl') == 0
+  or die "test/bench/ledger.pl failed\n";
 print "\n";
 
 # --------------------------------------------------------------------------

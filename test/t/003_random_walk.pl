@@ -152,13 +152,17 @@ sub judge_update
 	# (a) a held payout's status and resolution change only by a moderator
 	return '42501 payout_moderation_hold'
 	  if held($os, $or) && !$moderator && ($os ne $ns || $or ne $nr);
-	# (h) only an operator turns autoprocess on, or moves a manual payout
-	# on from READY other than to a final status
+	# (h) only an operator turns autoprocess on, moves a manual payout on
+	# from READY other than to a final status, or changes the status or
+	# resolution of a manual payout past READY (but a moderator's decision
+	# on a held one)
 	if (!$operator)
 	{
 		return '42501 payout_autoprocess_on' if $auto_on;
 		return '42501 payout_manual_processing'
 		  if !automatic($oa) && $os eq 'READY' && $ns ne $os && !$FINAL{$ns};
+		return '42501 payout_manual_processing'
+		  if !automatic($oa) && past_ready($os) && !(held($os, $or) && $moderator);
 	}
 	# (e), (c) status changes follow the graph; nothing leaves a final status
 	return '23514 payout_status_transition'
@@ -174,15 +178,26 @@ sub judge_update
 	return 'ok';
 }
 
-# judge_delete($moderator, $status, $resolution): "ok", or "SQLSTATE
-# constraint".  Both tables are attached with the default: only final
-# payouts may be deleted.
+# Whether a payout in this status has left READY and is not final: a
+# manual one is then in an operator's hands.
+sub past_ready
+{
+	my ($s) = @_;
+	return $s ne '-' && $s ne 'CREATED' && $s ne 'READY' && !$FINAL{$s};
+}
+
+# judge_delete($moderator, $operator, $status, $resolution, $autoprocess):
+# "ok", or "SQLSTATE constraint".  Both tables are attached with the
+# default: only final payouts may be deleted (so the operator's rule for
+# unfinished manual payouts never decides here).
 sub judge_delete
 {
-	my ($moderator, $s, $r) = @_;
+	my ($moderator, $operator, $s, $r, $a) = @_;
 
 	return '42501 payout_moderation_hold' if held($s, $r) && !$moderator;
 	return '23514 payout_delete_unfinished' if $s ne '-' && !$FINAL{$s};
+	return '42501 payout_manual_processing'
+	  if !$operator && !automatic($a) && $s ne '-' && !$FINAL{$s};
 	return 'ok';
 }
 
@@ -281,7 +296,8 @@ sub predict
 	if ($k eq 'delete')
 	{
 		my $row = $state->{rows}{ mkey(@$op{qw(tbl id region)}) } or return 'norow';
-		return judge_delete(is_moderator($op->{who}), @$row[ 0, 1 ]);
+		return judge_delete(is_moderator($op->{who}), is_operator($op->{who}),
+			@$row[ 0, 1, 2 ]);
 	}
 	return judge_edge_insert($state->{graph}, $op->{from}, $op->{to})
 	  if $k eq 'add_edge';
@@ -305,7 +321,7 @@ sub apply
 	{
 		my ($s, $r, $a) = $k eq 'insert' ? ($op->{s}, $op->{r}, $op->{a}) : proposed($op);
 		$state->{rows}{$key} = [ $s, $r, $a ];
-		push @{ $state->{log} }, [ $key, '-', $s, '-', $r, $user ];
+		push @{ $state->{log} }, [ $key, '-', $s, '-', $r, $user, '-' ];
 	}
 	elsif ($k eq 'update' || $k eq 'move')
 	{
@@ -313,21 +329,25 @@ sub apply
 		my ($os, $or) = @$row;
 		my $ns = $op->{set_s} ? $op->{s} : $os;
 		my $nr = $op->{set_r} ? $op->{r} : $or;
+		my $old_key = '-';
 		$row->[2] = $op->{a} if $op->{set_a};
 		if ($k eq 'move')
 		{
+			# the region is part of the key: a move changes the key, which
+			# history records even when status and resolution stay
 			delete $state->{rows}{$key};
+			($old_key) = $key =~ /\|(.*)$/;
 			$key = mkey($op->{tbl}, $op->{id}, $op->{to_region});
 			$state->{rows}{$key} = $row;
 		}
-		return if $os eq $ns && $or eq $nr;
+		return if $os eq $ns && $or eq $nr && $old_key eq '-';
 		@$row[ 0, 1 ] = ($ns, $nr);
-		push @{ $state->{log} }, [ $key, $os, $ns, $or, $nr, $user ];
+		push @{ $state->{log} }, [ $key, $os, $ns, $or, $nr, $user, $old_key ];
 	}
 	elsif ($k eq 'delete')
 	{
 		my $row = delete $state->{rows}{$key} or return;
-		push @{ $state->{log} }, [ $key, $row->[0], '-', $row->[1], '-', $user ];
+		push @{ $state->{log} }, [ $key, $row->[0], '-', $row->[1], '-', $user, '-' ];
 	}
 	elsif ($k eq 'add_edge')
 	{
@@ -1067,15 +1087,15 @@ my @history = map { [ split /\|/ ] } split /\n/,
 	SELECT tbl::text || '|' || key, coalesce(old_status::text, '-'),
 		coalesce(new_status::text, '-'),
 		coalesce(old_resolution::text, '-'), coalesce(new_resolution::text, '-'),
-		user_name
+		user_name, coalesce(old_key, '-')
 	FROM payout.history
 	WHERE tbl IN ('walk_payouts'::regclass, 'walk_parts'::regclass)
 	ORDER BY id});
 # "table|key" holds the separator itself
 @history = map { [ "$_->[0]|$_->[1]", @$_[ 2 .. $#$_ ] ] } @history;
 my (%hist_of, %log_of);
-push @{ $hist_of{ $_->[0] } }, join(' ', @$_[ 1 .. 5 ]) foreach @history;
-push @{ $log_of{ $_->[0] } }, join(' ', @$_[ 1 .. 5 ]) foreach @{ $ver->{log} };
+push @{ $hist_of{ $_->[0] } }, join(' ', @$_[ 1 .. 6 ]) foreach @history;
+push @{ $log_of{ $_->[0] } }, join(' ', @$_[ 1 .. 6 ]) foreach @{ $ver->{log} };
 my $history_mismatches = 0;
 foreach my $id (sort keys %{ { %hist_of, %log_of } })
 {

@@ -26,7 +26,7 @@
 # subscriber has the table; and with deletes published (PostgreSQL's
 # default), a DELETE of history on the publisher stalls the subscription.
 #
-# deploy_b, "enforce on both": the subscriber sets the three triggers to
+# deploy_b, "enforce on both": the subscriber sets the four triggers to
 # ENABLE ALWAYS.
 #   - with ALWAYS triggers, the initial copy is judged like new payouts and
 #     fails at a payout that is already PROCESSED; syncing with the
@@ -45,6 +45,23 @@
 #     the edge to the subscriber's graph;
 #   - an edge added on the subscriber before the publisher uses it is
 #     followed by the running apply worker, which has the graph cached.
+#
+# deploy_m, "enforce on both" with tables partitioned by region, published
+# through the partitioned table: the apply worker applies an UPDATE that
+# moves a payout to another partition as a DELETE from the old partition and
+# an INSERT into the new one, with no BEFORE UPDATE and no mark of a move.
+#   - a legal move from the publisher is judged as the UPDATE it is, and
+#     recorded once, with its old key: replication goes on;
+#   - an illegal one (the subscriber's graph lacks the edge) stalls it;
+#   - a DELETE the subscriber's rules refuse still does, when no INSERT
+#     makes it half of a move;
+#   - a delete and an insert the publisher makes in one transaction are
+#     two messages too: a move only if the payout keeps its key outside the
+#     partition key and the move is legal; else a delete (refused as
+#     such) and a new payout;
+#   - a table the subscriber partitions and the publisher does not: the
+#     apply worker moves the row itself, within one replicated UPDATE,
+#     judged and recorded the same way.
 #
 # deploy_g publishes payout.transition itself: the subscriber's sessions
 # and its removed-default tracking follow the applied edits.
@@ -559,6 +576,169 @@ $sub->safe_psql(
 same_payouts('deploy_b', 'at the end');
 
 $sub->safe_psql('deploy_b', 'DROP SUBSCRIPTION sub_b');
+
+###########################################################################
+# Deployment M: enforce on both, payouts moving between partitions.
+###########################################################################
+
+my $parted = q{
+	CREATE EXTENSION payout;
+	CREATE TABLE moving (
+		id bigint,
+		region text,
+		status payout.status NOT NULL DEFAULT 'CREATED',
+		resolution payout.resolution,
+		PRIMARY KEY (id, region)
+	) PARTITION BY LIST (region);
+	CREATE TABLE moving_a PARTITION OF moving FOR VALUES IN ('a');
+	CREATE TABLE moving_b PARTITION OF moving FOR VALUES IN ('b');
+};
+foreach my $node ($pub, $sub)
+{
+	$node->safe_psql('postgres', 'CREATE DATABASE deploy_m');
+	$node->safe_psql('deploy_m', $parted);
+}
+# flat: partitioned by region on the subscriber only.
+$pub->safe_psql('deploy_m', q{CREATE TABLE flat (id bigint, region text,
+	status payout.status NOT NULL DEFAULT 'CREATED', PRIMARY KEY (id, region));
+	SELECT payout.attach('flat')});
+$sub->safe_psql('deploy_m', q{CREATE TABLE flat (id bigint, region text,
+	status payout.status NOT NULL DEFAULT 'CREATED', PRIMARY KEY (id, region))
+	PARTITION BY LIST (region);
+	CREATE TABLE flat_a PARTITION OF flat FOR VALUES IN ('a');
+	CREATE TABLE flat_b PARTITION OF flat FOR VALUES IN ('b');
+	SELECT payout.attach('flat')});
+# The publisher lets unfinished payouts be deleted, the subscriber does not.
+$pub->safe_psql('deploy_m', q{SELECT payout.attach('moving', delete_unfinished => true)});
+$sub->safe_psql('deploy_m', q{SELECT payout.attach('moving')});
+$pub->safe_psql(
+	'deploy_m', q{
+	INSERT INTO moving (id, region) VALUES (1, 'a'), (2, 'a'), (3, 'a');
+	UPDATE moving SET status = 'READY';
+	INSERT INTO flat (id, region) VALUES (1, 'a');
+	UPDATE flat SET status = 'READY';
+	CREATE PUBLICATION moving_pub FOR TABLE moving, flat WITH (publish_via_partition_root = true);
+});
+my $connstr_m = $pub->connstr . ' dbname=deploy_m';
+$sub->safe_psql('deploy_m',
+	"CREATE SUBSCRIPTION sub_m CONNECTION '$connstr_m' PUBLICATION moving_pub");
+$sub->wait_for_subscription_sync($pub, 'sub_m', 'deploy_m');
+$sub->safe_psql(
+	'deploy_m', q{
+	ALTER TABLE moving ENABLE ALWAYS TRIGGER zz_payout_enforce;
+	ALTER TABLE moving ENABLE ALWAYS TRIGGER zz_payout_history;
+	ALTER TABLE moving ENABLE ALWAYS TRIGGER zz_payout_history_update;
+	ALTER TABLE moving ENABLE ALWAYS TRIGGER zz_payout_history_delete;
+	ALTER TABLE flat ENABLE ALWAYS TRIGGER zz_payout_enforce;
+	ALTER TABLE flat ENABLE ALWAYS TRIGGER zz_payout_history;
+	ALTER TABLE flat ENABLE ALWAYS TRIGGER zz_payout_history_update;
+	ALTER TABLE flat ENABLE ALWAYS TRIGGER zz_payout_history_delete;
+});
+my $moving_query = q{SELECT tableoid::regclass || ' ' || id || ' ' || status
+	FROM moving ORDER BY id};
+
+# Legal moves: with a change of status, and alone.  A later transaction
+# shows that nothing stalls.
+$pub->safe_psql('deploy_m', q{UPDATE moving SET region = 'b', status = 'INVOKING' WHERE id = 1});
+$pub->safe_psql('deploy_m', q{UPDATE moving SET region = 'b' WHERE id = 2});
+$pub->safe_psql('deploy_m', q{INSERT INTO moving (id, region) VALUES (4, 'a')});
+$pub->wait_for_catchup('sub_m');
+is($sub->safe_psql('deploy_m', $moving_query),
+	"moving_b 1 INVOKING\nmoving_b 2 READY\nmoving_a 3 READY\nmoving_a 4 CREATED",
+	'deploy_m: legal moves from the publisher apply on the subscriber, and replication goes on');
+is( $sub->safe_psql(
+		'deploy_m', q{SELECT string_agg(key || ' ' || coalesce(old_key, '-') || ' '
+			|| coalesce(old_status::text, '-') || '>' || coalesce(new_status::text, '-'), ', ' ORDER BY id)
+		FROM payout.history WHERE tbl = 'moving'::regclass}),
+	'(1,b) (1,a) READY>INVOKING, (2,b) (2,a) READY>READY, (4,a) - ->CREATED',
+	'deploy_m: each move is recorded once on the subscriber, as the update it was, with its old key');
+
+# The publisher's plain UPDATE, a move on the subscriber.
+$pub->safe_psql('deploy_m', q{UPDATE flat SET region = 'b', status = 'INVOKING' WHERE id = 1});
+$pub->wait_for_catchup('sub_m');
+is( $sub->safe_psql(
+		'deploy_m', q{SELECT tableoid::regclass || ' ' || status FROM flat;
+		SELECT string_agg(key || ' ' || coalesce(old_key, '-') || ' '
+			|| coalesce(old_status::text, '-') || '>' || coalesce(new_status::text, '-'), ', ' ORDER BY id)
+		FROM payout.history WHERE tbl = 'flat'::regclass}),
+	"flat_b INVOKING\n(1,b) (1,a) READY>INVOKING",
+	'deploy_m: a move the subscriber makes of a replicated UPDATE is judged and recorded as that update');
+
+# An illegal move: the subscriber's graph lacks the edge the publisher
+# uses.  The apply worker fails with the payout error, naming the row by
+# its new key, and nothing after it applies; with the edge, it goes on.
+$pub->safe_psql('deploy_m', q{INSERT INTO payout.transition VALUES ('READY', 'CANCELLING')});
+$pub->safe_psql('deploy_m', q{UPDATE moving SET region = 'b', status = 'CANCELLING' WHERE id = 3});
+$pub->safe_psql('deploy_m', q{INSERT INTO moving (id, region) VALUES (5, 'a')});
+ok(wait_for_sub_log(qr/ERROR:  illegal payout status transition from "READY" to "CANCELLING"\n.*DETAIL:  Key \(id, region\)=\(3, b\)/),
+	'deploy_m: a move the subscriber\'s graph forbids stalls the apply worker');
+is($sub->safe_psql('deploy_m', 'SELECT count(*) FROM moving WHERE id = 5'),
+	'0', 'deploy_m: the later transaction waits behind it');
+$sub->safe_psql('deploy_m', q{INSERT INTO payout.transition VALUES ('READY', 'CANCELLING')});
+$pub->wait_for_catchup('sub_m');
+is($sub->safe_psql('deploy_m', $moving_query),
+	"moving_b 1 INVOKING\nmoving_b 2 READY\nmoving_b 3 CANCELLING\nmoving_a 4 CREATED\nmoving_a 5 CREATED",
+	'deploy_m: with the edge, the move and what came after it apply');
+
+# A DELETE of an unfinished payout, which the publisher allows and the
+# subscriber does not: no INSERT follows it, so it is refused, and the
+# apply worker stalls until the transaction is skipped.
+$pub->safe_psql('deploy_m', q{DELETE FROM moving WHERE id = 4});
+$pub->safe_psql('deploy_m', q{INSERT INTO moving (id, region) VALUES (6, 'a')});
+ok(wait_for_sub_log(qr/ERROR:  payout in status "CREATED" cannot be deleted\n.*DETAIL:  Key \(id, region\)=\(4, a\)[^\n]*\n.*HINT:[^\n]*\n.*CONTEXT:  processing remote data.* finished at ([0-9A-F]+\/[0-9A-F]+)/),
+	'deploy_m: a refused delete stalls the apply worker');
+my ($skip) = slurp_file($sub->logfile) =~ /cannot be deleted\n.*DETAIL:  Key \(id, region\)=\(4, a\)[^\n]*\n.*HINT:[^\n]*\n.*CONTEXT:  processing remote data.* finished at ([0-9A-F]+\/[0-9A-F]+)/;
+is($sub->safe_psql('deploy_m', 'SELECT count(*) FROM moving WHERE id IN (4, 6)'),
+	'1', 'deploy_m: the payout is still there, and the later transaction waits');
+$sub->safe_psql('deploy_m', "ALTER SUBSCRIPTION sub_m SKIP (lsn = '$skip')");
+$pub->wait_for_catchup('sub_m');
+is($sub->safe_psql('deploy_m', 'SELECT count(*) FROM moving WHERE id IN (4, 6)'),
+	'2', 'deploy_m: after the skip, the later transaction applies');
+
+# A delete and an insert in one publisher transaction are two messages,
+# like the halves of a move; they are a move only if the payout keeps its
+# key outside the partition key.  The delete of a finished payout and the
+# insert of a new one, or of a new payout under the deleted one's key
+# (illegal as a move), are the delete and the new payout they are.
+my $mark = $sub->safe_psql('deploy_m', q{SELECT coalesce(max(id), 0) FROM payout.history});
+$pub->safe_psql('deploy_m', q{UPDATE moving SET status = 'TERMINATED' WHERE id IN (5, 6)});
+$pub->safe_psql('deploy_m', q{BEGIN;
+	DELETE FROM moving WHERE id = 5;
+	INSERT INTO moving (id, region) VALUES (8, 'a');
+	COMMIT;
+	BEGIN;
+	DELETE FROM moving WHERE id = 6;
+	INSERT INTO moving (id, region) VALUES (6, 'a');
+	COMMIT});
+$pub->wait_for_catchup('sub_m');
+is($sub->safe_psql('deploy_m', 'SELECT string_agg(id::text || status::text, \' \' ORDER BY id) FROM moving WHERE id >= 5'),
+	'6CREATED 8CREATED',
+	'deploy_m: a finished payout deleted and a new one inserted in one transaction apply');
+is( $sub->safe_psql(
+		'deploy_m', qq{SELECT string_agg(key || ' ' || coalesce(old_key, '-') || ' '
+			|| coalesce(old_status::text, '-') || '>' || coalesce(new_status::text, '-'), ', ' ORDER BY id)
+		FROM payout.history WHERE tbl = 'moving'::regclass AND id > $mark}),
+	'(5,a) - CREATED>TERMINATED, (6,a) - CREATED>TERMINATED, (5,a) - TERMINATED>-, (8,a) - ->CREATED, (6,a) - TERMINATED>-, (6,a) - ->CREATED',
+	'deploy_m: they are recorded as a delete and a new payout, not as a move');
+
+# An unfinished payout deleted and another inserted in one transaction:
+# the insert is no move, and the delete the subscriber refuses stays
+# refused.
+$pub->safe_psql('deploy_m', q{BEGIN;
+	DELETE FROM moving WHERE id = 8;
+	INSERT INTO moving (id, region) VALUES (9, 'a');
+	COMMIT});
+ok(wait_for_sub_log(qr/ERROR:  payout in status "CREATED" cannot be deleted\n.*DETAIL:  Key \(id, region\)=\(8, a\)/),
+	'deploy_m: a refused delete followed by the insert of another payout stalls the apply worker');
+($skip) = slurp_file($sub->logfile) =~ /cannot be deleted\n.*DETAIL:  Key \(id, region\)=\(8, a\)[^\n]*\n.*HINT:[^\n]*\n.*CONTEXT:  processing remote data.* finished at ([0-9A-F]+\/[0-9A-F]+)/;
+is($sub->safe_psql('deploy_m', 'SELECT string_agg(id::text, \' \' ORDER BY id) FROM moving WHERE id IN (8, 9)'),
+	'8', 'deploy_m: the payout is still there, and the new one was not inserted');
+$sub->safe_psql('deploy_m', "ALTER SUBSCRIPTION sub_m SKIP (lsn = '$skip')");
+$pub->safe_psql('deploy_m', q{INSERT INTO moving (id, region) VALUES (10, 'a')});
+$pub->wait_for_catchup('sub_m');
+is($sub->safe_psql('deploy_m', 'SELECT string_agg(id::text, \' \' ORDER BY id) FROM moving WHERE id >= 8'),
+	'8 10', 'deploy_m: after the skip, replication goes on');
+$sub->safe_psql('deploy_m', 'DROP SUBSCRIPTION sub_m');
 
 ###########################################################################
 # The graph itself, published: the apply worker applies row changes to

@@ -82,7 +82,7 @@ sub error_of
 
 # pg_partman 5 copies only unique indexes from a template table: the
 # statement of doc/operations.md, run after each maintenance, gives its new
-# history partitions the two others of payout.history_catchall.
+# history partitions the three others of payout.history_catchall.
 my $index_history = q{
 DO $$
 DECLARE
@@ -92,6 +92,8 @@ BEGIN
 			 WHERE inhparent = 'payout.history'::regclass LOOP
 		EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (tbl, key, id)',
 					   (parse_ident(p::text))[2] || '_tbl_key_id_idx', p);
+		EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (tbl, old_key) WHERE old_key IS NOT NULL',
+					   (parse_ident(p::text))[2] || '_tbl_old_key_idx', p);
 		EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING brin (clock_time) WITH (pages_per_range = 16)',
 					   (parse_ident(p::text))[2] || '_clock_time_idx', p);
 	END LOOP;
@@ -231,9 +233,9 @@ is( $node->safe_psql(
 		SELECT count(*) FROM pg_inherits i
 		WHERE i.inhparent = 'payout.history'::regclass
 		  AND i.inhrelid <> 'payout.history_catchall'::regclass
-		  AND (SELECT count(*) FROM pg_index x WHERE x.indrelid = i.inhrelid) <> 3}),
+		  AND (SELECT count(*) FROM pg_index x WHERE x.indrelid = i.inhrelid) <> 4}),
 	'0',
-	"after the hand-over, every partition of pg_partman's has the template's three indexes");
+	"after the hand-over, every partition of pg_partman's has the template's four indexes");
 is( $node->safe_psql(
 		'postgres',
 		q{SELECT old_status, new_status FROM payout.timeline('payouts', (SELECT payout.history_key(id, created_at) FROM payouts WHERE id = 1))}),
@@ -551,9 +553,9 @@ is( $node->safe_psql(
 		SELECT count(*) FROM pg_inherits i
 		WHERE i.inhparent = 'payout.history'::regclass
 		  AND i.inhrelid <> 'payout.history_catchall'::regclass
-		  AND (SELECT count(*) FROM pg_index x WHERE x.indrelid = i.inhrelid) <> 3}),
+		  AND (SELECT count(*) FROM pg_index x WHERE x.indrelid = i.inhrelid) <> 4}),
 	'0',
-	'every history partition created during the run has the three indexes');
+	'every history partition created during the run has the four indexes');
 
 #
 # run_maintenance() against run_maintenance_proc().

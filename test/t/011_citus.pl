@@ -24,8 +24,9 @@
 #     there.
 #
 # Citus comes from test/install-citus.  Without it the test is skipped,
-# unless PAYOUT_REQUIRE_CITUS is set (test/run-tests sets it on the major
-# it builds Citus for), when its absence is a failure.
+# unless PAYOUT_REQUIRE_CITUS is set (test/run-suites sets it where Citus
+# is installed or its source is at hand, and with CITUS=yes), when its
+# absence is a failure.
 
 use strict;
 use warnings;
@@ -41,11 +42,10 @@ if (!-f "$libdir/citus.so")
 	if ($ENV{PAYOUT_REQUIRE_CITUS})
 	{
 		fail("Citus is installed in $libdir");
-		
-done_testing();
+		done_testing();
 		exit 0;
 	}
-	plan skip_all => "Citus is not installed in $libdir";
+	plan skip_all => "Citus is not installed in $libdir (test/install-citus builds it from its source; see doc/testing.md)";
 }
 
 # citus_node($name): a node with Citus loaded, its extension created.
@@ -160,7 +160,7 @@ is( $coord->safe_psql(
 is( $coord->safe_psql(
 		'postgres', q{SELECT string_agg(result, ',' ORDER BY nodeid)
 		FROM run_command_on_all_nodes($$SELECT extversion FROM pg_extension WHERE extname = 'payout'$$)}),
-	'1.1,1.1,1.1',
+	'1.2,1.2,1.2',
 	'CREATE EXTENSION payout on the coordinator reached both workers');
 is( $coord->safe_psql(
 		'postgres', q{SELECT string_agg(result, ',' ORDER BY shardid)
@@ -689,5 +689,91 @@ is(sqlstate($coord, q{SET ROLE app; UPDATE payouts SET status = 'PROCESSED' WHER
 	'23514', 'after the rebalancer, illegal changes are still rejected on every shard');
 is(sqlstate($coord, q{SET ROLE processor; SELECT count(*) FROM payout.claim('payouts', 1000)}),
 	'ok', 'and claims go on');
+
+#
+# History names a distributed table only for its shards, proved from
+# Citus's metadata: a table named like a shard, made beside a distributed
+# table whose name Citus shortens, by a role that may keep history, is a
+# table of its own.
+#
+my $long = 'payouts_with_a_name_long_enough_for_citus_to_shorten_it_now';
+$coord->safe_psql(
+	'postgres', qq{
+	CREATE ROLE keeper;
+	CREATE ROLE spoofer LOGIN;
+	CREATE TABLE $long (id bigint PRIMARY KEY, status payout.status NOT NULL DEFAULT 'CREATED');
+	ALTER TABLE $long OWNER TO keeper;
+	SELECT create_distributed_table('$long', 'id', shard_count => 4);
+	SELECT run_command_on_all_nodes('GRANT EXECUTE ON FUNCTION payout.record_history() TO keeper, spoofer');
+	SELECT run_command_on_all_nodes('GRANT CREATE ON SCHEMA public TO spoofer');
+	SELECT payout.attach('$long');
+	INSERT INTO $long (id) SELECT g FROM generate_series(1, 8) g;
+});
+is( $coord->safe_psql(
+		'postgres', qq{SELECT count(*) FROM shard_name('$long'::regclass, get_shard_id_for_distribution_column('$long', 1)) AS n
+		WHERE NOT starts_with(n, '$long')}),
+	'1', 'Citus shortens the shard names of the long table');
+is( $coord->safe_psql(
+		'postgres', qq{SELECT string_agg(n::text, ',') FROM generate_series(1, 8) g,
+		LATERAL (SELECT count(*) FROM payout.timeline('$long', g::text)) AS t(n)}),
+	'1,1,1,1,1,1,1,1', 'the history of its shards names the long table');
+my %long_holder = holders($long, 8);
+my ($on_worker) = grep { defined $long_holder{$_} } 1 .. 8;
+my $spoofed = $coord->safe_psql('postgres', "SELECT get_shard_id_for_distribution_column('$long', $on_worker)");
+my $exact = $coord->safe_psql('postgres', "SELECT shard_name('$long'::regclass, $spoofed)");
+# spoof($node, $name): history of a payout in table $name, made and
+# written by the spoofer on $node with the history trigger (made by hand:
+# Citus hides a table with a shard's very name from queries of pg_class,
+# which attach() makes), names that table.
+sub spoof
+{
+	my ($node, $name) = @_;
+	$node->safe_psql(
+		'postgres', qq{SET ROLE spoofer;
+		CREATE TABLE $name (id bigint PRIMARY KEY, status payout.status NOT NULL);
+		CREATE TRIGGER zz_payout_history AFTER INSERT ON $name
+			FOR EACH ROW EXECUTE FUNCTION payout.record_history('status', '');
+		INSERT INTO $name VALUES (999, 'CREATED');});
+	return $node->safe_psql('postgres',
+		qq{SELECT string_agg(tbl::text, ',') FROM payout.history WHERE key = '999'});
+}
+is(spoof($workers[ $long_holder{$on_worker} ], "public.spoof_$spoofed"), "spoof_$spoofed",
+	'worker: a table named *_<shardid> for a shard of the long table there is no shard of it');
+is(spoof($coord, "public.spoof_$spoofed"), "spoof_$spoofed",
+	'coordinator: nor is one where the shard has no placement');
+$coord->safe_psql('postgres', "DELETE FROM payout.history WHERE key = '999'");
+is(spoof($coord, $exact), $exact,
+	'coordinator: nor one with the very name of the shard, which has no placement there');
+is( $coord->safe_psql(
+		'postgres', qq{SELECT count(*) FROM payout.timeline('$long', '999')}),
+	'0', 'the long table\'s history holds none of the spoofer\'s changes');
+
+#
+# The rows of claims, and the functions of moderators and operators,
+# through the coordinator.
+#
+$coord->safe_psql(
+	'postgres', q{
+	INSERT INTO payouts (id) SELECT g FROM generate_series(5001, 5006) g;
+	UPDATE payouts SET status = 'READY' WHERE id BETWEEN 5001 AND 5006;
+	UPDATE payouts SET autoprocess = false WHERE id = 5006;
+});
+is( $coord->safe_psql(
+		'postgres', q{SET ROLE processor;
+		SELECT string_agg(id || ':' || status, ',' ORDER BY id) FROM payout.claim_rows(NULL::payouts, 3)}),
+	'5001:INVOKING,5002:INVOKING,5003:INVOKING',
+	'payout.claim_rows() claims and returns the claimed rows, shard by shard');
+is( $coord->safe_psql(
+		'postgres', q{SET ROLE app; UPDATE payouts SET resolution = 'CONNECTION_ERROR' WHERE id = 5004;
+		SET ROLE alice;
+		SELECT string_agg(id::text, ',') FROM payout.moderation_queue(NULL::payouts) WHERE id > 5000;
+		SELECT id || ':' || resolution FROM payout.release(NULL::payouts, '5004');}),
+	"5004\n5004:OK", 'a moderator lists the queue and releases a payout with payout\'s functions');
+is( $coord->safe_psql(
+		'postgres', q{SET ROLE olga;
+		SELECT string_agg(id::text, ',') FROM payout.manual_queue(NULL::payouts) WHERE id > 5000;
+		SELECT id || ':' || status FROM payout.claim_rows(NULL::payouts, 1, manual => true);
+		SELECT id || ':' || status FROM payout.advance(NULL::payouts, '5006', 'INVOKING', 'PROCESSING', 'OK');}),
+	"5006\n5006:INVOKING\n5006:PROCESSING", 'an operator lists, claims and processes a manual payout');
 
 done_testing();
