@@ -9,8 +9,9 @@
 -- for the current one, fails here at once.
 --
 -- The changes are made by the superuser and by an application role, so
--- that current_user and session_user differ, on a partitioned table with
--- moves between partitions, and the graph is edited in between.
+-- that current_user and session_user differ, on a partitioned table, with
+-- a move between partitions, a key change for a person the application
+-- names, and the graph edited in between.
 --
 CREATE EXTENSION payout;
 SET timezone = 'UTC';
@@ -51,6 +52,12 @@ COPY payouts (region, id) FROM STDIN;
 eu	4
 us	5
 \.
+-- A key change, made for a person the application names: recorded with
+-- the key before and the actor.
+BEGIN;
+SET LOCAL payout.actor = 'alice';
+UPDATE payouts SET id = 6 WHERE region = 'us' AND id = 5;
+COMMIT;
 RESET ROLE;
 
 -- A DELETE of a final payout.
@@ -71,9 +78,9 @@ RESET debug_discard_caches;
 
 SELECT region, id, status FROM payouts ORDER BY region, id;
 -- Each change once, under the names of the roles that made it.
-SELECT key, old_status, new_status,
+SELECT key, old_key, old_status, new_status,
 	   CASE WHEN user_name = session_user THEN 'session user' ELSE user_name END AS user_name,
-	   session_user_name = session_user AS session_user_name_ok
+	   session_user_name = session_user AS session_user_name_ok, actor
 FROM payout.history
 ORDER BY id;
 
