@@ -56,4 +56,17 @@ bench-citus:
 soak:
 	test/soak/run
 
-.PHONY: bench bench-citus soak
+# The suites on an assert-enabled PostgreSQL (test/debug-build makes it
+# once), as PostgreSQL's buildfarm runs its own: with debug_discard_caches
+# = 1 (check-debug: the suites of test/debug/, then every suite with the
+# setting for the whole server, for hours) and under Valgrind Memcheck
+# (check-valgrind, about an hour).  DEBUG_REGRESS and DEBUG_ISOLATION
+# choose suites (default: all).  test/run-tests runs a part of them; see
+# doc/testing.md.  As root or with sudo.
+check-debug:
+	test/run-debug discard clobber
+
+check-valgrind:
+	test/run-debug valgrind
+
+.PHONY: bench bench-citus soak check-debug check-valgrind
