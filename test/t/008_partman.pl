@@ -19,16 +19,24 @@
 # replica), it keeps its status and its history.
 #
 # Time is compressed: partitions span 2 seconds, payouts are dropped after
-# 4 seconds and history after 8, so that a run of a few seconds creates and
-# drops partitions of both while an application role, in a background
-# session, creates payouts and moves them along (legal changes, and illegal
-# ones that must be rejected) and the test session runs
-# CALL partman.run_maintenance_proc() every half second.  Afterwards:
+# 4 seconds and history after 8, so that a run of some twenty seconds
+# creates and drops partitions of both while an application role, in a
+# background session, creates payouts and moves them along (legal changes,
+# and illegal ones that must be rejected) and the test, in a session of its
+# own, runs CALL partman.run_maintenance_proc() over and over.  pg_partman
+# makes partitions 20 seconds ahead (premake 10): a busy machine may hold
+# maintenance back that long before a row would reach a default partition.
+# The run is not timed: it goes on until it has given every check below
+# something to look at (payouts in partitions created during the run,
+# partitions that held its rows dropped, surviving payouts whose history
+# spans partitions...), within a bound; a check whose case never came
+# fails then.  Afterwards:
 #   - every partition pg_partman created, also during the run, carries the
 #     payout triggers, and illegal changes were rejected in partitions that
 #     did not exist when the run began;
 #   - retention dropped payouts partitions and history partitions that held
-#     rows, and nothing of the run was routed to a default partition;
+#     rows of the run, and nothing of the run was routed to a default
+#     partition;
 #   - every surviving payout has its whole history, from its insert to its
 #     current status (history is kept longer than payouts), also when it
 #     spans several history partitions, and payout.timeline() reads it.
@@ -113,11 +121,6 @@ sub by_time
 	return $sql;
 }
 
-sub maintain
-{
-	$node->safe_psql('postgres', 'CALL partman.run_maintenance_proc()');
-}
-
 #
 # The payouts table, managed by pg_partman.
 #
@@ -138,7 +141,7 @@ $node->safe_psql(
 	GRANT SELECT, INSERT, UPDATE ON payouts TO app;
 	SELECT payout.attach('payouts');
 	SELECT partman.create_parent('public.payouts', 'created_at', 'native', '2 seconds',
-								 p_premake := 5,
+								 p_premake := 10,
 								 p_start_partition := (now() - interval '10 seconds')::text);
 
 	-- Some payouts, and so some history, before history is partitioned.
@@ -169,10 +172,13 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM payout.history_catchall'),
 
 # With payout.history_catchall attached, create_parent() fails: the
 # partitions it makes overlap the rows of the default partition, and when
-# there are none, its own default partition conflicts with ours.
+# there are none, its own default partition conflicts with ours.  (The
+# first partition is that of the oldest row: by default it would be 8
+# seconds before now, and the rows may be older on a busy machine.)
 like(
 	error_of(
-		by_time q{SELECT partman.create_parent('payout.history', 'clock_time', 'native', '2 seconds')}),
+		by_time q{SELECT partman.create_parent('payout.history', 'clock_time', 'native', '2 seconds',
+			p_start_partition := (SELECT min(clock_time) FROM payout.history_catchall)::text)}),
 	qr/^updated partition constraint for default partition "history_catchall" would be violated by some row/,
 	'create_parent with rows in payout.history_catchall: the new partitions overlap them');
 like(
@@ -194,7 +200,7 @@ $node->safe_psql(
 	BEGIN;
 	ALTER TABLE payout.history DETACH PARTITION payout.history_catchall;
 	SELECT partman.create_parent('payout.history', 'clock_time', 'native', '2 seconds',
-								 p_premake := 5,
+								 p_premake := 10,
 								 p_start_partition := (now() - interval '10 seconds')::text,
 								 p_template_table := 'partman.template_payout_history');
 	DROP TABLE payout.history_default;
@@ -318,61 +324,94 @@ $node->safe_psql(
 	GRANT SELECT, INSERT ON attempts TO app;
 	GRANT USAGE ON SEQUENCE attempts_n_seq TO app;
 
-	-- drive(seconds, first_id): for that long, one transaction after the
-	-- other, a new payout, then two steps of payouts picked at random among
-	-- those in progress, most of them legal (CREATED, READY, INVOKING,
-	-- PROCESSING, PROCESSED), the rest illegal.  Each step is logged in
-	-- attempts: ok, gone (the payout's partition was dropped), or the
-	-- SQLSTATE it failed with.
-	CREATE PROCEDURE drive(seconds numeric, first_id bigint)
+	-- The run goes on until the test sets stop.
+	CREATE TABLE run_control (stop boolean NOT NULL);
+	INSERT INTO run_control VALUES (false);
+	GRANT SELECT ON run_control TO app;
+
+	-- step(pid, is_legal): one step of payout pid, legal (CREATED, READY,
+	-- INVOKING, PROCESSING, PROCESSED) or illegal, logged in attempts with
+	-- its result: ok, gone (the payout's partition was dropped), or the
+	-- SQLSTATE it failed with; finished when the payout is no longer in
+	-- progress.
+	CREATE FUNCTION step(pid bigint, is_legal boolean, OUT result text, OUT finished boolean)
 	LANGUAGE plpgsql AS $$
 	DECLARE
-		stop timestamptz := clock_timestamp() + seconds * interval '1 second';
-		live bigint[] := '{}';
-		next_id bigint := first_id;
-		pid bigint;
 		cur record;
 		target payout.status;
-		is_legal boolean;
-		result text;
 		n int;
 		legal_step jsonb := '{"CREATED": "READY", "READY": "INVOKING",
 							  "INVOKING": "PROCESSING", "PROCESSING": "PROCESSED"}';
 		illegal_step jsonb := '{"CREATED": "PROCESSED", "READY": "PROCESSING",
 								"INVOKING": "READY", "PROCESSING": "CREATED"}';
 	BEGIN
+		SELECT p.created_at, p.status, p.tableoid::regclass::text AS part INTO cur
+		FROM payouts p WHERE p.id = pid;
+		IF NOT FOUND THEN
+			INSERT INTO attempts (payout_id, legal, outcome) VALUES (pid, true, 'gone');
+			result := 'gone';
+			finished := true;
+			RETURN;
+		END IF;
+		target := (CASE WHEN is_legal THEN legal_step ELSE illegal_step END
+				   ->> cur.status::text)::payout.status;
+		BEGIN
+			UPDATE payouts SET status = target
+			WHERE id = pid AND created_at = cur.created_at;
+			GET DIAGNOSTICS n = ROW_COUNT;
+			result := CASE WHEN n = 1 THEN 'ok' ELSE 'gone' END;
+		EXCEPTION WHEN OTHERS THEN
+			result := SQLSTATE;
+		END;
+		INSERT INTO attempts (payout_id, created_at, part, from_status, to_status, legal, outcome)
+		VALUES (pid, cur.created_at, cur.part, cur.status, target, is_legal, result);
+		finished := result = 'gone' OR (result = 'ok' AND target = 'PROCESSED');
+	END
+	$$;
+
+	-- drive(first_id): one transaction after the other, until run_control
+	-- says stop (five minutes at most): a new payout, then two steps of
+	-- payouts picked at random among those in progress, three in four of
+	-- them legal, and a legal step of each payout inserted 2.5 seconds
+	-- before, if it is still in progress, so that its history spans two
+	-- partitions of payout.history.
+	CREATE PROCEDURE drive(first_id bigint)
+	LANGUAGE plpgsql AS $$
+	DECLARE
+		give_up timestamptz := clock_timestamp() + interval '5 minutes';
+		live bigint[] := '{}';
+		due bigint[] := '{}';
+		due_at timestamptz[] := '{}';
+		next_id bigint := first_id;
+		pid bigint;
+		s record;
+	BEGIN
 		PERFORM setseed(0.008);
-		WHILE clock_timestamp() < stop LOOP
+		WHILE clock_timestamp() < give_up AND NOT (SELECT stop FROM run_control) LOOP
 			INSERT INTO payouts (id) VALUES (next_id);
 			INSERT INTO attempts (payout_id, created_at, part, to_status, legal, outcome)
 			SELECT p.id, p.created_at, p.tableoid::regclass::text, p.status, true, 'ok'
 			FROM payouts p WHERE p.id = next_id;
 			live := live || next_id;
+			due := due || next_id;
+			due_at := due_at || clock_timestamp();
 			next_id := next_id + 1;
 
 			FOR k IN 1..2 LOOP
 				pid := live[1 + floor(random() * array_length(live, 1))::int];
-				SELECT p.created_at, p.status, p.tableoid::regclass::text AS part INTO cur
-				FROM payouts p WHERE p.id = pid;
-				IF NOT FOUND THEN
-					INSERT INTO attempts (payout_id, legal, outcome) VALUES (pid, true, 'gone');
+				SELECT * INTO s FROM step(pid, random() < 0.75);
+				IF s.finished THEN
 					live := array_remove(live, pid);
-					CONTINUE;
 				END IF;
-				is_legal := random() < 0.75;
-				target := (CASE WHEN is_legal THEN legal_step ELSE illegal_step END
-						   ->> cur.status::text)::payout.status;
-				BEGIN
-					UPDATE payouts SET status = target
-					WHERE id = pid AND created_at = cur.created_at;
-					GET DIAGNOSTICS n = ROW_COUNT;
-					result := CASE WHEN n = 1 THEN 'ok' ELSE 'gone' END;
-				EXCEPTION WHEN OTHERS THEN
-					result := SQLSTATE;
-				END;
-				INSERT INTO attempts (payout_id, created_at, part, from_status, to_status, legal, outcome)
-				VALUES (pid, cur.created_at, cur.part, cur.status, target, is_legal, result);
-				IF result = 'gone' OR (result = 'ok' AND target = 'PROCESSED') THEN
+			END LOOP;
+
+			WHILE due_at[1] < clock_timestamp() - interval '2.5 seconds' LOOP
+				pid := due[1];
+				due := due[2:];
+				due_at := due_at[2:];
+				CONTINUE WHEN NOT pid = ANY (live);
+				SELECT * INTO s FROM step(pid, true);
+				IF s.finished THEN
 					live := array_remove(live, pid);
 				END IF;
 			END LOOP;
@@ -383,92 +422,211 @@ $node->safe_psql(
 	$$;
 });
 
-# The partitions of a set, and those holding rows.
+# wait_until($sql, $seconds): runs $sql, in a session of its own, until it
+# returns true, for $seconds at most; whether it did.  (poll_query_until
+# starts a psql for each try and gives up only after 1800 tries: on a busy
+# machine, a quarter of an hour.)
+my $watch = $node->background_psql('postgres');
+$watch->set_query_timer_restart;
+
+sub wait_until
+{
+	my ($sql, $seconds) = @_;
+	my $give_up = time() + $seconds;
+	while (1)
+	{
+		return 1 if $watch->query_safe($sql) eq 't';
+		return 0 if time() > $give_up;
+		usleep(100_000);
+	}
+}
+
+# The maintenance of the run, in a session of its own: starting a psql for
+# each run would take a good part of a second on a busy machine.
+my $maintainer = $node->background_psql('postgres', on_error_stop => 0);
+$maintainer->set_query_timer_restart;
+$maintainer->query_safe('SET client_min_messages = warning');
+
+# maintain(): CALL partman.run_maintenance_proc() in $maintainer; the
+# error it failed with, '' if none.
+sub maintain
+{
+	$maintainer->{stderr} = '';
+	$maintainer->query('CALL partman.run_maintenance_proc()');
+	my $error = $maintainer->{stderr};
+	$maintainer->{stderr} = '';
+	return $error =~ /ERROR/ ? $error : '';
+}
+
+# The partitions of a set, and those holding rows of the run.
 my $parts_query = q{
 	SELECT string_agg(c.relname, ' ' ORDER BY c.relname)
 	FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 	WHERE i.inhparent = '%s'::regclass};
 my $holding_query = q{
 	SELECT string_agg(c.relname, ' ')
-	FROM (SELECT DISTINCT tableoid FROM %s) t JOIN pg_class c ON c.oid = t.tableoid};
+	FROM (SELECT DISTINCT tableoid FROM %s WHERE %s) t JOIN pg_class c ON c.oid = t.tableoid};
+my $history_mark =
+  $node->safe_psql('postgres', 'SELECT coalesce(max(id), 0) FROM payout.history');
+my %of_the_run = ('payouts' => 'id >= 1000', 'payout.history' => "id > $history_mark");
 
 sub names { return split / /, ($_[0] // ''); }
 
-my (%initial, %seen, %held);
-foreach my $set ('payouts', 'payout.history')
-{
-	$initial{$set} = { map { $_ => 1 }
-		  names($node->safe_psql('postgres', sprintf($parts_query, $set))) };
-}
+# observe(): adds the partitions of each set to %seen, those holding rows
+# of the run to %held, and sets %current to the partitions there are.
+my (%initial, %seen, %held, %current);
 
-my $load_seconds = 16;
-my $driver = $node->background_psql('postgres');
-$driver->query_safe('SET ROLE app');
-$driver->query_until(qr/driving/,
-	"\\echo driving\nCALL drive($load_seconds, 1000);\n");
-
-my $maintenance_runs = 0;
-my $end = time() + $load_seconds + 1;
-while (time() < $end)
+sub observe
 {
-	maintain();
-	$maintenance_runs++;
 	foreach my $set ('payouts', 'payout.history')
 	{
-		$seen{$set}{$_} = 1
-		  foreach names($node->safe_psql('postgres', sprintf($parts_query, $set)));
+		$current{$set} = { map { $_ => 1 }
+			  names($maintainer->query_safe(sprintf($parts_query, $set))) };
+		$seen{$set}{$_} = 1 foreach keys %{ $current{$set} };
 		$held{$set}{$_} = 1
-		  foreach names($node->safe_psql('postgres', sprintf($holding_query, $set)));
+		  foreach names($maintainer->query_safe(
+				sprintf($holding_query, $set, $of_the_run{$set})));
 	}
-	usleep(500_000);
 }
+
+# outcomes(): the steps of the run by outcome, and its inserts.
+sub outcomes
+{
+	return split /[|\n]/, $maintainer->query_safe(
+		q{
+		SELECT CASE WHEN from_status IS NULL AND outcome = 'ok' THEN 'insert'
+					ELSE CASE WHEN legal THEN 'legal ' ELSE 'illegal ' END || outcome END,
+			   count(*)
+		FROM attempts GROUP BY 1});
+}
+
+# run_counts($retention_time): what the run has done so far, each the
+# subject of a check below, where $retention_time is when the last
+# maintenance began.  %floor: what each count must exceed.
+my %floor = (
+	'insert' => 100,
+	'legal ok' => 100,
+	'illegal 23514' => 30,
+	'illegal in new partitions' => 0,
+	'surviving' => 20,
+	'spanning' => 0,
+	'orphaned history' => 0,
+	'created payouts' => 0,
+	'created payout.history' => 0,
+	'dropped payouts' => 0,
+	'dropped payout.history' => 0);
+
+sub run_counts
+{
+	my ($retention_time) = @_;
+	my $initial_payouts = join(', ', map { "'$_'" } sort keys %{ $initial{payouts} });
+	my %count = (outcomes(), split /[|\n]/, $maintainer->query_safe(
+		qq{
+		SELECT 'illegal in new partitions', count(*) FROM attempts
+		WHERE NOT legal AND part NOT IN ($initial_payouts)
+		UNION ALL
+		SELECT 'rejected in new partitions', count(*) FROM attempts
+		WHERE NOT legal AND part NOT IN ($initial_payouts) AND outcome = '23514'
+		UNION ALL
+		-- payouts there were when the last retention ran, and still are
+		SELECT 'surviving', count(*) FROM payouts
+		WHERE id >= 1000 AND created_at < '$retention_time'
+		UNION ALL
+		-- those of them whose history spans several history partitions
+		SELECT 'spanning', count(*) FROM (
+			SELECT h.key FROM payout.history h
+			JOIN payouts p ON h.tbl = 'payouts'::regclass
+						  AND h.key = payout.history_key(p.id, p.created_at)
+			WHERE p.id >= 1000 AND p.created_at < '$retention_time'
+			GROUP BY h.key HAVING count(DISTINCT h.tableoid) > 1) s
+		UNION ALL
+		-- payouts of the run gone with their partition, whose history is left
+		SELECT 'orphaned history', count(DISTINCT h.key) FROM payout.history h
+		WHERE h.tbl = 'payouts'::regclass
+		  AND h.key IN (SELECT payout.history_key(a.payout_id, a.created_at) FROM attempts a
+						WHERE a.from_status IS NULL AND a.outcome = 'ok')
+		  AND NOT EXISTS (SELECT FROM payouts p
+						  WHERE h.key = payout.history_key(p.id, p.created_at))}));
+	foreach my $set ('payouts', 'payout.history')
+	{
+		$count{"created $set"} = grep { !$initial{$set}{$_} } keys %{ $seen{$set} };
+		$count{"dropped $set"} = grep { !$current{$set}{$_} } keys %{ $held{$set} };
+	}
+	return %count;
+}
+
+sub run_done
+{
+	my (%count) = @_;
+	return !grep { ($count{$_} // 0) <= $floor{$_} } keys %floor;
+}
+
+my $error = maintain();
+die "maintenance before the run failed: $error" if $error;
+observe();
+%initial = %current;
+%seen = ();
+%held = ();
+
+my $driver = $node->background_psql('postgres');
+$driver->set_query_timer_restart;
+$driver->query_safe('SET ROLE app');
+$driver->query_until(qr/driving/, "\\echo driving\nCALL drive(1000);\n");
+
+# Maintenance over and over, until the run has done all it must, for 150
+# seconds at most.
+my $run_began = time();
+my ($maintenance_runs, $maintenance_error, $longest_gap, $last_began) = (0, '', 0, undef);
+my $retention_time = '-infinity';
+my %count;
+while (1)
+{
+	my $began = $maintainer->query_safe('SELECT clock_timestamp()');
+	$longest_gap = time() - $last_began
+	  if defined $last_began && time() - $last_began > $longest_gap;
+	$last_began = time();
+	$maintenance_error = maintain();
+	last if $maintenance_error ne '';
+	$maintenance_runs++;
+	$retention_time = $began;
+	observe();
+	%count = run_counts($retention_time);
+	last if run_done(%count) || time() - $run_began > 150;
+	usleep(200_000);
+}
+$maintainer->query_safe('UPDATE run_control SET stop = true');
 # Waits for the end of the CALL.
 $driver->query_safe('SELECT 1');
 $driver->quit;
-maintain();
-note "maintenance ran $maintenance_runs times during the run";
-
-my %final;
-foreach my $set ('payouts', 'payout.history')
-{
-	$final{$set} = { map { $_ => 1 }
-		  names($node->safe_psql('postgres', sprintf($parts_query, $set))) };
-	$seen{$set}{$_} = 1 foreach keys %{ $final{$set} };
-}
+note sprintf('the run took %.0f seconds; maintenance ran %d times, at most %.1f seconds apart',
+	time() - $run_began, $maintenance_runs, $longest_gap);
+is($maintenance_error, '', 'maintenance never failed during the run');
 
 # What the run did.
-my %count = split /[|\n]/, $node->safe_psql(
-	'postgres', q{
-	SELECT CASE WHEN from_status IS NULL AND outcome = 'ok' THEN 'insert'
-				ELSE CASE WHEN legal THEN 'legal ' ELSE 'illegal ' END || outcome END,
-		   count(*)
-	FROM attempts GROUP BY 1});
-note 'attempts: ', join(', ', map { "$_ $count{$_}" } sort keys %count);
-cmp_ok($count{'insert'} // 0, '>', 100, 'the run created payouts');
-cmp_ok($count{'legal ok'} // 0, '>', 100, 'the run made legal changes');
-cmp_ok($count{'illegal 23514'} // 0, '>', 30, 'the run tried illegal changes');
-is( join(',', grep { !/^(insert|legal ok|legal gone|illegal 23514)$/ } sort keys %count),
+%count = run_counts($retention_time);
+my %outcomes = outcomes();
+note 'attempts: ', join(', ', map { "$_ $outcomes{$_}" } sort keys %outcomes);
+note 'run: ', join(', ', map { "$_ $count{$_}" } grep { !exists $outcomes{$_} } sort keys %count);
+cmp_ok($count{'insert'} // 0, '>', $floor{'insert'}, 'the run created payouts');
+cmp_ok($count{'legal ok'} // 0, '>', $floor{'legal ok'}, 'the run made legal changes');
+cmp_ok($count{'illegal 23514'} // 0, '>', $floor{'illegal 23514'},
+	'the run tried illegal changes');
+is( join(',', grep { !/^(insert|legal ok|legal gone|illegal 23514)$/ } sort keys %outcomes),
 	'',
 	'every legal change passed (or found its payout dropped), every illegal one failed with 23514');
 
 #
 # Partitions created during the run have the triggers and enforce the graph.
 #
-my @new_payouts = grep { !$initial{payouts}{$_} } sort keys %{ $final{payouts} };
+my @new_payouts = grep { !$initial{payouts}{$_} } sort keys %{ $current{payouts} };
 cmp_ok(scalar @new_payouts, '>', 0,
 	'maintenance created payouts partitions during the run');
 is($node->safe_psql('postgres', $untriggered_query),
 	'0',
 	'every partition of payouts, also those created during the run, has the three payout triggers');
-my $illegal_in_new = $node->safe_psql(
-	'postgres', sprintf(
-		q{SELECT count(*) FILTER (WHERE outcome = '23514'), count(*)
-		  FROM attempts WHERE NOT legal AND part NOT IN (%s)},
-		join(', ', map { "'$_'" } sort keys %{ $initial{payouts} })));
-my ($rejected_new, $tried_new) = split /\|/, $illegal_in_new;
-cmp_ok($tried_new, '>', 0,
+cmp_ok($count{'illegal in new partitions'}, '>', $floor{'illegal in new partitions'},
 	'illegal changes were tried on payouts in partitions created during the run');
-is($rejected_new, $tried_new,
+is($count{'rejected in new partitions'}, $count{'illegal in new partitions'},
 	'every illegal change in a partition created during the run was rejected');
 
 #
@@ -476,11 +634,9 @@ is($rejected_new, $tried_new,
 #
 foreach my $set ('payouts', 'payout.history')
 {
-	my @dropped = grep { !$final{$set}{$_} } sort keys %{ $held{$set} };
-	cmp_ok(scalar @dropped, '>', 0,
-		"retention dropped partitions of $set that held rows during the run");
-	my @created = grep { !$initial{$set}{$_} } sort keys %{ $seen{$set} };
-	cmp_ok(scalar @created, '>', 0,
+	cmp_ok($count{"dropped $set"}, '>', $floor{"dropped $set"},
+		"retention dropped partitions of $set that held rows of the run");
+	cmp_ok($count{"created $set"}, '>', $floor{"created $set"},
 		"maintenance created partitions of $set during the run");
 }
 is($node->safe_psql('postgres', 'SELECT * FROM partman.check_default()'),
@@ -489,9 +645,8 @@ is($node->safe_psql('postgres', 'SELECT * FROM partman.check_default()'),
 #
 # History: complete for every surviving payout, across partitions.
 #
-my $surviving = $node->safe_psql('postgres',
-	q{SELECT count(*) FROM payouts WHERE id >= 1000});
-cmp_ok($surviving, '>', 20, 'payouts of the run survive retention');
+cmp_ok($count{'surviving'}, '>', $floor{'surviving'},
+	'payouts of the run survive retention');
 is( $node->safe_psql(
 		'postgres', q{
 		WITH h AS (
@@ -521,13 +676,7 @@ is( $node->safe_psql(
 						  WHERE h.tbl = 'payouts'::regclass
 							AND h.key = payout.history_key(p.id, p.created_at))}),
 	'0', 'no surviving payout lacks history');
-my $spanning = $node->safe_psql(
-	'postgres', q{
-	SELECT count(*) FROM (
-		SELECT h.key FROM payout.history h
-		JOIN payouts p ON h.tbl = 'payouts'::regclass AND h.key = payout.history_key(p.id, p.created_at)
-		GROUP BY h.key HAVING count(DISTINCT h.tableoid) > 1) s});
-cmp_ok($spanning, '>', 0,
+cmp_ok($count{'spanning'}, '>', $floor{'spanning'},
 	'the history of some surviving payouts spans several history partitions');
 is( $node->safe_psql(
 		'postgres', q{
@@ -539,14 +688,7 @@ is( $node->safe_psql(
 			   WHERE h.tbl = 'payouts'::regclass AND h.key = payout.history_key(p.id, p.created_at))}),
 	'0',
 	'payout.timeline() returns each surviving payout\'s history, across partitions, in order');
-cmp_ok(
-	$node->safe_psql(
-		'postgres', q{
-		SELECT count(DISTINCT h.key) FROM payout.history h
-		WHERE h.tbl = 'payouts'::regclass
-		  AND NOT EXISTS (SELECT FROM payouts p
-						  WHERE h.key = payout.history_key(p.id, p.created_at))}),
-	'>', 0,
+cmp_ok($count{'orphaned history'}, '>', $floor{'orphaned history'},
 	'the history of payouts whose partitions were dropped is still there, until its own retention');
 is( $node->safe_psql(
 		'postgres', q{
@@ -564,29 +706,49 @@ is( $node->safe_psql(
 # and then changes a status needs payout.history.  run_maintenance(), with
 # payout.history first, drops an expired history partition (an ACCESS
 # EXCLUSIVE lock on payout.history until it commits) and then waits to drop
-# an expired payouts partition: each waits for the other.  Partitions expire
-# every 2 seconds; 2.5 seconds without maintenance make sure that both sets
-# have one to drop.
+# an expired payouts partition: each waits for the other.  The test runs
+# maintenance (so that partitions are made ahead of the transaction's
+# insert), waits until both sets have a partition past its retention, then
+# waits, 60 seconds at most, until the maintenance waits for a lock the
+# transaction holds (or has ended), and says which one it waits for.
+my $expired_query = q{
+	SELECT bool_and(EXISTS (
+		SELECT FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = pc.parent_table::regclass
+		  AND (regexp_match(pg_get_expr(c.relpartbound, c.oid), $r$ TO \('([^']*)'\)$r$))[1]::timestamptz
+			  < now() - pc.retention::interval))
+	FROM partman.part_config pc};
+
 sub lock_wait_test
 {
 	my ($maintenance, $id) = @_;
 
-	usleep(2_500_000);
+	my $error = maintain();
+	diag "maintenance failed: $error" if $error;
+	wait_until($expired_query, 30)
+	  or diag 'payouts or payout.history has no partition past its retention';
 	my $app = $node->background_psql('postgres', on_error_stop => 0);
 	my $maint = $node->background_psql('postgres', on_error_stop => 0);
+	my $app_pid = $app->query_safe('SELECT pg_backend_pid()');
 	my $maint_pid = $maint->query_safe('SELECT pg_backend_pid()');
 	$app->query_safe('SET ROLE app');
 	$app->query_safe('BEGIN');
 	$app->query_safe('SELECT count(*) FROM payouts');
 	$maint->query_until(qr/maintaining/, "\\echo maintaining\n$maintenance;\n");
-	$node->poll_query_until(
-		'postgres', qq{
-		SELECT EXISTS (SELECT FROM pg_locks
-					   WHERE pid = $maint_pid AND NOT granted
-						 AND relation = 'payouts'::regclass)})
-	  or die "maintenance does not wait for payouts";
-	my $holds_history = $node->safe_psql(
-		'postgres', qq{
+	wait_until(
+		qq{
+		SELECT EXISTS (SELECT FROM pg_locks w JOIN pg_locks h USING (locktype, database, relation)
+					   WHERE w.locktype = 'relation' AND w.pid = $maint_pid AND NOT w.granted
+						 AND h.pid = $app_pid AND h.granted)
+			OR EXISTS (SELECT FROM pg_stat_activity
+					   WHERE pid = $maint_pid AND state = 'idle' AND query ~ 'maintenance')},
+		60) or diag 'the maintenance neither waits for the transaction nor ends';
+	my $waits_for = $watch->query_safe(
+		qq{
+		SELECT coalesce(string_agg(relation::regclass::text, ' '), 'nothing')
+		FROM pg_locks WHERE pid = $maint_pid AND NOT granted});
+	my $holds_history = $watch->query_safe(
+		qq{
 		SELECT EXISTS (SELECT FROM pg_locks
 					   WHERE pid = $maint_pid AND granted AND mode = 'AccessExclusiveLock'
 						 AND relation = 'payout.history'::regclass)});
@@ -601,11 +763,13 @@ sub lock_wait_test
 	$maint->query('SELECT 1');
 	my $maint_error = $maint->{stderr};
 	$maint->quit;
-	return ($holds_history, $app_error, $maint_error);
+	return ($waits_for, $holds_history, $app_error, $maint_error);
 }
 
-my ($holds, $app_error, $maint_error) =
+my ($waits, $holds, $app_error, $maint_error) =
   lock_wait_test('SELECT partman.run_maintenance()', 900001);
+is($waits, 'payouts',
+	'run_maintenance(): it waits for the lock of the transaction on payouts');
 is($holds, 't',
 	'run_maintenance(): waiting for payouts, it holds an exclusive lock on payout.history');
 is( join(
@@ -615,8 +779,10 @@ is( join(
 	'ERROR:  deadlock detected',
 	'run_maintenance(): the transition and the maintenance deadlock, and one of them fails');
 
-($holds, $app_error, $maint_error) =
+($waits, $holds, $app_error, $maint_error) =
   lock_wait_test('CALL partman.run_maintenance_proc()', 900002);
+is($waits, 'payouts',
+	'run_maintenance_proc(): it waits for the lock of the transaction on payouts');
 is($holds, 'f',
 	'run_maintenance_proc(): waiting for payouts, it no longer holds payout.history');
 is($app_error, '', 'run_maintenance_proc(): the transition goes through');
@@ -624,6 +790,8 @@ is($maint_error, '', 'run_maintenance_proc(): so does the maintenance');
 is($node->safe_psql('postgres', 'SELECT status FROM payouts WHERE id = 900002'),
 	'CREATED', 'run_maintenance_proc(): the payout is stored');
 
+$maintainer->quit;
+$watch->quit;
 $node->stop;
 
 done_testing();
