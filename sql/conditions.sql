@@ -185,6 +185,21 @@ SELECT rolsuper AS owner_became_superuser FROM pg_roles WHERE rolname = 'regress
 SELECT application_name FROM payout.history_dba
 WHERE tbl = 'cond.payouts'::regclass AND key = '30';
 
+-- Whatever of the DBA's runs code is restricted the same way: a CHECK
+-- constraint that calls a function of the DBA's.
+DROP TRIGGER noted ON payout.history_dba;
+CREATE FUNCTION public.probe(text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE NOTICE 'checked under search_path %', current_setting('search_path');
+	RETURN true;
+END $$;
+ALTER TABLE payout.history_dba ADD CONSTRAINT probed CHECK (public.probe(key)) NOT VALID;
+SET search_path = cond, public;
+INSERT INTO cond.payouts (id) VALUES (31);
+RESET search_path;
+ALTER TABLE payout.history_dba DROP CONSTRAINT probed;
+DROP FUNCTION public.probe(text);
+
 ALTER TABLE payout.history DETACH PARTITION payout.history_dba;
 DROP TABLE payout.history_dba, public.checks_seen;
 DROP FUNCTION public.history_dba_note(), public.count_check();

@@ -42,13 +42,15 @@
  * statement's end.
  *
  * Rights: writers get no privilege on payout.history.  Rows are written as
- * its owner, the superuser who created the extension, so whatever a DBA
- * gave a history partition (triggers, CHECK constraints, index
- * expressions, defaults) runs as a security-restricted operation
- * (SECURITY_RESTRICTED_OPERATION) with search_path pg_catalog, pg_temp,
- * as PostgreSQL's own maintenance commands run code as a table's owner:
- * such code cannot change the session's role or settings, create
- * temporary objects, or defer triggers.
+ * its owner, the superuser who created the extension, in a
+ * security-restricted operation (SECURITY_RESTRICTED_OPERATION), and
+ * whatever a DBA gave history that runs code (triggers, CHECK constraints,
+ * defaults, expression indexes or partition keys, operator families of
+ * its own) runs with search_path pg_catalog, pg_temp, as PostgreSQL's own
+ * maintenance commands run code as a table's owner: such code cannot
+ * change the session's role or settings, create temporary objects, or
+ * defer triggers.  search_path is changed only when such code is about to
+ * run: history as the extension makes it runs none.
  *
  * src/history_buffer.c
  *
@@ -62,6 +64,10 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_opfamily.h"
+#include "catalog/pg_partitioned_table.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
@@ -73,6 +79,8 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
@@ -84,6 +92,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
@@ -162,12 +171,26 @@ typedef struct HistoryLayout
 	int			ndefaults;
 	AttrNumber *default_attnums;	/* the other columns, id first among them */
 	Oid		   *default_sequences;	/* nextval(sequence), or InvalidOid */
+
+	/*
+	 * Whether writing a row may run code of a DBA's before it reaches a
+	 * partition: a default that calls a function outside pg_catalog, a
+	 * statement trigger of payout.history, a partition key that is an
+	 * expression.
+	 */
+	bool		runs_code;
+	/* the relations of payout.history's tree, sorted, and what is known of
+	 * each: 0 not yet, 'p' plain (writing runs no code of a DBA's), 'c' not */
+	int			ntree;
+	Oid		   *tree;
+	char	   *plain;
 } HistoryLayout;
 
 char	   *payout_actor = NULL;
 
 static MemoryContext buffer_context = NULL;
 static MemoryContext layout_context = NULL;
+static int	restricted_nestlevel = 0;	/* of the restricted search_path */
 static HistoryBuffer buffer;
 static HistoryLayout layout;
 static bool flushing = false;
@@ -183,6 +206,10 @@ static bool Writable(void);
 static void Forget(void);
 static void Discard(int nrows);
 static void LoadLayout(Relation history);
+static bool NotInCatalog(Oid func_id, void *context);
+static bool ExprRunsCode(Node *expr, void *context);
+static bool RunsCode(ResultRelInfo *rri);
+static void Restrict(void);
 static void LayoutCallback(Datum arg, Oid relid);
 static void StoreRow(TupleTableSlot *slot, int row, ExprState **defaults,
 					 ExprContext *econtext);
@@ -432,13 +459,16 @@ Discard(int nrows)
 
 /*
  * LayoutCallback
- *		Relcache callback: forget the layout when payout.history may have
- *		changed.  Only a flag, as every invalidation callback.
+ *		Relcache callback: forget the layout when payout.history or one of
+ *		its partitions may have changed.  Only a flag, as every invalidation
+ *		callback.
  */
 static void
 LayoutCallback(Datum arg, Oid relid)
 {
-	if (!OidIsValid(relid) || relid == layout.relid)
+	if (!OidIsValid(relid) || relid == layout.relid ||
+		(layout.valid &&
+		 bsearch(&relid, layout.tree, layout.ntree, sizeof(Oid), oid_cmp) != NULL))
 		layout.valid = false;
 }
 
@@ -455,6 +485,8 @@ LoadLayout(Relation history)
 	TupleDesc	desc = RelationGetDescr(history);
 	AttrNumber	attnums[HISTORY_NCOLUMNS] = {0};
 	MemoryContext oldcontext;
+	List	   *tree;
+	ListCell   *lc;
 	int			ndefaults = 0;
 	int			i;
 	int			k;
@@ -554,7 +586,136 @@ LoadLayout(Relation history)
 	memcpy(layout.attnums, attnums, sizeof(attnums));
 	layout.ndefaults = ndefaults;
 	layout.owner = history->rd_rel->relowner;
+
+	/* What may run code of a DBA's on the way to a partition. */
+	layout.runs_code = history->trigdesc != NULL &&
+		(history->trigdesc->trig_insert_before_statement ||
+		 history->trigdesc->trig_insert_after_statement);
+	for (k = 0; k < ndefaults; k++)
+		if (!OidIsValid(layout.default_sequences[k]) &&
+			ExprRunsCode(build_column_default(history, layout.default_attnums[k]), NULL))
+			layout.runs_code = true;
+	tree = find_all_inheritors(layout.relid, NoLock, NULL);
+	oldcontext = MemoryContextSwitchTo(layout_context);
+	layout.ntree = list_length(tree);
+	layout.tree = palloc(sizeof(Oid) * Max(layout.ntree, 1));
+	layout.plain = palloc0(sizeof(char) * Max(layout.ntree, 1));
+	MemoryContextSwitchTo(oldcontext);
+	i = 0;
+	foreach(lc, tree)
+	{
+		Oid			relid = lfirst_oid(lc);
+		HeapTuple	partkey;
+
+		layout.tree[i++] = relid;
+		partkey = SearchSysCache1(PARTRELID, ObjectIdGetDatum(relid));
+		if (HeapTupleIsValid(partkey))
+		{
+			if (!heap_attisnull(partkey, Anum_pg_partitioned_table_partexprs, NULL))
+				layout.runs_code = true;
+			ReleaseSysCache(partkey);
+		}
+	}
+	qsort(layout.tree, layout.ntree, sizeof(Oid), oid_cmp);
+	list_free(tree);
 	layout.valid = true;
+}
+
+/*
+ * NotInCatalog
+ *		check_functions_in_node() checker: a function of someone's, not
+ *		PostgreSQL's own.
+ */
+static bool
+NotInCatalog(Oid func_id, void *context)
+{
+	return get_func_namespace(func_id) != PG_CATALOG_NAMESPACE;
+}
+
+/*
+ * ExprRunsCode
+ *		Whether an expression tree calls a function outside pg_catalog
+ *		anywhere in it.
+ */
+static bool
+ExprRunsCode(Node *expr, void *context)
+{
+	if (expr == NULL)
+		return false;
+	if (check_functions_in_node(expr, NotInCatalog, context))
+		return true;
+	return expression_tree_walker(expr, ExprRunsCode, context);
+}
+
+/*
+ * RunsCode
+ *		Whether writing a row into this partition (or payout.history itself)
+ *		may run code of a DBA's: a trigger, a foreign table, a generated
+ *		column, a CHECK constraint, an index expression or predicate that
+ *		calls a function outside pg_catalog, an exclusion constraint, an
+ *		index of an operator family outside pg_catalog.  Known once per
+ *		partition until it changes.
+ */
+static bool
+RunsCode(ResultRelInfo *rri)
+{
+	Relation	rel = rri->ri_RelationDesc;
+	Oid			relid = RelationGetRelid(rel);
+	Oid		   *found = bsearch(&relid, layout.tree, layout.ntree, sizeof(Oid), oid_cmp);
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	bool		code = false;
+	int			i;
+	int			j;
+
+	if (found != NULL && layout.plain[found - layout.tree] != 0)
+		return layout.plain[found - layout.tree] == 'c';
+
+	if (rri->ri_TrigDesc != NULL || rri->ri_FdwRoutine != NULL ||
+		(constr != NULL && constr->has_generated_stored))
+		code = true;
+	for (i = 0; !code && constr != NULL && i < constr->num_check; i++)
+		code = ExprRunsCode(stringToNode(constr->check[i].ccbin), NULL);
+	for (i = 0; !code && i < rri->ri_NumIndices; i++)
+	{
+		IndexInfo  *ii = rri->ri_IndexRelationInfo[i];
+		Relation	index = rri->ri_IndexRelationDescs[i];
+
+		if (ii->ii_ExclusionOps != NULL ||
+			ExprRunsCode((Node *) ii->ii_Expressions, NULL) ||
+			ExprRunsCode((Node *) ii->ii_Predicate, NULL))
+			code = true;
+		for (j = 0; !code && j < IndexRelationGetNumberOfKeyAttributes(index); j++)
+		{
+			HeapTuple	opf = SearchSysCache1(OPFAMILYOID,
+											  ObjectIdGetDatum(index->rd_opfamily[j]));
+
+			if (!HeapTupleIsValid(opf) ||
+				((Form_pg_opfamily) GETSTRUCT(opf))->opfnamespace != PG_CATALOG_NAMESPACE)
+				code = true;
+			if (HeapTupleIsValid(opf))
+				ReleaseSysCache(opf);
+		}
+	}
+	/* (a partition attached since the layout was made is asked again) */
+	if (found != NULL)
+		layout.plain[found - layout.tree] = code ? 'c' : 'p';
+	return code;
+}
+
+/*
+ * Restrict
+ *		From here to the end of the flush, search_path is pg_catalog,
+ *		pg_temp: code of a DBA's is about to run as the owner of
+ *		payout.history.  Done only then, since changing search_path and
+ *		putting it back costs as much as writing a row.
+ */
+static void
+Restrict(void)
+{
+	if (restricted_nestlevel != 0)
+		return;
+	restricted_nestlevel = NewGUCNestLevel();
+	PayoutRestrictSearchPath();
 }
 
 /*
@@ -653,6 +814,7 @@ WriteRows(Relation history, int nrows)
 	TupleTableSlot *rootslot;
 	TupleTableSlot *batch[HISTORY_INSERT_BATCH] = {0};
 	ResultRelInfo *batch_rri = NULL;
+	ResultRelInfo *checked_rri = NULL;
 	int			nbatch = 0;
 	ExprState **defaults;
 	ErrorContextCallback errcallback;
@@ -694,6 +856,8 @@ WriteRows(Relation history, int nrows)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
+	if (layout.runs_code)
+		Restrict();
 	AfterTriggerBeginQuery();
 	ExecBSInsertTriggers(estate, root);
 	if (history->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
@@ -714,6 +878,12 @@ WriteRows(Relation history, int nrows)
 		slot = rootslot;
 		if (proute != NULL)
 			rri = ExecFindPartition(mtstate, root, proute, slot, estate);
+		if (rri != checked_rri)
+		{
+			if (RunsCode(rri))
+				Restrict();
+			checked_rri = rri;
+		}
 		direct = rri->ri_FdwRoutine == NULL &&
 			!(rri->ri_TrigDesc != NULL && rri->ri_TrigDesc->trig_insert_before_row);
 
@@ -819,14 +989,14 @@ PayoutHistoryFlush(void)
 	Relation	history;
 	Oid			save_userid;
 	int			save_sec_context;
-	int			save_nestlevel;
 	bool		pushed;
 
 	if (buffer.nrows == 0 || flushing || !Writable())
 		return;
 
-	history_relid = get_relname_relid("history",
-									  get_namespace_oid(PAYOUT_SCHEMA, false));
+	/* payout.history, by name unless the layout of it is still good */
+	history_relid = layout.valid ? layout.relid :
+		get_relname_relid("history", get_namespace_oid(PAYOUT_SCHEMA, false));
 	if (!OidIsValid(history_relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -842,6 +1012,7 @@ PayoutHistoryFlush(void)
 	PG_TRY();
 	{
 		history = table_open(history_relid, RowExclusiveLock);
+		/* (opening it may have processed an invalidation of it) */
 		if (!layout.valid || layout.relid != history_relid)
 			LoadLayout(history);
 
@@ -850,8 +1021,6 @@ PayoutHistoryFlush(void)
 							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION |
 							   SECURITY_NOFORCE_RLS);
-		save_nestlevel = NewGUCNestLevel();
-		PayoutRestrictSearchPath();
 
 		while (buffer.nrows > 0 && Writable())
 		{
@@ -861,13 +1030,17 @@ PayoutHistoryFlush(void)
 			Discard(nrows);
 		}
 
-		AtEOXact_GUC(false, save_nestlevel);
+		if (restricted_nestlevel != 0)
+			AtEOXact_GUC(false, restricted_nestlevel);
+		restricted_nestlevel = 0;
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		table_close(history, NoLock);
 	}
 	PG_FINALLY();
 	{
+		/* on error the (sub)transaction's end restores the settings */
 		flushing = false;
+		restricted_nestlevel = 0;
 	}
 	PG_END_TRY();
 

@@ -234,7 +234,7 @@ ReadKey(PayoutTableState *state, Relation rel, HeapTuple tuple, RowKey *key)
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	int			i;
 
-	key->nkeys = state->nkeys;
+	key->nkeys = 0;
 	for (i = 0; i < state->nkeys; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, state->keyattnums[i] - 1);
@@ -245,6 +245,7 @@ ReadKey(PayoutTableState *state, Relation rel, HeapTuple tuple, RowKey *key)
 		key->len[i] = att->attlen;
 		key->values[i] = key->isnull[i] ? (Datum) 0 :
 			datumCopy(value, att->attbyval, att->attlen);
+		key->nkeys = i + 1;		/* what is copied, to be freed */
 	}
 }
 
@@ -291,11 +292,13 @@ PayoutRememberUpdate(PayoutTableState *state, Relation rel,
 	bool		isnull;
 	int			i;
 
-	for (i = 0; judged->valid && i < judged->key.nkeys; i++)
+	/* the previous row's key, used or not: one record per query */
+	for (i = 0; i < judged->key.nkeys; i++)
 	{
 		if (!judged->key.byval[i] && !judged->key.isnull[i])
 			pfree(DatumGetPointer(judged->key.values[i]));
 	}
+	judged->key.nkeys = 0;
 	judged->valid = false;
 
 	value = heap_getattr(newtuple, state->status_attnum, tupdesc, &isnull);
