@@ -50,9 +50,14 @@ bench:
 bench-citus:
 	test/bench/citus
 
+# History against the released 1.1's, both builds side by side; it builds
+# 1.1 from the git history.  See test/bench/compare.
+bench-compare:
+	test/bench/compare
+
 # The soak test, for as long as SOAK_SECONDS says (default 10 minutes per
 # table); the test run has a short one.  As root or with sudo.
 soak:
 	test/soak/run
 
-.PHONY: bench bench-citus soak
+.PHONY: bench bench-citus bench-compare soak
