@@ -219,7 +219,7 @@ foreach my $tbl ('soak.plain', 'soak.dated')
 			FROM keys k JOIN payout.history h ON h.tbl = '$tbl'::regclass AND h.old_key = k.key)
 		SELECT * FROM keys;
 		CREATE TABLE soak.check_life AS
-		SELECT k.root, h.*
+		SELECT k.root, h.id, h.key, h.old_key, h.old_status, h.new_status, h.user_name
 		FROM soak.check_keys k JOIN payout.history h ON h.tbl = '$tbl'::regclass AND h.key = k.key;
 		CREATE INDEX ON soak.check_life (root, id);
 		CREATE TABLE soak.check_now AS SELECT $key_text COLLATE "C" AS key, p.* FROM $tbl p;
@@ -229,9 +229,7 @@ foreach my $tbl ('soak.plain', 'soak.dated')
 			'postgres', qq{
 			SELECT (SELECT count(*) FROM (SELECT key FROM soak.check_keys
 										  GROUP BY key HAVING count(*) > 1) AS shared)
-				 + (SELECT count(*) FROM $history)
-				 - (SELECT count(DISTINCT id) FROM soak.check_life)
-				 + (SELECT count(*) - count(DISTINCT id) FROM soak.check_life)}),
+				 + abs((SELECT count(*) FROM $history) - (SELECT count(*) FROM soak.check_life))}),
 		'0', "$tbl: every history row belongs to one payout, through its keys");
 	is( $node->safe_psql(
 			'postgres', qq{
