@@ -3,7 +3,8 @@
 #
 #   bench_cluster NAME BINDIR   starts a cluster of the PostgreSQL in BINDIR
 #                               with the benchmark's settings and sets
-#                               NAME_host and NAME_port for clients
+#                               NAME_host and NAME_port for clients, and
+#                               NAME_data to its data directory
 #   bench_clusters_stop         stops them all and removes their files
 #                               (the caller runs it at exit:
 #                               trap bench_clusters_stop EXIT)
@@ -61,4 +62,5 @@ EOF
     || { cat "$dir/server.log"; return 1; }
   printf -v "${name}_host" '%s' "$dir"
   printf -v "${name}_port" '%s' 5432
+  printf -v "${name}_data" '%s' "$dir/data"
 }

@@ -9,8 +9,13 @@
 # The same workloads run in both clusters, interleaved (each round starts
 # with another build and variant), and every ratio between the builds is
 # taken per round before the median, so that a slow moment of the machine
-# hits both.  It exits non-zero only when something fails to run; a missed
-# target is printed, not fatal.
+# hits both.  Besides the time each takes, it reads the CPU time the server
+# spent on it from /proc (the backend's for a statement, every process of
+# the cluster's for a pgbench run): on a machine that other work shares,
+# the time a statement takes depends on what else runs; the CPU time it
+# needs much less.  The targets are judged on CPU time.  It exits non-zero
+# only when something fails to run; a missed target is printed, not
+# fatal.
 
 use strict;
 use warnings;
@@ -28,13 +33,15 @@ die "BENCH_ROWS must be a positive integer\n" unless $rows =~ /^[1-9][0-9]*$/;
 die "BENCH_REPEAT must be an integer\n" unless $repeat =~ /^[0-9]+$/;
 $repeat = 3 if $repeat < 3;
 
-my %build = (
-	old => { host => $ENV{BENCH_OLD_HOST}, port => $ENV{BENCH_OLD_PORT}, name => $ENV{BENCH_OLD_NAME} // 'old' },
-	new => { host => $ENV{BENCH_NEW_HOST}, port => $ENV{BENCH_NEW_PORT}, name => $ENV{BENCH_NEW_NAME} // 'new' },);
+my %build = map {
+	my $u = uc $_;
+	($_ => { host => $ENV{"BENCH_${u}_HOST"}, port => $ENV{"BENCH_${u}_PORT"},
+			 data => $ENV{"BENCH_${u}_DATA"}, name => $ENV{"BENCH_${u}_NAME"} // $_ })
+} qw(old new);
 for my $b (values %build)
 {
-	die "BENCH_OLD_HOST, BENCH_OLD_PORT, BENCH_NEW_HOST and BENCH_NEW_PORT must be set\n"
-	  unless defined $b->{host} && defined $b->{port};
+	die "BENCH_OLD_HOST, BENCH_OLD_PORT, BENCH_OLD_DATA and the same of BENCH_NEW must be set\n"
+	  unless defined $b->{host} && defined $b->{port} && defined $b->{data};
 }
 my @builds = qw(old new);
 
@@ -58,14 +65,55 @@ sub psql
 }
 
 # timed($build, $statement): milliseconds the statement took, as psql's
-# \timing reports it.
+# \timing reports it, and milliseconds of CPU its backend spent meanwhile
+# (the first field of /proc/PID/schedstat, in nanoseconds).
 sub timed
 {
 	my ($b, $stmt) = @_;
-	my $out = psql($b, "\\timing on\n$stmt \\g /dev/null\n");
+	my $cpu = q{SELECT split_part(pg_read_file('/proc/' || pg_backend_pid() || '/schedstat'), ' ', 1)::bigint};
+	my $out = psql($b, <<"SQL");
+$cpu AS before \\gset
+\\timing on
+$stmt \\g /dev/null
+\\timing off
+SELECT ($cpu - :before) / 1e6;
+SQL
 	my @t = $out =~ /^Time: ([0-9.]+) ms/mg;
-	die "no timing in:\n$out" unless @t == 1;
-	return $t[0];
+	my ($cpu_ms) = $out =~ /^([0-9.]+)\s*\z/m;
+	die "no timing in:\n$out" unless @t == 1 && defined $cpu_ms;
+	return ($t[0], $cpu_ms);
+}
+
+# cluster_cpu($build): CPU seconds the build's cluster has used so far:
+# its postmaster's and every living child's, and what the children that
+# ended (the backends of finished sessions) left to the postmaster
+# (utime, stime, cutime and cstime of /proc/PID/stat).
+my $ticks = `getconf CLK_TCK 2>/dev/null` || 100;
+chomp $ticks;
+
+sub cluster_cpu
+{
+	my ($b) = @_;
+	my $pidfile = "$build{$b}{data}/postmaster.pid";
+	open my $fh, '<', $pidfile or die "$pidfile: $!";
+	my $pm = <$fh>;
+	close $fh;
+	chomp $pm;
+	my $total = 0;
+	for my $stat (glob '/proc/[0-9]*/stat')
+	{
+		open my $sf, '<', $stat or next;
+		my $line = <$sf>;
+		close $sf;
+		next unless defined $line;
+		# pid (comm) state ppid ... ; comm may hold spaces and parentheses
+		my @f = split ' ', substr($line, rindex($line, ')') + 2);
+		my ($pid) = $stat =~ m{/proc/(\d+)/};
+		next unless $pid == $pm || $f[1] == $pm;
+		$total += $f[11] + $f[12];                     # utime, stime
+		$total += $f[13] + $f[14] if $pid == $pm;      # cutime, cstime
+	}
+	return $total / $ticks;
 }
 
 sub median
@@ -155,56 +203,74 @@ sub load
 # --------------------------------------------------------------------------
 
 my @steps = ("UPDATE %s SET status = 'READY'", "UPDATE %s SET status = 'INVOKING'");
-my %t;    # $t{build}{variant}[round] = ms of both steps
+my (%t, %c);    # $t{build}{variant}[round] = ms of both steps; %c: CPU ms
 my @pairs = map { my $b = $_; map { [ $b, $_ ] } @variants } @builds;
 for my $round (0 .. $repeat - 1)
 {
 	load($_, map { "c_$_" } @variants) for @builds;
-	my %ms;
+	my (%ms, %cpu);
 	for my $step (@steps)
 	{
 		for my $p (rotate($round, @pairs))
 		{
 			my ($b, $v) = @$p;
 			psql($b, 'CHECKPOINT');
-			$ms{$b}{$v} += timed($b, sprintf($step, "c_$v"));
+			my ($ms, $cpu) = timed($b, sprintf($step, "c_$v"));
+			$ms{$b}{$v} += $ms;
+			$cpu{$b}{$v} += $cpu;
 		}
 		psql($_, join('', (map { "VACUUM c_$_;\n" } @variants), "VACUUM payout.history;\n")) for @builds;
 	}
 	for my $b (@builds)
 	{
 		push @{ $t{$b}{$_} }, $ms{$b}{$_} for @variants;
+		push @{ $c{$b}{$_} }, $cpu{$b}{$_} for @variants;
 		my $n = psql($b, q{SELECT count(*) FROM payout.history WHERE tbl = 'c_history'::regclass});
 		die "$build{$b}{name}: history has $n rows, expected " . 2 * $rows . "\n" unless $n == 2 * $rows;
 	}
 }
 
 # us per row update: over bare, and history over enforcement alone, per
-# round; the builds' ratio per round.
+# round; the builds' ratios per round.  %$m is %t (time) or %c (CPU).
 sub per_row
 {
-	my ($b, $v, $base) = @_;
-	return median(map { ($t{$b}{$v}[$_] - $t{$b}{$base}[$_]) * 1000 / (2 * $rows) } 0 .. $repeat - 1);
+	my ($m, $b, $v, $base) = @_;
+	return median(map { ($m->{$b}{$v}[$_] - $m->{$b}{$base}[$_]) * 1000 / (2 * $rows) } 0 .. $repeat - 1);
 }
-my %over_bare = map { my $b = $_; ($b => { map { ($_ => per_row($b, $_, 'bare')) } qw(payout history) }) } @builds;
-my %hist_only = map { ($_ => per_row($_, 'history', 'payout')) } @builds;
-my $batch_ratio = median(map { $t{new}{history}[$_] / $t{old}{history}[$_] } 0 .. $repeat - 1);
-my $bare_ratio = median(map { $t{new}{bare}[$_] / $t{old}{bare}[$_] } 0 .. $repeat - 1);
-my $ovh_ratio = median(
-	map {
-		my $o = $t{old}{history}[$_] - $t{old}{bare}[$_];
-		$o > 0 ? ($t{new}{history}[$_] - $t{new}{bare}[$_]) / $o : 0
-	} 0 .. $repeat - 1);
 
-printf "1. Batch UPDATE of %d rows: status CREATED -> READY -> INVOKING (2 statements); median ms, us per row update\n", $rows;
-printf "   %-32s %12s %12s %14s %12s %14s %16s\n", 'build', 'bare ms', 'payout ms', 'history ms', 'payout us', 'history us', 'history alone us';
-for my $b (@builds)
+sub builds_ratio
 {
-	printf "   %-32s %12.1f %12.1f %14.1f %12.4f %14.4f %16.4f\n", $build{$b}{name},
-	  (map { median(@{ $t{$b}{$_} }) } @variants), $over_bare{$b}{payout}, $over_bare{$b}{history}, $hist_only{$b};
+	my ($m, $v) = @_;
+	return median(map { $m->{new}{$v}[$_] / $m->{old}{$v}[$_] } 0 .. $repeat - 1);
 }
-printf "   %s / %s: history statements %.3f x, their cost over bare %.3f x (bare statements %.3f x)\n\n",
-  $build{new}{name}, $build{old}{name}, $batch_ratio, $ovh_ratio, $bare_ratio;
+
+sub cost_ratio
+{
+	my ($m) = @_;
+	return median(
+		map {
+			my $o = $m->{old}{history}[$_] - $m->{old}{bare}[$_];
+			$o > 0 ? ($m->{new}{history}[$_] - $m->{new}{bare}[$_]) / $o : 0
+		} 0 .. $repeat - 1);
+}
+
+printf "1. Batch UPDATE of %d rows: status CREATED -> READY -> INVOKING (2 statements); median ms, us per row update over bare\n", $rows;
+printf "   %-32s %-5s %10s %10s %10s %10s %10s %14s\n", 'build', '', 'bare ms', 'payout ms', 'history ms', 'payout us', 'history us', 'history alone';
+for my $m ([ 'time', \%t ], [ 'CPU', \%c ])
+{
+	for my $b (@builds)
+	{
+		printf "   %-32s %-5s %10.1f %10.1f %10.1f %10.4f %10.4f %14.4f\n", $build{$b}{name}, $m->[0],
+		  (map { median(@{ $m->[1]{$b}{$_} }) } @variants),
+		  per_row($m->[1], $b, 'payout', 'bare'), per_row($m->[1], $b, 'history', 'bare'),
+		  per_row($m->[1], $b, 'history', 'payout');
+	}
+}
+my $batch_ratio = builds_ratio(\%c, 'history');
+my $batch_cost_ratio = cost_ratio(\%c);
+printf "   %s / %s, history statements: CPU %.3f x, time %.3f x; their cost over bare: CPU %.3f x, time %.3f x\n",
+  $build{new}{name}, $build{old}{name}, $batch_ratio, builds_ratio(\%t, 'history'), $batch_cost_ratio, cost_ratio(\%t);
+printf "   (bare statements: CPU %.3f x, time %.3f x)\n\n", builds_ratio(\%c, 'bare'), builds_ratio(\%t, 'bare');
 
 # --------------------------------------------------------------------------
 # 2: single-row transactions (pgbench), one random payout one step each
@@ -227,7 +293,7 @@ SQL
 }
 load($_, map { "g_$_" } @pgb_variants) for @builds;
 my @pgb_pairs = map { my $b = $_; map { [ $b, $_ ] } @pgb_variants } @builds;
-my %tps;    # $tps{clients}{build}{variant}[round]
+my (%tps, %cpt);    # $tps{clients}{build}{variant}[round]; %cpt: server CPU us per transaction
 {
 	local $ENV{PGOPTIONS} = '-c synchronous_commit=off';
 	for my $round (0 .. $repeat - 1)
@@ -240,31 +306,40 @@ my %tps;    # $tps{clients}{build}{variant}[round]
 				my ($b, $v) = @$p;
 				local $ENV{PGHOST} = $build{$b}{host};
 				local $ENV{PGPORT} = $build{$b}{port};
+				my $cpu = cluster_cpu($b);
 				my $out = `pgbench -n -M prepared -c $c -j $jobs -T $seconds -f $tmp/g_$v.sql -U postgres postgres 2>&1`;
 				die "pgbench ($build{$b}{name}) failed:\n$out" if $? != 0;
+				$cpu = cluster_cpu($b) - $cpu;
 				my ($tps) = $out =~ /^tps = ([0-9.]+)/m;
-				die "no tps in:\n$out" unless defined $tps;
+				my ($n) = $out =~ /^number of transactions actually processed: (\d+)/m;
+				die "no tps in:\n$out" unless defined $tps && $n;
 				push @{ $tps{$c}{$b}{$v} }, $tps;
+				push @{ $cpt{$c}{$b}{$v} }, $cpu * 1e6 / $n;
 			}
 			psql($_, join('', map { "VACUUM g_$_;\n" } @pgb_variants)) for @builds;
 		}
 	}
 }
 
-print "2. pgbench, one random payout one step per transaction, $seconds s per run, synchronous_commit off; median tps\n";
-printf "   %-8s %-32s %10s %12s %8s\n", 'clients', 'build', 'bare tps', 'history tps', 'ratio';
+print "2. pgbench, one random payout one step per transaction, $seconds s per run, synchronous_commit off;\n";
+print "   median tps, and the cluster's CPU us per transaction (server processes)\n";
+printf "   %-8s %-32s %10s %12s %8s %10s %12s\n", 'clients', 'build', 'bare tps', 'history tps', 'ratio', 'bare CPU', 'history CPU';
 my %pgb_ratio;
 for my $c (@clients)
 {
 	for my $b (@builds)
 	{
-		printf "   %-8d %-32s %10.0f %12.0f %8.3f\n", $c, $build{$b}{name},
+		printf "   %-8d %-32s %10.0f %12.0f %8.3f %10.1f %12.1f\n", $c, $build{$b}{name},
 		  median(@{ $tps{$c}{$b}{bare} }), median(@{ $tps{$c}{$b}{history} }),
-		  median(map { $tps{$c}{$b}{history}[$_] / $tps{$c}{$b}{bare}[$_] } 0 .. $repeat - 1);
+		  median(map { $tps{$c}{$b}{history}[$_] / $tps{$c}{$b}{bare}[$_] } 0 .. $repeat - 1),
+		  median(@{ $cpt{$c}{$b}{bare} }), median(@{ $cpt{$c}{$b}{history} });
 	}
-	$pgb_ratio{$c} = median(map { $tps{$c}{new}{history}[$_] / $tps{$c}{old}{history}[$_] } 0 .. $repeat - 1);
-	printf "   %-8s %s / %s: history tps %.3f x (bare tps %.3f x)\n", '', $build{new}{name}, $build{old}{name},
-	  $pgb_ratio{$c}, median(map { $tps{$c}{new}{bare}[$_] / $tps{$c}{old}{bare}[$_] } 0 .. $repeat - 1);
+	$pgb_ratio{$c} = median(map { $cpt{$c}{new}{history}[$_] / $cpt{$c}{old}{history}[$_] } 0 .. $repeat - 1);
+	printf "   %-8s %s / %s, history: CPU per transaction %.3f x, tps %.3f x (bare: CPU %.3f x, tps %.3f x)\n", '',
+	  $build{new}{name}, $build{old}{name}, $pgb_ratio{$c},
+	  median(map { $tps{$c}{new}{history}[$_] / $tps{$c}{old}{history}[$_] } 0 .. $repeat - 1),
+	  median(map { $cpt{$c}{new}{bare}[$_] / $cpt{$c}{old}{bare}[$_] } 0 .. $repeat - 1),
+	  median(map { $tps{$c}{new}{bare}[$_] / $tps{$c}{old}{bare}[$_] } 0 .. $repeat - 1);
 }
 print "\n";
 
@@ -273,7 +348,7 @@ print "\n";
 # other partition, once per round
 # --------------------------------------------------------------------------
 
-my %mv;    # $mv{n}{build}[round] = us per row
+my (%mv, %mvc);    # $mv{n}{build}[round] = us per row; %mvc: CPU us per row
 for my $n (@moves)
 {
 	for my $b (@builds)
@@ -301,7 +376,9 @@ SQL
 		for my $b (rotate($round, @builds))
 		{
 			psql($b, 'TRUNCATE payout.history; CHECKPOINT');
-			push @{ $mv{$n}{$b} }, timed($b, "UPDATE v SET region = '$to' WHERE region = '$from'") * 1000 / $n;
+			my ($ms, $cpu) = timed($b, "UPDATE v SET region = '$to' WHERE region = '$from'");
+			push @{ $mv{$n}{$b} }, $ms * 1000 / $n;
+			push @{ $mvc{$n}{$b} }, $cpu * 1000 / $n;
 			my $moved = psql($b, "SELECT count(*) FROM v_$to");
 			die "$build{$b}{name}: $moved of $n rows moved\n" unless $moved == $n;
 			psql($b, 'VACUUM v');
@@ -311,29 +388,31 @@ SQL
 }
 if (@moves)
 {
-	print "3. Bulk moves: one UPDATE moving n rows of a table with history to its other partition; median us per row\n";
-	printf "   %-32s" . (" %12s" x @moves) . " %18s\n", 'build', (map { "n=$_" } @moves), 'largest/smallest';
+	print "3. Bulk moves: one UPDATE moving n rows of a table with history to its other partition; median us per row, time and CPU\n";
+	printf "   %-32s" . (" %17s" x @moves) . " %18s\n", 'build', (map { "n=$_" } @moves), 'largest/smallest';
 	for my $b (@builds)
 	{
 		my @m = map { median(@{ $mv{$_}{$b} }) } @moves;
-		$build{$b}{move_growth} = $m[0] > 0 ? $m[-1] / $m[0] : 0;
-		printf "   %-32s" . (" %12.3f" x @m) . " %18.2f\n", $build{$b}{name}, @m, $build{$b}{move_growth};
+		my @c = map { median(@{ $mvc{$_}{$b} }) } @moves;
+		$build{$b}{move_growth} = $c[0] > 0 ? $c[-1] / $c[0] : 0;
+		printf "   %-32s" . (" %8.3f %8.3f" x @moves) . " %18.2f\n", $build{$b}{name},
+		  (map { ($m[$_], $c[$_]) } 0 .. $#moves), $build{$b}{move_growth};
 	}
-	print "\n";
+	print "   (largest/smallest: of the CPU per row)\n\n";
 }
 
 print "Targets", ($smoke ? ' (smoke run: not meaningful)' : ''), ":\n";
 verdict($batch_ratio <= 1.05,
-	sprintf('history in a batch no slower than %s\'s: %s\'s history statements take %.3f x its time (at most 1.05; cost over bare %.3f x)',
-		$build{old}{name}, $build{new}{name}, $batch_ratio, $ovh_ratio));
+	sprintf('history in a batch no slower than %s\'s: %s\'s history statements take %.3f x its CPU time (at most 1.05; their cost over bare %.3f x)',
+		$build{old}{name}, $build{new}{name}, $batch_ratio, $batch_cost_ratio));
 for my $c (@clients)
 {
-	verdict($pgb_ratio{$c} >= 0.95,
-		sprintf('single-row transactions with history no slower than %s\'s at %d clients: %.3f x its tps (at least 0.95)',
+	verdict($pgb_ratio{$c} <= 1.05,
+		sprintf('single-row transactions with history no slower than %s\'s at %d clients: %.3f x its CPU per transaction (at most 1.05)',
 			$build{old}{name}, $c, $pgb_ratio{$c}));
 }
 if (@moves)
 {
-	printf "     bulk moves, us per row at n=%d over n=%d: %s %.2f x, %s %.2f x\n", $moves[-1], $moves[0],
+	printf "     bulk moves, CPU per row at n=%d over n=%d: %s %.2f x, %s %.2f x\n", $moves[-1], $moves[0],
 	  map { ($build{$_}{name}, $build{$_}{move_growth}) } @builds;
 }
