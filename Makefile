@@ -51,6 +51,11 @@ bench:
 bench-citus:
 	test/bench/citus
 
+# History against the released 1.1's, both builds side by side; it builds
+# 1.1 from the git history.  See test/bench/compare.
+bench-compare:
+	test/bench/compare
+
 # The soak test, for as long as SOAK_SECONDS says (default 10 minutes per
 # table); the test run has a short one.  As root or with sudo.
 soak:
@@ -69,4 +74,4 @@ check-debug:
 check-valgrind:
 	test/run-debug valgrind
 
-.PHONY: bench bench-citus soak check-debug check-valgrind
+.PHONY: bench bench-citus bench-compare soak check-debug check-valgrind

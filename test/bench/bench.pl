@@ -577,6 +577,120 @@ printf "   bare %.0f MB, BEFORE and AFTER ROW triggers doing nothing %.0f MB, wi
   $peak{queue} ? $peak{history} / $peak{queue} : 0;
 
 # --------------------------------------------------------------------------
+# 10: bulk moves: one UPDATE that moves every row of a partitioned table to
+# its other partition, for growing numbers of rows.  PostgreSQL carries a
+# move out as a DELETE and an INSERT, and fires BEFORE UPDATE, BEFORE
+# DELETE and BEFORE INSERT on each row, and AFTER DELETE and AFTER INSERT
+# at the statement's end; payout judges each move as one update and records
+# it once in the history, with the old key (the key includes the partition
+# key).  Its time per row must not grow with the rows (the pairing of the
+# halves was O(N^2) in 1.1), and its memory must be PostgreSQL's own: the
+# same move with a BEFORE and an AFTER ROW trigger on the same events that
+# do nothing (PL/pgSQL), and without any trigger.  The rows move back and
+# forth, a round each way, so that no round reloads them.
+# --------------------------------------------------------------------------
+
+my @moves = split ' ', ($ENV{BENCH_MOVES} // ($smoke ? '1000 3000 10000' : '100000 300000 1000000'));
+my @move_variants = qw(bare queue history);
+my $move_columns = <<'SQL';
+	id bigint NOT NULL,
+	region text NOT NULL,
+	amount numeric(12,2) NOT NULL,
+	status payout.status NOT NULL DEFAULT 'CREATED',
+	resolution payout.resolution,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (id, region)
+SQL
+my %move_describe = (
+	bare => 'no trigger',
+	queue => 'BEFORE and AFTER ROW triggers doing nothing',
+	history => 'payout.enforce_transition() + history',);
+psql(<<'SQL');
+CREATE FUNCTION bench_pass() RETURNS trigger LANGUAGE plpgsql AS
+'BEGIN IF TG_OP = ''DELETE'' THEN RETURN OLD; END IF; RETURN NEW; END';
+SQL
+
+# timed_peak($statement): milliseconds the statement took and the peak
+# private memory of its session, in kB (as section 8 reads it).
+sub timed_peak
+{
+	my ($stmt) = @_;
+	my $out = psql(<<"SQL");
+\\timing on
+$stmt \\g /dev/null
+\\timing off
+SELECT (regexp_match(s, 'VmHWM:\\s+(\\d+)'))[1]::bigint
+	   - (regexp_match(s, 'RssShmem:\\s+(\\d+)'))[1]::bigint
+	   - (regexp_match(s, 'RssFile:\\s+(\\d+)'))[1]::bigint
+FROM pg_read_file('/proc/' || pg_backend_pid() || '/status', 0, 100000) AS s;
+SQL
+	my ($ms) = $out =~ /^Time: ([0-9.]+) ms/m;
+	my ($kb) = $out =~ /(\d+)\s*$/;
+	die "no timing or memory in:\n$out" unless defined $ms && defined $kb;
+	return ($ms, $kb);
+}
+
+my (%mv_ms, %mv_kb);    # {n}{variant}[round]
+for my $n (@moves)
+{
+	for my $v (@move_variants)
+	{
+		my $sql = "CREATE TABLE v_$v (\n$move_columns) PARTITION BY LIST (region);\n"
+		  . "CREATE TABLE v_${v}_a PARTITION OF v_$v FOR VALUES IN ('a') WITH (autovacuum_enabled = off);\n"
+		  . "CREATE TABLE v_${v}_b PARTITION OF v_$v FOR VALUES IN ('b') WITH (autovacuum_enabled = off);\n";
+		$sql .= "SET session_replication_role = replica;\n"
+		  . "INSERT INTO v_$v (id, region, amount) SELECT g, 'a', 1 FROM generate_series(1, $n) g;\n"
+		  . "RESET session_replication_role;\n"
+		  . "VACUUM ANALYZE v_$v;\n";
+		$sql .= "SELECT payout.attach('v_$v', indexes => false);\n" if $v eq 'history';
+		$sql .= "CREATE TRIGGER pass BEFORE INSERT OR UPDATE OR DELETE ON v_$v FOR EACH ROW EXECUTE FUNCTION bench_pass();\n"
+		  . "CREATE TRIGGER nothing AFTER INSERT OR UPDATE OR DELETE ON v_$v FOR EACH ROW EXECUTE FUNCTION bench_nothing();\n"
+		  if $v eq 'queue';
+		psql($sql);
+	}
+	for my $round (0 .. $repeat - 1)
+	{
+		my ($from, $to) = $round % 2 ? ('b', 'a') : ('a', 'b');
+		for my $v (rotate($round, @move_variants))
+		{
+			psql('CHECKPOINT');
+			my ($ms, $kb) = timed_peak("UPDATE v_$v SET region = '$to' WHERE region = '$from'");
+			push @{ $mv_ms{$n}{$v} }, $ms;
+			push @{ $mv_kb{$n}{$v} }, $kb;
+		}
+		for my $v (@move_variants)
+		{
+			my $moved = psql("SELECT count(*) FROM v_${v}_$to");
+			die "v_$v: $moved of $n rows moved to partition $to\n" unless $moved == $n;
+		}
+		my $recorded = psql(q{SELECT count(*) FROM payout.history WHERE tbl = 'v_history'::regclass AND old_key IS NOT NULL});
+		die "history recorded $recorded of $n moves\n" unless $recorded == $n;
+		psql(join('', (map { "VACUUM v_$_;\n" } @move_variants), "TRUNCATE payout.history;\n"));
+	}
+	psql(join('', map { "DROP TABLE v_$_;\n" } @move_variants));
+}
+
+my (%mv_us, %mv_peak);
+for my $n (@moves)
+{
+	for my $v (@move_variants)
+	{
+		$mv_us{$n}{$v} = median(map { $_ * 1000 / $n } @{ $mv_ms{$n}{$v} });
+		$mv_peak{$n}{$v} = median(@{ $mv_kb{$n}{$v} });
+	}
+}
+my %mv_growth = map { my $v = $_; ($v => $mv_us{ $moves[0] }{$v} > 0 ? $mv_us{ $moves[-1] }{$v} / $mv_us{ $moves[0] }{$v} : 0) }
+  @move_variants;
+printf "10. Bulk moves: one UPDATE moving n rows to the other partition (key (id, region)); median us per row and peak private memory (MB)\n";
+printf "   %-46s" . (" %19s" x @moves) . " %16s\n", 'variant', (map { "n=$_" } @moves), 'us/row largest/smallest';
+for my $v (@move_variants)
+{
+	printf "   %-46s" . (" %9.3f us %5.0f MB" x @moves) . " %16.2f\n", $move_describe{$v},
+	  (map { ($mv_us{$_}{$v}, $mv_peak{$_}{$v} / 1024) } @moves), $mv_growth{$v};
+}
+print "\n";
+
+# --------------------------------------------------------------------------
 # 7: scale curves: what the extension's own functions cost as the table
 # grows, with the default attach (history and indexes)
 # --------------------------------------------------------------------------
@@ -685,6 +799,17 @@ for my $name (sort keys %scale_ratio)
 	verdict($scale_ratio{$name} <= 2,
 		sprintf('%s at n=%d within 2 x n=%d (%.2f x)', $name, $scales[-1], $scales[0], $scale_ratio{$name}));
 }
+my ($nm, $n0) = ($moves[-1], $moves[0]);
+printf "     a %d-row move with history: %.2f us per row, %.2f over the move without triggers; "
+  . "%.0f bytes per row over it in memory, the triggers doing nothing %.0f\n",
+  $nm, $mv_us{$nm}{history}, $mv_us{$nm}{history} - $mv_us{$nm}{bare},
+  ($mv_peak{$nm}{history} - $mv_peak{$nm}{bare}) * 1024 / $nm, ($mv_peak{$nm}{queue} - $mv_peak{$nm}{bare}) * 1024 / $nm;
+verdict($mv_growth{history} <= 1.25,
+	sprintf('bulk moves with history linear: us per row at n=%d within 1.25 x n=%d (%.2f x; without triggers %.2f x)',
+		$nm, $n0, $mv_growth{history}, $mv_growth{bare}));
+verdict($mv_peak{$nm}{queue} > 0 && $mv_peak{$nm}{history} <= 1.1 * $mv_peak{$nm}{queue},
+	sprintf('a %d-row move with history peaks within 1.1 x BEFORE and AFTER ROW triggers that do nothing (%.0f MB against %.0f MB): no memory per row of payout\'s own',
+		$nm, $mv_peak{$nm}{history} / 1024, $mv_peak{$nm}{queue} / 1024));
 printf "     the indexes attach() makes cost status updates %.3f x enforcement alone (%.4f us per row update)\n",
   ratio_to('status', 'payout_idx', 'payout'), $ovh{payout_idx} - $ovh{payout};
 verdict($ovh{payout} <= 1.10 * $ovh{floor},

@@ -1,29 +1,38 @@
-# 010_soak.pl: the whole system at once, under load, on a plain and on a
-# partitioned payout table.
+# 010_soak.pl: the whole system at once, under load, on a plain payout
+# table and on one partitioned by created_at, which its key includes.
 #
 # Workers, each a pgbench run as its own role with doc/security.md's grants:
 # 2 API clients creating and readying payouts (a tenth manual); 6
 # processors claiming with payout.claim(tbl, 20) and walking each payout to
 # its end with payout.classify(), both as fast as they can; 1 operator
 # taking manual payouts with claim(..., manual => true), more slowly than
-# they come, so that some go stale and expire; 2 moderators releasing or ending held payouts
-# from doc/workflow.md's moderation queue; 1 expirer calling
-# payout.expire_backlog(tbl, '2 seconds') every second; 1 role editing the
-# graph every second; on the partitioned table, 1 mover moving READY
-# payouts between partitions while they are claimed.
+# they come, so that some go stale and expire; 2 moderators releasing or
+# ending held payouts from doc/workflow.md's moderation queue; 1 expirer
+# every second; 1 role editing the graph every second.  On the plain
+# table the expirer calls payout.expire_backlog(tbl, '2 seconds').  On the
+# partitioned table payouts keep moving between the partitions, their
+# created_at dated a day back or forth: the API clients move the newest
+# READY payouts, the processors one in ten of theirs while they process
+# it; and the expirer calls payout.expire(tbl, '2 seconds'), which meets
+# rows moved after its snapshot and must try those batches again.  The
+# expirer also tries one batch of expire() once and rolls it back, and
+# counts how often a moved row stopped it.
 #
-# It fails on any error a worker is not documented to get (pgbench stops a
-# client at its first error, and says so), on a lock wait longer than
+# It fails on any error a worker is not documented to get (pgbench says
+# so, serialization failures included), on a lock wait longer than
 # $LOCK_BOUND_MS (log_lock_waits reports every wait past deadlock_timeout:
-# one expire batch of 200 payouts, the longest lock any worker holds, takes
-# tens of milliseconds here, and a few hundred on a busy 2-core machine),
-# and on a stalled expirer or processor (no
-# transaction for 10 seconds).  Then it checks the invariants from the table and the
-# history: no payout claimed twice, no manual payout processed by a
-# processor, only moderators changed held payouts, every history row an
-# edge of the graph, every payout's history chained to its row.  Last, it
-# runs the same workload with the payout triggers disabled and reports the
-# ratio of payouts processed per second.
+# one expire batch, the longest lock any worker holds, takes tens of
+# milliseconds here, and a few hundred on a busy 2-core machine), and on a
+# stalled expirer or processor (no transaction for 10 seconds).  Then it
+# checks the invariants from the table and the history, each payout's life
+# followed through its key changes (history's old_key) as
+# payout.timeline() follows it: every history row belongs to one payout,
+# whose rows chain from its INSERT to its current row and key; no payout
+# claimed twice; no manual payout processed by a processor; only
+# moderators changed held payouts; every change an edge of the graph; and
+# timeline() of a moved payout's current key gives its whole life.  Last,
+# it runs the same workload with the payout triggers disabled and reports
+# the ratio of payouts processed per second.
 #
 # SOAK_SECONDS (default 40) is the length of each table's loaded run; the
 # run without the triggers takes half as long.  make soak runs it longer.
@@ -64,16 +73,21 @@ my $tempdir = PostgreSQL::Test::Utils::tempdir;
 sub workers
 {
 	my ($tbl) = @_;
+	my $dated = $tbl eq 'soak.dated';
 	my @w = (
-		[ 'api', 'soak_api', 2, 0, "SELECT soak.create('$tbl', 5);" ],
-		[ 'processor', 'soak_processor', 6, 0, "SELECT soak.process('$tbl', 20, false);" ],
+		[ 'api', 'soak_api', 2, 0,
+			"SELECT soak.create('$tbl', 5);" . ($dated ? "\nSELECT soak.move('$tbl', 2);" : '') ],
+		[ 'processor', 'soak_processor', 6, 0,
+			"SELECT soak.process('$tbl', 20, false" . ($dated ? ', moving => true' : '') . ');' ],
 		[ 'operator', 'soak_operator', 1, 1, "SELECT soak.process('$tbl', 5, true);" ],
 		[ 'moderator', 'soak_moderator', 2, 5, "SELECT soak.moderate('$tbl', 5);" ],
-		[ 'expirer', 'soak_expirer', 1, 1, "CALL payout.expire_backlog('$tbl', '2 seconds', 'created_at', 200);" ],
+		[ 'expirer', 'soak_expirer', 1, 1,
+			$dated
+			? "SELECT payout.expire('$tbl', interval '2 seconds');\nSELECT soak.expire_probe('$tbl');"
+			: "CALL payout.expire_backlog('$tbl', '2 seconds', 'created_at', 200);" ],
 		[ 'editor', 'soak_editor', 1, 1,
 			"INSERT INTO payout.transition VALUES ('CREATED', 'CANCELLING');\n"
 			  . "DELETE FROM payout.transition WHERE from_status = 'CREATED' AND to_status = 'CANCELLING';" ]);
-	push @w, [ 'mover', 'soak_mover', 1, 10, "SELECT soak.move(5);" ] if $tbl eq 'soak.parts';
 	return @w;
 }
 
@@ -102,7 +116,7 @@ sub run_workers
 		my $h = IPC::Run::start(
 			[
 				$node->installed_command('pgbench'), '-n', '-P', '1',
-				'-T', $secs, '-c', $clients, '-j', 1, ($rate ? ('-R', $rate) : ()),
+				'-T', $secs, '-c', $clients, '-j', 1, ($rate ? ('-R', $rate) : ()), '--verbose-errors',
 				'-f', $script, '-U', $role,
 				'-h', $node->host, '-p', $node->port, 'postgres'
 			],
@@ -140,7 +154,7 @@ sub stalls
 
 my $log_offset = -s $node->logfile;
 my %report;
-foreach my $tbl ('soak.plain', 'soak.parts')
+foreach my $tbl ('soak.plain', 'soak.dated')
 {
 	my $before = finished($tbl);
 	my $out = run_workers($tbl, $seconds, "loaded-$tbl");
@@ -149,23 +163,33 @@ foreach my $tbl ('soak.plain', 'soak.parts')
 	foreach my $name (sort keys %$out)
 	{
 		my $o = $out->{$name};
-		# pgbench: "client N aborted in command M (SQL) of script 0; ERROR:  ..."
+		# pgbench stops a client at its first error ("client N script 0
+		# aborted in command M ...: ERROR:  ..."), except a serialization
+		# failure or a deadlock (40001, 40P01): it counts that transaction
+		# as failed and goes on, and only says so with --verbose-errors
+		# ("client N got an error in command M ...").
 		foreach my $line (split /\n/, $o->{stderr})
 		{
 			next unless $line =~ /aborted|ERROR|FATAL/;
 			$errors{"$name: $line"}++;
 		}
+		$errors{"$name: $1 failed transactions"}++
+		  if $o->{stdout} =~ /^number of failed transactions: ([1-9]\d*)/m;
 		is($o->{rc}, 0, "$tbl: the $name workers ran to the end");
 	}
-	is(join("\n", sort keys %errors), '', "$tbl: no worker got an error");
+	# The server log of this run: where the errors came from, and the lock
+	# waits.
+	my $log = slurp_file($node->logfile, $log_offset);
+	$log_offset = -s $node->logfile;
+	my @server_errors = $log =~ /^(\S+ \S+ \S+ \[\d+\] \S+ \S+ (?:ERROR|CONTEXT|STATEMENT):.*(?:\n\t.*)*)/mg;
+	splice @server_errors, 30 if @server_errors > 30;
+	is(join("\n", sort keys %errors), '', "$tbl: no worker got an error")
+	  or diag(join("\n", 'the server log of the run:', @server_errors));
 	foreach my $name ('expirer', 'processor')
 	{
 		is(stalls($out->{$name}), 0, "$tbl: the $name never stalled for 10 seconds");
 	}
 
-	# Lock waits, from the server log of this run.
-	my $log = slurp_file($node->logfile, $log_offset);
-	$log_offset = -s $node->logfile;
 	my @waits = $log =~ /acquired \S+ on .*? after ([\d.]+) ms/g;
 	my @still = $log =~ /still waiting for \S+ on .*? after ([\d.]+) ms/g;
 	my $longest = 0;
@@ -176,21 +200,82 @@ foreach my $tbl ('soak.plain', 'soak.parts')
 	my %by_state;
 	$by_state{$_}++ foreach @sqlstates;
 
-	# The invariants.
+	# The invariants.  A payout's life is followed through its key changes
+	# as payout.timeline() follows it: from the INSERT that made it, every
+	# key a change linked to one of its keys (history's old_key), and the
+	# history rows of those keys.  check_keys has each key with the
+	# payout's first key (root), check_life each history row with its
+	# payout's root, check_now each payout with the key history gives it.
 	my $history = "payout.history h WHERE h.tbl = '$tbl'::regclass";
+	my $key_text = $node->safe_psql('postgres', "SELECT (payout.primary_key('$tbl', 'p')).key_text");
+	$node->safe_psql(
+		'postgres', qq{
+		DROP TABLE IF EXISTS soak.check_keys, soak.check_life, soak.check_now;
+		CREATE TABLE soak.check_keys AS
+		WITH RECURSIVE keys(root, key) AS (
+			SELECT h.key, h.key FROM $history AND h.old_status IS NULL
+			UNION
+			SELECT k.root, h.key
+			FROM keys k JOIN payout.history h ON h.tbl = '$tbl'::regclass AND h.old_key = k.key)
+		SELECT * FROM keys;
+		CREATE TABLE soak.check_life AS
+		SELECT k.root, h.id, h.key, h.old_key, h.old_status, h.new_status, h.user_name
+		FROM soak.check_keys k JOIN payout.history h ON h.tbl = '$tbl'::regclass AND h.key = k.key;
+		CREATE INDEX ON soak.check_life (root, id);
+		CREATE TABLE soak.check_now AS SELECT $key_text COLLATE "C" AS key, p.* FROM $tbl p;
+		ANALYZE soak.check_keys, soak.check_life, soak.check_now;});
+	my $last = 'SELECT DISTINCT ON (root) root, key, new_status FROM soak.check_life ORDER BY root, id DESC';
 	is( $node->safe_psql(
 			'postgres', qq{
-			SELECT count(*) FROM (SELECT h.key FROM $history
-								  AND h.old_status = 'READY' AND h.new_status = 'INVOKING'
-								  GROUP BY h.key HAVING count(*) > 1) AS twice}),
+			SELECT (SELECT count(*) FROM (SELECT key FROM soak.check_keys
+										  GROUP BY key HAVING count(*) > 1) AS shared)
+				 + abs((SELECT count(*) FROM $history) - (SELECT count(*) FROM soak.check_life))}),
+		'0', "$tbl: every history row belongs to one payout, through its keys");
+	is( $node->safe_psql(
+			'postgres', qq{
+			WITH chain AS (
+				SELECT root, key, old_key, old_status, new_status,
+					   row_number() OVER w AS n, lag(key) OVER w AS prev_key,
+					   lag(new_status) OVER w AS prev_status
+				FROM soak.check_life
+				WINDOW w AS (PARTITION BY root ORDER BY id))
+			SELECT (SELECT count(*) FROM chain
+					WHERE CASE WHEN n = 1
+							   THEN old_status IS NOT NULL OR old_key IS NOT NULL OR key <> root
+							   ELSE old_status IS DISTINCT FROM prev_status
+									OR coalesce(old_key, key) <> prev_key END)
+				 + (SELECT count(*) FROM soak.check_now p
+					WHERE NOT EXISTS (SELECT FROM ($last) l
+									  WHERE l.key = p.key AND l.new_status = p.status))
+				 + abs((SELECT count(*) FROM ($last) l) - (SELECT count(*) FROM soak.check_now))}),
+		'0', "$tbl: every payout's history chains from its INSERT to its current row and key");
+	is( $node->safe_psql(
+			'postgres', qq{
+			SELECT count(*)
+			FROM (SELECT root, array_agg(id ORDER BY id) AS ids,
+						 (array_agg(key ORDER BY id DESC))[1] AS key
+				  FROM soak.check_life GROUP BY root
+				  HAVING bool_or(old_key IS NOT NULL)
+				  ORDER BY count(*) FILTER (WHERE old_key IS NOT NULL) DESC, root
+				  LIMIT 1000) m
+			WHERE m.ids IS DISTINCT FROM
+				  (SELECT array_agg(t.id ORDER BY t.id) FROM payout.timeline('$tbl', m.key) t)}),
+		'0', "$tbl: timeline() of a moved payout's key gives its whole life (the 1000 that moved most)");
+	my $moves = $node->safe_psql('postgres', "SELECT count(*) FROM $history AND h.old_key IS NOT NULL");
+	cmp_ok($moves, '>', 0, "$tbl: payouts moved between partitions, each move recorded with its old key")
+	  if $tbl eq 'soak.dated';
+	is( $node->safe_psql(
+			'postgres', qq{
+			SELECT count(*) FROM (SELECT root FROM soak.check_life
+								  WHERE old_status = 'READY' AND new_status = 'INVOKING'
+								  GROUP BY root HAVING count(*) > 1) AS twice}),
 		'0', "$tbl: no payout was claimed twice");
 	is( $node->safe_psql(
 			'postgres', qq{
-			SELECT count(*) FROM $history
-			  AND h.old_status = 'READY' AND h.new_status = 'INVOKING'
-			  AND EXISTS (SELECT FROM $tbl p
-						  WHERE p.id = soak.id_of(h.key) AND NOT p.autoprocess)
-			  AND h.user_name <> 'soak_operator'}),
+			SELECT count(*)
+			FROM soak.check_life h JOIN ($last) l USING (root) JOIN soak.check_now p ON p.key = l.key
+			WHERE h.old_status = 'READY' AND h.new_status = 'INVOKING'
+			  AND NOT p.autoprocess AND h.user_name <> 'soak_operator'}),
 		'0', "$tbl: only the operator processed manual payouts");
 	is( $node->safe_psql(
 			'postgres', qq{
@@ -209,21 +294,12 @@ foreach my $tbl ('soak.plain', 'soak.parts')
 							  WHERE d.from_status IS NOT DISTINCT FROM h.old_status
 								AND d.to_status = h.new_status)}),
 		'0', "$tbl: every change in the history is an edge of the graph");
-	# A payout's history, by id: a move between partitions changes the key
-	# and, keeping the status, records nothing.
-	is( $node->safe_psql(
-			'postgres', qq{
-			WITH chain AS (
-				SELECT soak.id_of(h.key) AS pid, h.old_status, h.new_status,
-					   lag(h.new_status) OVER w AS prev,
-					   last_value(h.new_status) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING
-													   AND UNBOUNDED FOLLOWING) AS last
-				FROM $history
-				WINDOW w AS (PARTITION BY soak.id_of(h.key) ORDER BY h.id))
-			SELECT (SELECT count(*) FROM chain WHERE prev IS DISTINCT FROM old_status)
-				 + (SELECT count(*) FROM $tbl p
-					WHERE NOT EXISTS (SELECT FROM chain c WHERE c.pid = p.id AND c.last = p.status))}),
-		'0', "$tbl: every payout's history chains to its current row");
+
+	# What expire() met: its calls, and how often one try of a batch was
+	# stopped by a moved row.
+	my ($probes, $stopped) = split /\|/,
+	  $node->safe_psql('postgres', 'SELECT count(*), count(*) FILTER (WHERE moved) FROM soak.probes');
+	my $expired = $node->safe_psql('postgres', "SELECT count(*) FROM $history AND h.new_status = 'EXPIRED'");
 
 	my $counts = $node->safe_psql('postgres',
 		qq{SELECT string_agg(status || ' ' || n, ', ' ORDER BY status)
@@ -231,12 +307,14 @@ foreach my $tbl ('soak.plain', 'soak.parts')
 	my $tx = 0;
 	$tx += tx_of($out->{$_}) foreach keys %$out;
 	$report{$tbl} = { loaded => $done / $seconds, tx => $tx / $seconds, counts => $counts, longest => $longest,
-		errors => join(', ', map { "$_ $by_state{$_}" } sort keys %by_state) || 'none' };
+		errors => join(', ', map { "$_ $by_state{$_}" } sort keys %by_state) || 'none',
+		moves => $moves, expire => tx_of($out->{expirer}), expired => $expired,
+		probes => $probes, stopped => $stopped };
 }
 
 # The same workload with the payout triggers disabled: what the extension
 # costs, as a ratio.  claim(), expire() and the rest still run.
-foreach my $tbl ('soak.plain', 'soak.parts')
+foreach my $tbl ('soak.plain', 'soak.dated')
 {
 	$node->safe_psql('postgres', "ALTER TABLE $tbl DISABLE TRIGGER USER");
 	my $half = int(($seconds + 1) / 2);
@@ -246,7 +324,7 @@ foreach my $tbl ('soak.plain', 'soak.parts')
 	$node->safe_psql('postgres', "ALTER TABLE $tbl ENABLE TRIGGER USER");
 }
 
-foreach my $tbl ('soak.plain', 'soak.parts')
+foreach my $tbl ('soak.plain', 'soak.dated')
 {
 	my $r = $report{$tbl};
 	diag(sprintf(
@@ -255,6 +333,11 @@ foreach my $tbl ('soak.plain', 'soak.parts')
 		$tbl, $seconds, $r->{tx}, $r->{loaded}, $r->{bare},
 		$r->{bare} ? $r->{loaded} / $r->{bare} : 0,
 		$r->{longest}, $r->{errors}, $r->{counts}));
+	diag(sprintf(
+		"soak %s: %d key changes recorded; expire() called %d times, %d payouts expired; "
+		  . "one try of a batch was stopped by a moved row %d times in %d",
+		$tbl, $r->{moves}, $r->{expire}, $r->{expired}, $r->{stopped}, $r->{probes}))
+	  if $tbl eq 'soak.dated';
 }
 
 $node->stop;
