@@ -322,7 +322,7 @@ CREATE TABLE bare (
 	status payout.status NOT NULL
 );
 SELECT payout.attach('bare');
-SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'bare'::regclass;
+SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'bare'::regclass ORDER BY tgname;
 INSERT INTO bare VALUES (1, 'CREATED');
 INSERT INTO bare VALUES (2, 'PROCESSED');
 \echo :SQLSTATE
@@ -342,7 +342,7 @@ SELECT payout.attach('bad_resolution');
 -- "resolution", whatever its type.
 SELECT payout.attach('bad_resolution', 'status', NULL);
 \echo :SQLSTATE
-SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'bad_resolution'::regclass;
+SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'bad_resolution'::regclass ORDER BY tgname;
 INSERT INTO bad_resolution VALUES (1, 'CREATED');
 SELECT * FROM bad_resolution ORDER BY id;
 DROP TABLE bad_resolution;
@@ -355,7 +355,7 @@ CREATE TABLE custom (
 	resolution payout.resolution
 );
 SELECT payout.attach('custom', 'state', 'outcome');
-SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'custom'::regclass;
+SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'custom'::regclass ORDER BY tgname;
 INSERT INTO custom VALUES (1, 'CREATED');
 INSERT INTO custom VALUES (2, 'INVOKING');
 \echo :SQLSTATE
@@ -374,7 +374,7 @@ CREATE TABLE domain2_status (
 	status status_domain2 NOT NULL
 );
 SELECT payout.attach('domain2_status');
-SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'domain2_status'::regclass;
+SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'domain2_status'::regclass ORDER BY tgname;
 INSERT INTO domain2_status VALUES (1, 'CREATED');
 INSERT INTO domain2_status VALUES (2, 'READY');
 \echo :SQLSTATE
