@@ -2457,7 +2457,8 @@ COMMENT ON PROCEDURE payout.expire_backlog(regclass, interval, name, integer) IS
 
 -- One row per block, written by payout.seal() alone; its hash covers every
 -- other column.  Dumped whole, so that a restored database verifies against
--- the digests taken before the dump.
+-- the digests taken before the dump.  No OIDs: a table is named by the
+-- number payout.ledger_tables gives it, and by its name when sealed.
 CREATE TABLE payout.ledger (
 	block bigint PRIMARY KEY,
 	format smallint NOT NULL,
@@ -2468,18 +2469,9 @@ CREATE TABLE payout.ledger (
 	min_clock_time timestamptz,
 	max_clock_time timestamptz,
 	sealed_at timestamptz NOT NULL,
-	retention interval,
-	system_identifier bigint NOT NULL,
-	database_oid oid NOT NULL,
-	extension_oid oid NOT NULL,
-	table_oids oid[] NOT NULL,
+	table_numbers integer[] NOT NULL,
 	table_schemas text[] NOT NULL,
 	table_names text[] NOT NULL,
-	renamed_oids oid[] NOT NULL,
-	renamed_from_schemas text[] NOT NULL,
-	renamed_from_names text[] NOT NULL,
-	renamed_to_schemas text[] NOT NULL,
-	renamed_to_names text[] NOT NULL,
 	rows_hash bytea NOT NULL,
 	row_ids bytea NOT NULL,
 	row_marks bytea NOT NULL,
@@ -2490,25 +2482,26 @@ CREATE TABLE payout.ledger (
 ALTER TABLE payout.ledger ALTER COLUMN row_marks SET STORAGE EXTERNAL;
 COMMENT ON TABLE payout.ledger IS 'the blocks that seal payout.history: each covers the history rows with ids first_id to last_id and the hash of the block before it; written by payout.seal()';
 COMMENT ON COLUMN payout.ledger.prev_hash IS 'hash of the previous block (32 zero bytes for block 1)';
-COMMENT ON COLUMN payout.ledger.retention IS 'payout.ledger_retention when the block was sealed: sealed rows older than this, counted back from a verified block, may be gone';
-COMMENT ON COLUMN payout.ledger.table_oids IS 'the tables the block''s rows name, with table_schemas and table_names: their names when sealed (a NULL schema: a dropped table, named by its OID)';
-COMMENT ON COLUMN payout.ledger.renamed_oids IS 'tables renamed or dropped since the previous block, with their names before and after';
+COMMENT ON COLUMN payout.ledger.sealed_at IS 'when the block was sealed, by the sealing server''s clock; never earlier than the block before';
+COMMENT ON COLUMN payout.ledger.table_numbers IS 'the tables the block''s rows name, by the numbers payout.ledger_tables gives them, with table_schemas and table_names: their names when sealed (NULL: dropped before)';
 COMMENT ON COLUMN payout.ledger.rows_hash IS 'SHA-256 over the ids and leaves (SHA-256 of the canonical bytes of every other column) of the rows, in id order';
 COMMENT ON COLUMN payout.ledger.row_marks IS '18 bytes a row: table index, CRC-32C of the key, clock_time in seconds after min_clock_time, first 8 bytes of the leaf';
 COMMENT ON COLUMN payout.ledger.hash IS 'SHA-256 of the block: what payout.digest() returns and digests keep';
 SELECT pg_catalog.pg_extension_config_dump('payout.ledger', '');
 
--- The names of the tables the sealer has seen, so that it records a rename
--- in the next block.  Dumped: a restored database finds each table again by
--- a history row sealed under it (row_id), whose tbl names it by its new OID.
-CREATE TABLE payout.ledger_names (
-	relation oid PRIMARY KEY,
+-- The number the ledger gave each table whose rows it sealed.  tbl is a
+-- regclass, as payout.history.tbl is, and a dump converts both alike (a
+-- table by its name, a dropped one by its old OID as a number), so that a
+-- history row finds its table's number in every copy of the database.
+-- Dumped with the ledger.
+CREATE TABLE payout.ledger_tables (
+	number integer PRIMARY KEY,
+	tbl regclass NOT NULL,
 	schema_name text,
-	table_name text NOT NULL,
-	row_id bigint
+	table_name text
 );
-COMMENT ON TABLE payout.ledger_names IS 'internal: the name payout.seal() last recorded for each table that history rows name, and a row sealed under it';
-SELECT pg_catalog.pg_extension_config_dump('payout.ledger_names', '');
+COMMENT ON TABLE payout.ledger_tables IS 'the number payout.seal() gave each table that history rows name, which blocks and leaves hold instead of its OID; with its name when last sealed';
+SELECT pg_catalog.pg_extension_config_dump('payout.ledger_tables', '');
 
 -- Horizons seal() saw: the last history id given out, and the transactions
 -- that were writing history then.  Unlogged and not dumped: after a crash
@@ -2532,6 +2525,32 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION payout.seal(bigint) IS 'seals, in blocks of payout.ledger, the history rows no transaction can add to any more (at most max_rows); never waits for a writer; returns the blocks and rows sealed, the last id sealed, and how many transactions were writing history';
 REVOKE ALL ON FUNCTION payout.seal(bigint) FROM PUBLIC;
 
+-- Everything there is to seal, one block per transaction by default, so
+-- that sealing holds its locks on history's partitions no longer than one
+-- batch takes: a DETACH or DROP of a partition waits that long at most,
+-- and the writers queued behind it too.  A procedure (CALL it outside a
+-- transaction block, as pg_cron does), and so without a SET clause: its
+-- body names everything with its schema.
+CREATE PROCEDURE payout.seal_backlog(batch_size bigint DEFAULT 65536)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+	n bigint;
+BEGIN
+	IF batch_size IS NULL THEN
+		RAISE EXCEPTION 'batch_size must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	LOOP
+		SELECT s.sealed_rows INTO n FROM payout.seal(batch_size) AS s;
+		COMMIT;
+		EXIT WHEN n OPERATOR(pg_catalog.<) batch_size;
+	END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE payout.seal_backlog(bigint) IS 'seals everything payout.seal() can, batch_size rows per transaction';
+REVOKE ALL ON PROCEDURE payout.seal_backlog(bigint) FROM PUBLIC;
+
 CREATE FUNCTION payout.digest()
 RETURNS TABLE (block bigint, hash text, sealed_at timestamptz)
 LANGUAGE sql
@@ -2546,8 +2565,9 @@ COMMENT ON FUNCTION payout.digest() IS 'the newest block''s number, hash (hex) a
 
 CREATE FUNCTION payout.verify(digests jsonb DEFAULT NULL,
 							  tbl regclass DEFAULT NULL,
-							  key text DEFAULT NULL)
+							  key text DEFAULT NULL,
+							  retention interval DEFAULT NULL)
 RETURNS TABLE (block bigint, id bigint, finding text, detail text)
 AS 'MODULE_PATHNAME', 'payout_verify'
 LANGUAGE C STABLE;
-COMMENT ON FUNCTION payout.verify(jsonb, regclass, text) IS 'checks the sealed history (all of it, one table''s or one payout''s rows) against the ledger and the digests given (a JSON array of payout.digest() rows): one line per difference, located by block and id, then the verdict, intact or tampered';
+COMMENT ON FUNCTION payout.verify(jsonb, regclass, text, interval) IS 'checks the sealed history (all of it, one table''s or one payout''s rows) against the ledger and the digests given (a JSON array of payout.digest() rows): one line per difference, located by block and id, then the verdict, intact or tampered; sealed rows recorded longer than retention before the newest digest may be gone';

@@ -4,8 +4,10 @@
 -- tampering a superuser can do with the history's triggers out of the way
 -- (it has none): a changed column, a deleted row, a whole payout's rows
 -- deleted, a forged row, a truncated or dropped partition, reordered ids,
--- an altered block, a removed block; and which takes rows that the
--- recorded retention allows to be gone for retained, not missing.
+-- an altered block, a removed block, a chain whose times go back; and
+-- which takes rows that the auditor's retention allows to be gone for
+-- retained, not missing.  Tables are named by the numbers the ledger gave
+-- them, never by OID; hashes do not depend on any session setting.
 --
 -- Hashes and times change from run to run: the findings are printed with
 -- them masked.  Each tampering is made in a transaction that verifies and
@@ -19,17 +21,47 @@ CREATE ROLE regress_ledger_sealer;
 CREATE ROLE regress_ledger_auditor;
 CREATE ROLE regress_ledger_app;
 GRANT EXECUTE ON FUNCTION payout.seal(bigint) TO regress_ledger_sealer;
-GRANT SELECT ON payout.history, payout.ledger TO regress_ledger_auditor;
+GRANT SELECT ON payout.history, payout.ledger, payout.ledger_tables TO regress_ledger_auditor;
 
 -- The findings of a verification, hashes and times masked.
 CREATE FUNCTION pg_temp.v(digests jsonb DEFAULT NULL, tbl regclass DEFAULT NULL,
-						  key text DEFAULT NULL)
+						  key text DEFAULT NULL, retention interval DEFAULT NULL)
 RETURNS TABLE (block bigint, id bigint, finding text, detail text)
 LANGUAGE sql AS $$
 	SELECT v.block, v.id, v.finding,
 		   regexp_replace(regexp_replace(v.detail, '[0-9a-f]{16,64}', '<hash>', 'g'),
 						  '[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+\+00', '<time>', 'g')
-	FROM payout.verify(digests, tbl, key) AS v
+	FROM payout.verify(digests, tbl, key, retention) AS v
+$$;
+
+-- A block's hash, computed in SQL from its columns by the canonical form
+-- of doc/ledger.md: what a rewriter of the ledger computes.
+CREATE FUNCTION pg_temp.usecs(t timestamptz) RETURNS bigint
+LANGUAGE sql AS $$ SELECT (extract(epoch FROM t) * 1000000)::bigint - 946684800000000 $$;
+CREATE FUNCTION pg_temp.opt_time(t timestamptz) RETURNS bytea
+LANGUAGE sql AS $$
+	SELECT CASE WHEN t IS NULL THEN '\x00'::bytea
+		   ELSE '\x01'::bytea || int8send(pg_temp.usecs(t)) END
+$$;
+CREATE FUNCTION pg_temp.opt_text(s text) RETURNS bytea
+LANGUAGE sql AS $$
+	SELECT CASE WHEN s IS NULL THEN '\x00'::bytea
+		   ELSE '\x01'::bytea || int4send(length(convert_to(s, 'UTF8'))) || convert_to(s, 'UTF8') END
+$$;
+CREATE FUNCTION pg_temp.block_hash(l payout.ledger) RETURNS bytea
+LANGUAGE sql AS $$
+	SELECT sha256('\x02'::bytea || int2send(l.format) || int8send(l.block) || l.prev_hash
+				  || int8send(l.first_id) || int8send(l.last_id) || int8send(l.row_count)
+				  || pg_temp.opt_time(l.min_clock_time) || pg_temp.opt_time(l.max_clock_time)
+				  || int8send(pg_temp.usecs(l.sealed_at))
+				  || int4send(cardinality(l.table_numbers))
+				  || coalesce((SELECT string_agg(int4send(t.n) || pg_temp.opt_text(t.s)
+												 || pg_temp.opt_text(t.nm), '' ORDER BY t.o)
+							   FROM unnest(l.table_numbers, l.table_schemas, l.table_names)
+									WITH ORDINALITY AS t(n, s, nm, o)), '')
+				  || l.rows_hash
+				  || sha256('\x04'::bytea || int4send(length(l.row_ids)) || l.row_ids
+							|| int4send(length(l.row_marks)) || l.row_marks))
 $$;
 
 CREATE TABLE payouts (
@@ -79,9 +111,15 @@ SELECT * FROM payout.seal();
 RESET ROLE;
 SELECT block, format, first_id, last_id, row_count, length(prev_hash) AS prev_len,
 	   prev_hash = '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea AS first_in_chain,
-	   table_names, renamed_oids, retention, length(row_marks) AS marks_bytes,
-	   length(hash) AS hash_bytes
-FROM payout.ledger ORDER BY block;
+	   table_numbers, table_schemas, table_names, length(row_marks) AS marks_bytes,
+	   length(hash) AS hash_bytes, hash = pg_temp.block_hash(l) AS canonical
+FROM payout.ledger l ORDER BY block;
+-- The tables by number; no OID is stored.
+SELECT number, tbl, schema_name, table_name FROM payout.ledger_tables ORDER BY number;
+SELECT count(*) AS oid_columns
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+WHERE c.relnamespace = 'payout'::regnamespace AND c.relname LIKE 'ledger%'
+  AND a.atttypid IN ('oid'::regtype, 'oid[]'::regtype) AND a.attnum > 0;
 SELECT block, length(hash) AS hex_digits, sealed_at = (SELECT l.sealed_at FROM payout.ledger l WHERE l.block = d.block) AS sealed_at_of_block
 FROM payout.digest() AS d;
 SELECT row_to_json(d) AS digest1 FROM payout.digest() AS d \gset
@@ -103,6 +141,28 @@ SELECT * FROM payout.seal();
 SELECT block, first_id, last_id, row_count FROM payout.ledger ORDER BY block;
 SELECT row_to_json(d) AS digest3 FROM payout.digest() AS d \gset
 SELECT * FROM pg_temp.v(jsonb_build_array(:'digest1'::jsonb, :'digest3'::jsonb));
+
+------------------------------------------------------------------------------
+-- No setting changes a hash: blocks sealed under the settings above verify
+-- under others, and a block sealed under those verifies under these.
+------------------------------------------------------------------------------
+SET timezone = 'Pacific/Chatham';
+SET datestyle = 'SQL, DMY';
+SET intervalstyle = 'sql_standard';
+SET extra_float_digits = -3;
+SET bytea_output = 'escape';
+SELECT * FROM pg_temp.v(jsonb_build_array(:'digest1'::jsonb, :'digest3'::jsonb));
+UPDATE payouts SET status = 'INVOKING' WHERE id = 20;
+SELECT blocks, sealed_rows FROM payout.seal();
+SELECT row_to_json(d) AS digest_odd FROM payout.digest() AS d \gset
+RESET timezone;
+RESET datestyle;
+RESET intervalstyle;
+RESET extra_float_digits;
+RESET bytea_output;
+SET timezone = 'UTC';
+SELECT * FROM pg_temp.v(jsonb_build_array(:'digest1'::jsonb, :'digest3'::jsonb, :'digest_odd'::jsonb));
+SELECT bool_and(hash = pg_temp.block_hash(l)) AS canonical FROM payout.ledger l;
 
 ------------------------------------------------------------------------------
 -- Tampering, as a superuser: each is found and located.
@@ -190,11 +250,11 @@ SELECT * FROM pg_temp.v();
 SELECT * FROM pg_temp.v(tbl => 'refunds');
 ROLLBACK;
 
--- The ledger itself: a block changed, a link changed, the newest block
--- removed.  From the rows alone, a removed newest block only leaves its
--- rows unsealed; the digest taken before shows it.
+-- The ledger itself: a block changed (a table's name as sealed), a link
+-- changed, the newest blocks removed.  From the rows alone, removed newest
+-- blocks only leave their rows unsealed; the digest taken before shows it.
 BEGIN;
-UPDATE payout.ledger SET retention = '1 day' WHERE block = 1;
+UPDATE payout.ledger SET table_names[2] = 'payments' WHERE block = 1;
 SELECT * FROM pg_temp.v();
 ROLLBACK;
 BEGIN;
@@ -202,7 +262,7 @@ UPDATE payout.ledger SET prev_hash = set_byte(prev_hash, 0, get_byte(prev_hash, 
 SELECT * FROM pg_temp.v();
 ROLLBACK;
 BEGIN;
-DELETE FROM payout.ledger WHERE block = 3;
+DELETE FROM payout.ledger WHERE block >= 3;
 SELECT * FROM pg_temp.v();
 SELECT * FROM pg_temp.v(:'digest3');
 ROLLBACK;
@@ -218,30 +278,82 @@ SELECT finding FROM payout.verify();
 SELECT * FROM pg_temp.v(:'digest3');
 ROLLBACK;
 
+
 ------------------------------------------------------------------------------
--- Renamed and dropped tables.
+-- Renamed and dropped tables.  Rows are sealed under the table's number;
+-- a block keeps the name each of its tables had when sealed.
 ------------------------------------------------------------------------------
 
 ALTER TABLE refunds RENAME TO refunds_2026;
-SELECT finding FROM payout.verify();
+-- Not a difference, but shown: the name its rows were sealed under is not
+-- the table's name now.
+SELECT * FROM pg_temp.v();
 UPDATE refunds_2026 SET status = 'INVOKING' WHERE id = 'r1';
 SELECT blocks, sealed_rows FROM payout.seal();
-SELECT block, table_names, renamed_from_names, renamed_to_names
-FROM payout.ledger WHERE block = (SELECT max(block) FROM payout.ledger);
+SELECT block, table_numbers, table_names
+FROM payout.ledger WHERE block IN (1, (SELECT max(block) FROM payout.ledger)) ORDER BY block;
+SELECT number, tbl, schema_name, table_name FROM payout.ledger_tables ORDER BY number;
 SELECT finding FROM payout.verify();
 SELECT * FROM pg_temp.v(tbl => 'refunds_2026', key => 'r1');
--- Dropped: its history stays, and verifies under the table's old OID.
+-- Someone who moves a table's rows to another table, in payout.history and
+-- in payout.ledger_tables alike (which no hash covers), keeps the rows
+-- intact, but not the names they were sealed under.
+BEGIN;
+UPDATE payout.history
+SET tbl = CASE tbl WHEN 'payouts'::regclass THEN 'refunds_2026'::regclass ELSE 'payouts' END;
+UPDATE payout.ledger_tables
+SET tbl = CASE tbl WHEN 'payouts'::regclass THEN 'refunds_2026'::regclass ELSE 'payouts' END;
+SELECT * FROM pg_temp.v();
+ROLLBACK;
+-- ... and someone who does it in payout.history alone changes the rows.
+BEGIN;
+UPDATE payout.history SET tbl = 'payouts' WHERE tbl = 'refunds_2026'::regclass;
+SELECT block, id, finding FROM payout.verify();
+ROLLBACK;
+-- Dropped: its history stays, with its old OID, and verifies under its
+-- number; no block records anything for the drop.
 SELECT payout.detach('refunds_2026');
 DROP TABLE refunds_2026;
 INSERT INTO payouts (id, amount) VALUES (22, 22);
 SELECT blocks, sealed_rows FROM payout.seal();
-SELECT renamed_from_names, renamed_to_schemas[1] IS NULL AS dropped,
-	   renamed_to_names[1] = renamed_oids[1]::text AS named_by_its_oid
-FROM payout.ledger WHERE block = (SELECT max(block) FROM payout.ledger);
-SELECT finding FROM payout.verify();
+SELECT table_numbers, table_names FROM payout.ledger WHERE block = (SELECT max(block) FROM payout.ledger);
+SELECT * FROM pg_temp.v();
+-- A table dropped before its rows are sealed has no name in the block.
+CREATE TABLE fleeting (id int PRIMARY KEY, status payout.status NOT NULL DEFAULT 'CREATED');
+SELECT payout.attach('fleeting', resolution_column => NULL);
+INSERT INTO fleeting (id) VALUES (1);
+SELECT payout.detach('fleeting');
+DROP TABLE fleeting;
+SELECT blocks, sealed_rows FROM payout.seal();
+SELECT table_numbers, table_schemas, table_names FROM payout.ledger WHERE block = (SELECT max(block) FROM payout.ledger);
+SELECT number, schema_name, table_name FROM payout.ledger_tables WHERE number = 3;
+SELECT * FROM pg_temp.v();
 
 ------------------------------------------------------------------------------
--- Partitions: dropped is tampering; dropped by a recorded retention is not.
+-- Time.  The times of a chain only go forward; a digest says when its
+-- block was sealed, and may say when it was taken.
+------------------------------------------------------------------------------
+
+-- A rewriter who recomputes the newest block with an earlier time.
+BEGIN;
+UPDATE payout.ledger SET sealed_at = sealed_at - interval '1 day'
+WHERE block = (SELECT max(block) FROM payout.ledger);
+UPDATE payout.ledger l SET hash = pg_temp.block_hash(l)
+WHERE block = (SELECT max(block) FROM payout.ledger);
+SELECT * FROM pg_temp.v();
+ROLLBACK;
+-- A digest whose time is not its block's, or that was taken before its
+-- block was sealed (the block's time was set ahead).
+SELECT row_to_json(d) AS digest_now FROM payout.digest() AS d \gset
+SELECT * FROM pg_temp.v(jsonb_set(:'digest_now', '{sealed_at}', '"2020-01-01T00:00:00+00:00"'));
+SELECT * FROM pg_temp.v(:'digest_now'::jsonb || '{"taken_at": "2020-01-01T00:00:00Z"}');
+SELECT finding FROM payout.verify(:'digest_now'::jsonb || jsonb_build_object('taken_at', now() + interval '1 minute'));
+
+------------------------------------------------------------------------------
+-- Retention is the auditor's: verify() takes sealed rows recorded longer
+-- than the retention it is given before the newest digest (or before its
+-- own clock, if earlier) for removed by that policy.  Partitions dropped
+-- are tampering; dropped by the policy, they are not.
 ------------------------------------------------------------------------------
 
 CREATE TABLE payout.history_2020 (LIKE payout.history_catchall INCLUDING ALL);
@@ -254,33 +366,57 @@ SELECT 'payouts', g::text, NULL, 'CREATED', '2020-06-01', '2020-06-01 12:00', 'a
 FROM generate_series(1001, 1003) AS g;
 SELECT blocks, sealed_rows FROM payout.seal();
 SELECT row_to_json(d) AS digest_before FROM payout.digest() AS d \gset
+-- Without a retention, every sealed row that is gone is missing.
 BEGIN;
 DROP TABLE payout.history_2020;
 SELECT * FROM pg_temp.v();
+SELECT * FROM pg_temp.v(:'digest_before', retention => '1 year');
 ROLLBACK;
--- History is kept a year: a block sealed under that policy records it,
--- and rows older than a year before the newest block may be gone.
+-- Nothing the sealer sets excuses a row: there is no such setting.
 \set VERBOSITY sqlstate
-SET payout.ledger_retention = 'soon';
-SELECT blocks FROM payout.seal();
-SET payout.ledger_retention = '-1 year';
-SELECT blocks FROM payout.seal();
+SET payout.ledger_retention = '1 microsecond';
 \set VERBOSITY default
-SET payout.ledger_retention = '1 year';
 UPDATE payouts SET status = 'INVOKING' WHERE id = 11;
 SELECT blocks, sealed_rows FROM payout.seal();
-SELECT block, retention FROM payout.ledger WHERE block = (SELECT max(block) FROM payout.ledger);
-RESET payout.ledger_retention;
+SELECT row_to_json(d) AS digest_after FROM payout.digest() AS d \gset
 DROP TABLE payout.history_2020;
-SELECT * FROM pg_temp.v();
--- Against the digest taken before the policy was sealed, the same rows are
--- missing: that digest's block kept history for ever.
-SELECT block, id, finding FROM payout.verify(:'digest_before');
+SELECT * FROM pg_temp.v(jsonb_build_array(:'digest_before'::jsonb, :'digest_after'::jsonb));
+SELECT * FROM pg_temp.v(jsonb_build_array(:'digest_before'::jsonb, :'digest_after'::jsonb),
+						retention => '1 year');
 -- Retention allows old rows to be gone, not young ones.
 BEGIN;
-DELETE FROM payout.history WHERE id = 45;
-SELECT block, id, finding FROM payout.verify();
+DELETE FROM payout.history WHERE id <= 10;
+SELECT block, id, finding FROM payout.verify(:'digest_after', retention => '1 year');
 ROLLBACK;
+-- A newest block whose time a rewriter set years ahead gains nothing: the
+-- cutoff is counted back from this server's clock if that is earlier, and
+-- row 45, of this year, is missing.
+BEGIN;
+UPDATE payout.ledger SET sealed_at = now() + interval '10 years'
+WHERE block = (SELECT max(block) FROM payout.ledger);
+UPDATE payout.ledger l SET hash = pg_temp.block_hash(l)
+WHERE block = (SELECT max(block) FROM payout.ledger);
+DELETE FROM payout.history WHERE id = 45;
+SELECT block, id, finding FROM payout.verify(retention => '1 year');
+-- and seal() will not seal after it while its clock is behind
+\set VERBOSITY sqlstate
+INSERT INTO payouts (id, amount) VALUES (23, 23);
+SELECT * FROM payout.seal();
+\set VERBOSITY default
+ROLLBACK;
+
+------------------------------------------------------------------------------
+-- The backlog, one batch per transaction.
+------------------------------------------------------------------------------
+
+GRANT EXECUTE ON PROCEDURE payout.seal_backlog(bigint) TO regress_ledger_sealer;
+UPDATE payouts SET status = 'INVOKING' WHERE id BETWEEN 12 AND 20;
+SELECT max(block) AS before FROM payout.ledger \gset
+SET ROLE regress_ledger_sealer;
+CALL payout.seal_backlog(4);
+RESET ROLE;
+SELECT block - :before AS new_block, row_count FROM payout.ledger WHERE block > :before ORDER BY block;
+SELECT finding FROM payout.verify(retention => '1 year') WHERE finding <> 'rows retained';
 
 ------------------------------------------------------------------------------
 -- Misuse.
@@ -288,15 +424,45 @@ ROLLBACK;
 
 \set VERBOSITY sqlstate
 SELECT * FROM payout.verify(key => '3');
+SELECT * FROM payout.verify(retention => '0');
+SELECT * FROM payout.verify(retention => '-1 year');
+SELECT * FROM payout.verify('"abc"');
 SELECT * FROM payout.verify('[{"block": 1}]');
 SELECT * FROM payout.verify('{"block": 1, "hash": "abcd"}');
 SELECT * FROM payout.seal(max_rows => 0);
+CALL payout.seal_backlog(NULL);
 ALTER SEQUENCE payout.history_id_seq CACHE 10;
 SELECT * FROM payout.seal();
 ALTER SEQUENCE payout.history_id_seq CACHE 1;
+-- The sequence is the one history's ids come from, whatever its name.
+ALTER SEQUENCE payout.history_id_seq RENAME TO history_ids;
+CREATE SEQUENCE payout.history_id_seq;
+UPDATE payouts SET status = 'PROCESSING' WHERE id = 1;
+SELECT blocks, sealed_rows FROM payout.seal();
+DROP SEQUENCE payout.history_id_seq;
+ALTER SEQUENCE payout.history_ids RENAME TO history_id_seq;
+-- History whose ids come from no sequence is not sealed.
+ALTER TABLE payout.history ALTER COLUMN id SET DEFAULT 0;
+SELECT * FROM payout.seal();
+ALTER TABLE payout.history ALTER COLUMN id SET DEFAULT pg_catalog.nextval('payout.history_id_seq');
 \set VERBOSITY default
+SELECT * FROM payout.verify(key => '3');
+SELECT * FROM payout.verify(retention => '0');
+SELECT * FROM payout.verify('"abc"');
+SELECT * FROM payout.verify(jsonb_build_array(jsonb_build_object('block', 1, 'hash', repeat('0', 64)), 5));
+SELECT * FROM payout.verify('{"block": "1", "hash": "abcd"}');
 SELECT * FROM payout.verify('{"block": 1, "hash": "abcd"}');
+SELECT * FROM payout.verify(jsonb_build_object('block', 1, 'hash', repeat('0', 64), 'sealed_at', 'soon'));
+SELECT * FROM payout.verify(jsonb_build_object('block', 1, 'hash', repeat('0', 64)), retention => '1 year');
+ALTER SEQUENCE payout.history_id_seq CACHE 10;
+SELECT * FROM payout.seal();
+ALTER SEQUENCE payout.history_id_seq CACHE 1;
+ALTER TABLE payout.history ALTER COLUMN id SET DEFAULT 0;
+SELECT * FROM payout.seal();
+ALTER TABLE payout.history ALTER COLUMN id SET DEFAULT pg_catalog.nextval('payout.history_id_seq');
+SELECT finding FROM payout.verify(retention => '1 year') WHERE finding <> 'rows retained';
 
 DROP TABLE payouts;
+DROP FUNCTION pg_temp.block_hash(payout.ledger);
 DROP EXTENSION payout;
 DROP ROLE regress_ledger_sealer, regress_ledger_auditor, regress_ledger_app;

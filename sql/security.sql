@@ -342,7 +342,13 @@ BEGIN
 		['-', 'hostile_sub', 'integer', 'integer', 'integer', '0'],
 		['-', 'hostile_sub', 'timestamptz', 'interval', 'timestamptz', 'NULL'],
 		['||', 'hostile_cat', 'text', 'text', 'text', 'NULL'],
-		['||', 'hostile_cat', 'text[]', 'text', 'text[]', 'NULL']]
+		['||', 'hostile_cat', 'text[]', 'text', 'text[]', 'NULL'],
+		['=', 'hostile_eq', 'bigint', 'bigint', 'boolean', 'true'],
+		['<', 'hostile_lt', 'bigint', 'bigint', 'boolean', 'true'],
+		['<=', 'hostile_le', 'bigint', 'bigint', 'boolean', 'true'],
+		['>', 'hostile_gt', 'bigint', 'bigint', 'boolean', 'true'],
+		['->', 'hostile_get', 'jsonb', 'text', 'jsonb', 'NULL'],
+		['->>', 'hostile_get_text', 'jsonb', 'text', 'text', 'NULL']]
 	LOOP
 		CONTINUE WHEN to_regoperator(format('%I.%s(%s,%s)', s, t[1], t[3], t[4])) IS NOT NULL;
 		EXECUTE format('CREATE FUNCTION %I.%I(%s, %s) RETURNS %s' || body,
@@ -368,6 +374,10 @@ BEGIN
 		['current_setting(text)', 'text', 'NULL'],
 		['convert_from(bytea, text)', 'text', 'NULL'],
 		['lower(text)', 'text', 'NULL'],
+		['jsonb_typeof(jsonb)', 'text', 'NULL'],
+		['jsonb_build_array(jsonb)', 'jsonb', 'NULL'],
+		['pg_sequence_last_value(regclass)', 'bigint', 'NULL'],
+		['encode(bytea, text)', 'text', 'NULL'],
 		['hostile_count(bigint)', 'bigint', '$1'],
 		['hostile_count(bigint, text)', 'bigint', '$1'],
 		['hostile_agg(text, text, text)', 'text', 'NULL']]
@@ -376,6 +386,11 @@ BEGIN
 		EXECUTE format('CREATE FUNCTION %I.%s RETURNS %s' || body,
 					   s, t[1], t[2], format('hostile %s.%s', s, t[1]), t[3]);
 	END LOOP;
+	IF to_regprocedure(format('%I.jsonb_array_elements(jsonb)', s)) IS NULL THEN
+		EXECUTE format('CREATE FUNCTION %I.jsonb_array_elements(jsonb) RETURNS SETOF jsonb'
+					   ' LANGUAGE plpgsql AS $f$BEGIN RAISE NOTICE %L USING ERRCODE = ''HOSTL''; END$f$',
+					   s, format('hostile %s.jsonb_array_elements(jsonb)', s));
+	END IF;
 	IF to_regprocedure(format('%I.unnest(anyarray)', s)) IS NULL THEN
 		EXECUTE format('CREATE FUNCTION %I.unnest(anyarray) RETURNS SETOF anyelement'
 					   ' LANGUAGE plpgsql AS $f$BEGIN RAISE NOTICE %L USING ERRCODE = ''HOSTL''; END$f$',
@@ -449,6 +464,14 @@ SELECT count(x) AS count_text FROM (VALUES ('a'::text)) v(x);
 SELECT string_agg(x, ',') AS string_agg FROM (VALUES ('a'::text)) v(x);
 SELECT * FROM unnest(ARRAY[1]) AS u;
 SELECT EXISTS (SELECT FROM pg_index) AS shadowed_index;
+SELECT 1::bigint = 2::bigint AS eq_int8, 2::bigint < 1::bigint AS lt_int8,
+	   2::bigint <= 1::bigint AS le_int8, 1::bigint > 2::bigint AS gt_int8;
+SELECT '{"a": 1}'::jsonb -> 'a' AS get, '{"a": 1}'::jsonb ->> 'a' AS get_text,
+	   jsonb_typeof('1'::jsonb) AS jsonb_typeof,
+	   jsonb_build_array('1'::jsonb) AS jsonb_build_array,
+	   pg_sequence_last_value('payout.history_id_seq'::regclass) AS last_value,
+	   encode('\x61'::bytea, 'hex'::text) AS encode;
+SELECT * FROM jsonb_array_elements('[1]'::jsonb) AS e;
 \set VERBOSITY sqlstate
 
 -- The queue: 1 to 5 are created, 1 to 4 made READY, 2 held (an error
@@ -510,6 +533,14 @@ SELECT payout.next_statuses(NULL) AS new_payout,
 	   payout.next_statuses('READY') AS ready,
 	   payout.next_statuses('PROCESSED') AS processed,
 	   payout.next_statuses('CANCELLED') AS cancelled;
+-- The ledger: the history sealed, in one call and as a backlog, its digest
+-- taken, and verified, whole and one table's, against it.
+SELECT s.blocks, s.sealed_rows OPERATOR(pg_catalog.>) 0 AS sealed FROM payout.seal() AS s;
+INSERT INTO regress_payout_sec.queue (id) VALUES (6);
+CALL payout.seal_backlog();
+SELECT pg_catalog.row_to_json(d) AS digest FROM payout.digest() AS d \gset
+SELECT v.finding FROM payout.verify(:'digest') AS v;
+SELECT v.finding FROM payout.verify(:'digest', 'regress_payout_sec.queue', '1', '1 year') AS v;
 
 --
 -- The same as an unprivileged role whose own schema comes first on its
@@ -520,8 +551,12 @@ CREATE ROLE regress_payout_clerk;
 CREATE SCHEMA regress_payout_clerk AUTHORIZATION regress_payout_clerk;
 GRANT USAGE ON SCHEMA regress_payout_sec TO regress_payout_clerk;
 GRANT SELECT ON payout.history TO regress_payout_clerk;
--- A superuser lets its tables keep history, as doc/security.md says.
+-- A superuser lets its tables keep history, as doc/security.md says, and
+-- lets it seal and verify, as doc/ledger.md does.
 GRANT EXECUTE ON FUNCTION payout.record_history() TO regress_payout_clerk;
+GRANT EXECUTE ON FUNCTION payout.seal(bigint) TO regress_payout_clerk;
+GRANT EXECUTE ON PROCEDURE payout.seal_backlog(bigint) TO regress_payout_clerk;
+GRANT SELECT ON payout.ledger, payout.ledger_tables TO regress_payout_clerk;
 SET ROLE regress_payout_clerk;
 SET search_path = "$user", public, pg_catalog;
 SELECT pg_catalog.current_schemas(false);
@@ -585,9 +620,18 @@ SELECT payout.next_statuses(NULL) AS new_payout,
 	   payout.next_statuses('READY') AS ready,
 	   payout.next_statuses('PROCESSED') AS processed,
 	   payout.next_statuses('CANCELLED') AS cancelled;
+SELECT s.blocks, s.sealed_rows OPERATOR(pg_catalog.>) 0 AS sealed FROM payout.seal() AS s;
+INSERT INTO queue (region, seq) VALUES ('eu', 3);
+CALL payout.seal_backlog();
+SELECT pg_catalog.row_to_json(d) AS digest FROM payout.digest() AS d \gset
+SELECT v.finding FROM payout.verify(:'digest') AS v;
+SELECT v.finding FROM payout.verify(:'digest', 'queue', '(eu,1)', '1 year') AS v;
 RESET ROLE;
 DROP OWNED BY regress_payout_clerk;
 REVOKE EXECUTE ON FUNCTION payout.record_history() FROM regress_payout_clerk;
+REVOKE EXECUTE ON FUNCTION payout.seal(bigint) FROM regress_payout_clerk;
+REVOKE EXECUTE ON PROCEDURE payout.seal_backlog(bigint) FROM regress_payout_clerk;
+REVOKE SELECT ON payout.ledger, payout.ledger_tables FROM regress_payout_clerk;
 DROP ROLE regress_payout_clerk;
 DROP FUNCTION regress_payout_sec.plant(name);
 

@@ -142,6 +142,16 @@ PayoutInitRangeTable(EState *estate, Relation rel)
 							 true, 0, false)
 #endif
 
+/* DecodeDateTime reports what it could not decode from 16. */
+#if PG_VERSION_NUM >= 160000
+#define PayoutDecodeDateTime(field, ftype, nf, dtype, tm, fsec, tzp) \
+	DecodeDateTime((field), (ftype), (nf), (dtype), (tm), (fsec), (tzp), \
+				   &(DateTimeErrorExtra) {0})
+#else
+#define PayoutDecodeDateTime(field, ftype, nf, dtype, tm, fsec, tzp) \
+	DecodeDateTime((field), (ftype), (nf), (dtype), (tm), (fsec), (tzp))
+#endif
+
 /* A VirtualTransactionId names its PGPROC by procNumber from 17. */
 #if PG_VERSION_NUM >= 170000
 #define PayoutVxidProc(vxid) ((vxid).procNumber)

@@ -10,9 +10,9 @@
  * whose ids lie in its range first_id .. last_id: each row's *leaf*, the
  * SHA-256 of the canonical bytes of every column but the id, streams with
  * its id into the block's rows_hash; each row also gets a *mark* of 18
- * bytes (the table's index in the block's dictionary, a CRC-32C of its
- * key, its clock_time in seconds from the block's first, and the first 8
- * bytes of its leaf), which lets verification name the row that differs,
+ * bytes (the index of its table in the block's dictionary, a CRC-32C of
+ * its key, its clock_time in seconds from the block's first, and the first
+ * 8 bytes of its leaf), which lets verification name the row that differs,
  * check the rows of one table or one payout alone, and tell a row removed
  * by retention from one deleted.  The block's *hash* covers its header,
  * the previous block's hash, rows_hash and the marks; a *digest* is a
@@ -35,16 +35,28 @@
  * which stay empty: a row that appears in a sealed range later is reported
  * as added.
  *
- * Names.  tbl is a regclass, whose OID a dump and restore changes, so a
- * leaf holds the table's schema and name when it was sealed.  A block's
- * dictionary keeps each table's OID and name; the sealer records in the
- * next block every rename (or drop) of a table the ledger knows, so that
- * verification finds a table by its OID in the database that sealed it,
- * and by its name, followed through the recorded renames, in a restored
- * one (an *incarnation* is the system identifier, database and extension
- * OID that sealed a block).  After a restore the sealer finds each table
- * it knows again by a history row sealed under it, whose tbl holds the
- * table's new OID, so that a rename made meanwhile is recorded too.
+ * Tables.  tbl is a regclass: an OID, which differs from one database to
+ * another, and which a dump writes as the table's name (a dropped table's
+ * as the bare number) and a restore reads back as whatever that name is
+ * there.  The ledger keeps no OID: payout.ledger_tables gives each table
+ * whose rows it seals a *table number* of its own, beside a regclass
+ * column that a dump converts exactly as it converts payout.history.tbl,
+ * so that the two agree in every copy of the database.  A leaf holds the
+ * table's number; a block's dictionary holds its tables' numbers with
+ * their names as sealed, which is the evidence of a rename.  Verification
+ * maps each row's tbl through payout.ledger_tables to its number.  The
+ * OIDs this file handles live in memory for one call.
+ *
+ * Time.  A block records when it was sealed, and the times of a chain only
+ * go forward.  How long history is kept is the auditor's to say, not the
+ * sealer's: verify() takes the sealed rows recorded before the retention
+ * it is given, counted back from the newest digest's time (or from its own
+ * clock, if that is earlier), for removed by that policy.
+ *
+ * Snapshots.  seal() reads and writes the ledger's own tables through a
+ * snapshot taken at each statement, after it holds the ledger's lock, so
+ * that what a sealer before it committed is seen, and nothing of it is a
+ * concurrent update, in every isolation level.
  *
  * src/ledger.c
  *
@@ -53,40 +65,43 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "nodes/primnodes.h"
 #include "port/pg_bswap.h"
 #include "port/pg_crc32c.h"
+#include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
-#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
 #include "compat.h"
-#include "ledger.h"
 #include "payout.h"
 #include "status.h"
 
@@ -130,38 +145,30 @@ enum
 	COL_ACTOR, COL_OLD_KEY, HISTORY_NCOLS
 };
 
+/* The columns of payout.ledger, in this order. */
 #define LEDGER_SELECT \
 	"SELECT block, format, prev_hash, first_id, last_id, row_count," \
-	" min_clock_time, max_clock_time, sealed_at, retention," \
-	" system_identifier, database_oid, extension_oid," \
-	" table_oids, table_schemas, table_names," \
-	" renamed_oids, renamed_from_schemas, renamed_from_names," \
-	" renamed_to_schemas, renamed_to_names," \
+	" min_clock_time, max_clock_time, sealed_at," \
+	" table_numbers, table_schemas, table_names," \
 	" rows_hash, row_ids, row_marks, hash FROM payout.ledger "
-#define LEDGER_NCOLS 25
-
-char	   *payout_ledger_retention = NULL;
-
-/* Who sealed a block: a database as one cluster's copy of it. */
-typedef struct LedgerIncarnation
+enum
 {
-	uint64		system_identifier;
-	Oid			database;
-	Oid			extension;
-} LedgerIncarnation;
+	LC_BLOCK, LC_FORMAT, LC_PREV_HASH, LC_FIRST_ID, LC_LAST_ID, LC_ROW_COUNT,
+	LC_MIN_CLOCK, LC_MAX_CLOCK, LC_SEALED_AT,
+	LC_TABLE_NUMBERS, LC_TABLE_SCHEMAS, LC_TABLE_NAMES,
+	LC_ROWS_HASH, LC_ROW_IDS, LC_ROW_MARKS, LC_HASH, LEDGER_NCOLS
+};
 
 /*
- * A table as the ledger names it: by schema and name, or, for an OID that
- * names no relation (a dropped table), by that number.
+ * A table in a block's dictionary: the number the ledger gave it, and its
+ * name when the block was sealed (NULL if it had been dropped by then).
  */
-typedef struct LedgerIdent
+typedef struct LedgerTable
 {
-	bool		dangling;
-	Oid			oid;			/* in the incarnation that recorded it */
-	char	   *schema;			/* NULL when dangling */
-	char	   *name;			/* the OID's digits when dangling */
-	int64		row_id;			/* while sealing: a row of it; not hashed */
-} LedgerIdent;
+	int32		number;
+	char	   *schema;
+	char	   *name;
+} LedgerTable;
 
 /* A block, as sealed and as stored. */
 typedef struct LedgerBlock
@@ -176,16 +183,9 @@ typedef struct LedgerBlock
 	TimestampTz min_clock;
 	TimestampTz max_clock;
 	TimestampTz sealed_at;
-	bool		has_retention;
-	Interval	retention;
-	LedgerIncarnation inc;
 	int			ntables;
 	int			maxtables;
-	LedgerIdent *tables;
-	int			nrenames;
-	int			maxrenames;
-	LedgerIdent *renamed_from;	/* oid: the table's */
-	LedgerIdent *renamed_to;
+	LedgerTable *tables;
 	uint8		rows_hash[PG_SHA256_DIGEST_LENGTH];
 	StringInfoData ids;			/* varint deltas */
 	StringInfoData marks;		/* MARK_SIZE bytes a row */
@@ -202,6 +202,40 @@ typedef struct LabelMap
 	const char *labels[PAYOUT_NUM_RESOLUTIONS];
 } LabelMap;
 
+/*
+ * A row of payout.ledger_tables, and what verification learns of its
+ * number from the blocks.
+ */
+typedef struct TableRow
+{
+	int32		number;
+	Oid			relid;			/* its tbl, for this call */
+	char	   *schema;			/* its name when last sealed */
+	char	   *name;
+	int64		sealed_block;	/* verify: the newest block that has it */
+	char	   *sealed_schema;	/* verify: its newest name sealed */
+	char	   *sealed_name;
+} TableRow;
+
+/*
+ * A relation that history rows name, in this call: the table numbers
+ * payout.ledger_tables gives it (one, but for a collision of a dropped
+ * table's old OID after a restore), and, while sealing, the number its
+ * new rows are sealed under and its place in the block being sealed.
+ */
+typedef struct RelEntry
+{
+	Oid			relid;			/* hash key */
+	int			nnumbers;
+	int32	   *numbers;		/* ascending */
+	bool		looked_up;
+	char	   *schema;			/* its name now; NULL if dropped */
+	char	   *name;
+	int32		seal_number;	/* 0 until seal() needs it */
+	int64		stamp;			/* the block whose dictionary has it */
+	int			index;			/* its index there */
+} RelEntry;
+
 /* What one call of seal() or verify() keeps. */
 typedef struct LedgerCall
 {
@@ -211,16 +245,14 @@ typedef struct LedgerCall
 	StringInfoData canon;
 	LabelMap	statuses;
 	LabelMap	resolutions;
-	HTAB	   *idents;			/* relation OID -> LedgerIdent now */
-	LedgerIncarnation here;
 	bool		utf8;			/* text is stored in UTF-8 already */
+	HTAB	   *rels;			/* relation OID -> RelEntry */
+	RelEntry   *last_rel;		/* the entry looked up last */
+	TableRow   *tables;			/* payout.ledger_tables, by number */
+	int			ntables;
+	int			maxtables;
+	int32		max_number;
 } LedgerCall;
-
-typedef struct IdentEntry
-{
-	Oid			relid;			/* hash key */
-	LedgerIdent ident;
-} IdentEntry;
 
 /* A history row as read. */
 typedef struct HistoryRow
@@ -239,28 +271,15 @@ typedef struct HistoryScan
 	bool		done;
 } HistoryScan;
 
-/* A rename the chain records, with the block and incarnation. */
-typedef struct LedgerRename
-{
-	int64		block;
-	LedgerIncarnation inc;
-	LedgerIdent from;
-	LedgerIdent to;
-} LedgerRename;
-
-/* Where a dictionary entry's table is now. */
-typedef struct Tracker
-{
-	LedgerIncarnation inc;
-	LedgerIdent ident;
-} Tracker;
-
 /* A digest given to verify(). */
 typedef struct LedgerDigest
 {
 	int64		block;
 	uint8		hash[PG_SHA256_DIGEST_LENGTH];
-	TimestampTz sealed_at;
+	bool		has_sealed_at;
+	TimestampTz sealed_at;		/* the block's, as the digest has it */
+	bool		has_taken_at;
+	TimestampTz taken_at;		/* when the auditor took it */
 	bool		matched;
 } LedgerDigest;
 
@@ -272,17 +291,16 @@ typedef struct VerifyState
 	TupleDesc	outdesc;
 	/* scope */
 	Oid			scope_tbl;
+	RelEntry   *scope_rel;
 	text	   *scope_key;
 	uint32		scope_tag;
 	/* digests and retention */
 	int			ndigests;
 	LedgerDigest *digests;
-	int64		newest_digest_block;
+	int			newest_digest;	/* index, -1 if none */
 	bool		has_cutoff;
 	TimestampTz cutoff;
-	/* renames recorded by the chain */
-	int			nrenames;
-	LedgerRename *renames;
+	TimestampTz cutoff_from;
 	/* progress */
 	int64		blocks;
 	int64		rows_checked;
@@ -295,66 +313,10 @@ typedef struct VerifyState
 } VerifyState;
 
 static void SealRange(LedgerCall *call, int64 from, int64 to, int64 max_rows,
-					  LedgerBlock *prev, bool has_prev, Interval *retention,
+					  LedgerBlock *prev, bool has_prev,
 					  int64 *nblocks, int64 *nrows, int64 *through);
-static void StoreKnownTable(const LedgerIdent *ident);
 static void Finding(VerifyState *vs, int64 block, int64 id, const char *finding,
 					const char *fmt,...) pg_attribute_printf(5, 6);
-
-/* ------------------------------------------------------------------------
- * Settings
- * ------------------------------------------------------------------------
- */
-
-/*
- * PayoutDefineLedgerSettings
- *		Called once per backend from _PG_init.
- */
-void
-PayoutDefineLedgerSettings(void)
-{
-	/*
-	 * Only a superuser may say how long sealed history is kept: whoever sets
-	 * it says which removed rows verification takes for retention.
-	 */
-	DefineCustomStringVariable("payout.ledger_retention",
-							   "How long sealed payout history is kept; verification takes sealed rows older than that for removed by retention.",
-							   "An interval such as '25 months'.  Empty (the default): sealed rows are kept for ever, and a removed one is reported as missing.",
-							   &payout_ledger_retention,
-							   "",
-							   PGC_SUSET,
-							   0,
-							   NULL, NULL, NULL);
-}
-
-/*
- * ParseRetention
- *		The retention in force, from payout.ledger_retention; false if none.
- */
-static bool
-ParseRetention(Interval *out)
-{
-	Interval   *parsed;
-	Interval	zero;
-
-	if (payout_ledger_retention == NULL || payout_ledger_retention[0] == '\0')
-		return false;
-	parsed = DatumGetIntervalP(DirectFunctionCall3(interval_in,
-												   CStringGetDatum(payout_ledger_retention),
-												   ObjectIdGetDatum(InvalidOid),
-												   Int32GetDatum(-1)));
-	memset(&zero, 0, sizeof(zero));
-	if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
-										  IntervalPGetDatum(parsed),
-										  IntervalPGetDatum(&zero))) <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("payout.ledger_retention must be a positive interval"),
-				 errdetail("It is \"%s\".", payout_ledger_retention),
-				 errhint("Set it to how long history is kept, such as '25 months', or to '' to keep it for ever.")));
-	*out = *parsed;
-	return true;
-}
 
 /* ------------------------------------------------------------------------
  * Canonical bytes and SHA-256
@@ -479,20 +441,6 @@ PutOptI64(StringInfo buf, int64 v, bool isnull)
 	PutU64(buf, (uint64) v);
 }
 
-/* A table: kind 1, schema and name; or kind 2 and the OID it was. */
-static void
-PutIdent(LedgerCall *call, StringInfo buf, const LedgerIdent *ident)
-{
-	if (ident->dangling)
-	{
-		PutU8(buf, 2);
-		PutU32(buf, ident->oid);
-		return;
-	}
-	PutU8(buf, 1);
-	PutStr(call, buf, ident->schema, strlen(ident->schema));
-	PutStr(call, buf, ident->name, strlen(ident->name));
-}
 
 /*
  * PutVarint
@@ -608,80 +556,195 @@ Hex(const uint8 *p, int n)
 	return s;
 }
 
+
 /* ------------------------------------------------------------------------
- * Tables, labels and incarnations
+ * Tables and labels
  * ------------------------------------------------------------------------
  */
 
-/*
- * IncEqual
- *		Whether two blocks were sealed by the same copy of the database.
- */
-static bool
-IncEqual(const LedgerIncarnation *a, const LedgerIncarnation *b)
+/* The table as a reader would name it: "schema.name", as sealed. */
+static const char *
+TableText(const LedgerTable *t)
 {
-	return a->system_identifier == b->system_identifier &&
-		a->database == b->database && a->extension == b->extension;
+	if (t->name == NULL)
+		return psprintf("number %d, dropped before it was sealed", t->number);
+	return quote_qualified_identifier(t->schema, t->name);
 }
 
 /*
- * IdentEqual
- *		Whether two names name the same table: the same schema and name,
- *		or the same dropped OID.
+ * LookUpName
+ *		What a relation is called now, once per call; NULL if it was
+ *		dropped.
  */
-static bool
-IdentEqual(const LedgerIdent *a, const LedgerIdent *b)
+static void
+LookUpName(LedgerCall *call, RelEntry *rel)
 {
-	if (a->dangling != b->dangling)
-		return false;
-	if (a->dangling)
-		return a->oid == b->oid;
-	return strcmp(a->schema, b->schema) == 0 && strcmp(a->name, b->name) == 0;
-}
-
-/* The table as a reader would name it: "schema.name" or its old OID. */
-static char *
-IdentText(const LedgerIdent *ident)
-{
-	if (ident->dangling)
-		return psprintf("%u", ident->oid);
-	return quote_qualified_identifier(ident->schema, ident->name);
-}
-
-/*
- * CurrentIdent
- *		What relation relid is called now, looked up once per call.
- */
-static const LedgerIdent *
-CurrentIdent(LedgerCall *call, Oid relid)
-{
-	IdentEntry *entry;
-	bool		found;
-	char	   *name;
 	MemoryContext oldcxt;
+	char	   *name;
 
-	entry = hash_search(call->idents, &relid, HASH_ENTER, &found);
-	if (found)
-		return &entry->ident;
+	if (rel->looked_up)
+		return;
 	oldcxt = MemoryContextSwitchTo(call->cxt);
-	entry->ident.oid = relid;
-	name = get_rel_name(relid);
-	if (name == NULL)
-	{
-		entry->ident.dangling = true;
-		entry->ident.schema = NULL;
-		entry->ident.name = psprintf("%u", relid);
-	}
-	else
-	{
-		entry->ident.dangling = false;
-		entry->ident.name = name;
-		entry->ident.schema = get_namespace_name(get_rel_namespace(relid));
-	}
+	name = get_rel_name(rel->relid);
+	rel->name = name;
+	rel->schema = name ? get_namespace_name(get_rel_namespace(rel->relid)) : NULL;
+	if (rel->schema == NULL)
+		rel->name = NULL;
+	rel->looked_up = true;
 	MemoryContextSwitchTo(oldcxt);
-	return &entry->ident;
 }
 
+/* A relation as a reader would name it now. */
+static char *
+RelText(LedgerCall *call, Oid relid, RelEntry *rel)
+{
+	RelEntry	tmp;
+
+	if (rel == NULL)
+	{
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.relid = relid;
+		rel = &tmp;
+	}
+	LookUpName(call, rel);
+	if (rel->name == NULL)
+		return psprintf("%u (dropped)", relid);
+	return quote_qualified_identifier(rel->schema, rel->name);
+}
+
+/*
+ * FindRel
+ *		The entry of a relation that history rows name, made empty if
+ *		create and none is there yet; NULL if none and not create.  One
+ *		hash lookup, none for a row of the same table as the row before.
+ */
+static RelEntry *
+FindRel(LedgerCall *call, Oid relid, bool create)
+{
+	RelEntry   *rel;
+	bool		found;
+
+	if (call->last_rel != NULL && call->last_rel->relid == relid)
+		return call->last_rel;
+	rel = hash_search(call->rels, &relid, create ? HASH_ENTER : HASH_FIND,
+					  &found);
+	if (rel == NULL)
+		return NULL;
+	if (!found)
+	{
+		rel->nnumbers = 0;
+		rel->numbers = NULL;
+		rel->looked_up = false;
+		rel->schema = rel->name = NULL;
+		rel->seal_number = 0;
+		rel->stamp = 0;
+		rel->index = -1;
+	}
+	call->last_rel = rel;
+	return rel;
+}
+
+/* Whether a relation's rows are sealed under a table number. */
+static bool
+RelHasNumber(const RelEntry *rel, int32 number)
+{
+	int			i;
+
+	if (rel == NULL)
+		return false;
+	for (i = 0; i < rel->nnumbers; i++)
+		if (rel->numbers[i] == number)
+			return true;
+	return false;
+}
+
+/* Give a relation one more table number, in the call's context. */
+static void
+AddNumber(LedgerCall *call, RelEntry *rel, int32 number)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(call->cxt);
+
+	rel->numbers = rel->numbers ?
+		repalloc(rel->numbers, sizeof(int32) * (rel->nnumbers + 1)) :
+		palloc(sizeof(int32));
+	rel->numbers[rel->nnumbers++] = number;
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/* Add a row of payout.ledger_tables to what the call knows. */
+static TableRow *
+AddTableRow(LedgerCall *call, int32 number, Oid relid, const char *schema,
+			const char *name)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(call->cxt);
+	TableRow   *t;
+
+	if (call->ntables == call->maxtables)
+	{
+		call->maxtables = call->maxtables ? call->maxtables * 2 : 16;
+		call->tables = call->tables ?
+			repalloc(call->tables, sizeof(TableRow) * call->maxtables) :
+			palloc(sizeof(TableRow) * call->maxtables);
+	}
+	t = &call->tables[call->ntables++];
+	memset(t, 0, sizeof(*t));
+	t->number = number;
+	t->relid = relid;
+	t->schema = schema ? pstrdup(schema) : NULL;
+	t->name = name ? pstrdup(name) : NULL;
+	call->max_number = Max(call->max_number, number);
+	MemoryContextSwitchTo(oldcxt);
+	AddNumber(call, FindRel(call, relid, true), number);
+	return t;
+}
+
+/* The row of payout.ledger_tables of a number; NULL if none. */
+static TableRow *
+FindTableRow(LedgerCall *call, int32 number)
+{
+	int			lo = 0;
+	int			hi = call->ntables - 1;
+
+	/* rows are loaded in number order, and new numbers are higher */
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (call->tables[mid].number == number)
+			return &call->tables[mid];
+		if (call->tables[mid].number < number)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
+}
+
+/* Whether two names, either of which may be NULL, are the same. */
+static bool
+SameName(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/* A time as UTC text, whatever the session's settings. */
+static char *
+UtcText(TimestampTz t)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	char		buf[MAXDATELEN + 1];
+
+	if (TIMESTAMP_NOT_FINITE(t))
+		EncodeSpecialTimestamp(t, buf);
+	else if (timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
+		return pstrdup("(out of range)");
+	else
+		EncodeDateTime(&tm, fsec, false, 0, NULL, USE_ISO_DATES, buf);
+	return psprintf("%s+00", buf);
+}
 /*
  * LoadLabels
  *		This database's OIDs of an enum type's labels, once per call.
@@ -726,8 +789,8 @@ LabelOf(LabelMap *map, Oid value)
 
 /*
  * StartCall
- *		What seal() and verify() share for one call: hash contexts, labels,
- *		the names of tables, and which copy of the database this is.
+ *		What seal() and verify() share for one call: hash contexts, labels
+ *		and the tables history rows name.
  */
 static void
 StartCall(LedgerCall *call)
@@ -735,6 +798,7 @@ StartCall(LedgerCall *call)
 	HASHCTL		ctl;
 	int			encoding = GetDatabaseEncoding();
 
+	memset(call, 0, sizeof(*call));
 	call->cxt = CurrentMemoryContext;
 	call->leaf_ctx = NewSha256();
 	call->stream_ctx = NewSha256();
@@ -743,13 +807,10 @@ StartCall(LedgerCall *call)
 	LoadLabels(&call->resolutions, PAYOUT_ENUM_RESOLUTION, PAYOUT_NUM_RESOLUTIONS);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(Oid);
-	ctl.entrysize = sizeof(IdentEntry);
+	ctl.entrysize = sizeof(RelEntry);
 	ctl.hcxt = CurrentMemoryContext;
-	call->idents = hash_create("payout ledger tables", 64, &ctl,
-							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	call->here.system_identifier = GetSystemIdentifier();
-	call->here.database = MyDatabaseId;
-	call->here.extension = get_extension_oid("payout", false);
+	call->rels = hash_create("payout ledger tables", 64, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	call->utf8 = (encoding == PG_UTF8 || encoding == PG_SQL_ASCII);
 }
 
@@ -764,6 +825,70 @@ EndCall(LedgerCall *call)
 	pg_cryptohash_free(call->stream_ctx);
 }
 
+/*
+ * RunLatest
+ *		Run a statement on the ledger's own tables through a snapshot taken
+ *		now: it sees what another sealer committed before this one got its
+ *		lock, and what this call wrote so far, and finds nothing of it
+ *		updated concurrently, whatever the isolation level.
+ */
+static int
+RunLatest(const char *sql, int nargs, Oid *types, Datum *values,
+		  const char *nulls, bool read_only, long tcount)
+{
+	SPIPlanPtr	plan;
+	int			ret;
+
+	CommandCounterIncrement();
+	plan = SPI_prepare(sql, nargs, types);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	ret = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(),
+							   InvalidSnapshot, read_only, true, tcount);
+	SPI_freeplan(plan);
+	return ret;
+}
+
+/*
+ * LoadTables
+ *		payout.ledger_tables: the number of each table whose rows the ledger
+ *		sealed.  Its tbl is a regclass, converted by a dump as
+ *		payout.history.tbl is, so that a row's tbl finds its number in any
+ *		copy of the database.  Through a snapshot taken now when sealing.
+ */
+static void
+LoadTables(LedgerCall *call, bool sealing)
+{
+	const char *sql = "SELECT number, tbl, schema_name, table_name"
+		" FROM payout.ledger_tables ORDER BY number";
+	int			ret;
+	uint64		i;
+
+	ret = sealing ? RunLatest(sql, 0, NULL, NULL, NULL, true, 0) :
+		SPI_execute(sql, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read payout.ledger_tables: %s",
+			 SPI_result_code_string(ret));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		numnull;
+		bool		tblnull;
+		int32		number = DatumGetInt32(SPI_getbinval(tup, desc, 1, &numnull));
+		Oid			relid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &tblnull));
+
+		/* (NOT NULL and a primary key: only a hand-made row lacks them) */
+		if (numnull || tblnull || number <= 0 ||
+			(call->ntables > 0 && number <= call->tables[call->ntables - 1].number))
+			continue;
+		(void) AddTableRow(call, number, relid, SPI_getvalue(tup, desc, 3),
+						   SPI_getvalue(tup, desc, 4));
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
 /* ------------------------------------------------------------------------
  * Rows: their leaves and marks
  * ------------------------------------------------------------------------
@@ -772,20 +897,20 @@ EndCall(LedgerCall *call)
 /*
  * RowLeaf
  *		SHA-256 of the canonical bytes of a history row, all columns but
- *		the id, with the table named by ident.  Every value in a form no
- *		setting changes: labels for enums, microseconds since 2000 UTC for
- *		times, UTF-8 for text, the 64-bit transaction id.
+ *		the id, with its table as the number the ledger gave it.  Every
+ *		value in a form no setting changes: labels for enums, microseconds
+ *		since 2000 UTC for times, UTF-8 for text, the 64-bit transaction
+ *		id.
  */
 static void
-RowLeaf(LedgerCall *call, const HistoryRow *row, const LedgerIdent *ident,
-		uint8 *leaf)
+RowLeaf(LedgerCall *call, const HistoryRow *row, int32 number, uint8 *leaf)
 {
 	StringInfo	buf = &call->canon;
 	int			col;
 
 	resetStringInfo(buf);
 	PutU8(buf, TAG_LEAF);
-	PutIdent(call, buf, ident);
+	PutU32(buf, (uint32) number);
 	for (col = COL_KEY; col < HISTORY_NCOLS; col++)
 	{
 		Datum		v = row->values[col];
@@ -869,46 +994,35 @@ InitBlock(LedgerBlock *b)
  *		Add a table to a block's dictionary; returns its index.
  */
 static int
-AddTable(LedgerBlock *b, const LedgerIdent *ident)
+AddTable(LedgerBlock *b, int32 number, char *schema, char *name)
 {
 	if (b->ntables == b->maxtables)
 	{
 		b->maxtables = b->maxtables ? b->maxtables * 2 : 8;
 		b->tables = b->tables ?
-			repalloc(b->tables, sizeof(LedgerIdent) * b->maxtables) :
-			palloc(sizeof(LedgerIdent) * b->maxtables);
+			repalloc(b->tables, sizeof(LedgerTable) * b->maxtables) :
+			palloc(sizeof(LedgerTable) * b->maxtables);
 	}
-	b->tables[b->ntables] = *ident;
+	b->tables[b->ntables].number = number;
+	b->tables[b->ntables].schema = name ? schema : NULL;
+	b->tables[b->ntables].name = name;
 	return b->ntables++;
 }
 
-/*
- * AddRename
- *		Record in a block that a table the ledger knows was renamed (or
- *		dropped) since the block before.
- */
-static void
-AddRename(LedgerBlock *b, const LedgerIdent *from, const LedgerIdent *to)
+/* The table number of a block's row i, as sealed; -1 if none. */
+static int32
+MarkNumber(const LedgerBlock *b, int64 i)
 {
-	if (b->nrenames == b->maxrenames)
-	{
-		b->maxrenames = b->maxrenames ? b->maxrenames * 2 : 4;
-		b->renamed_from = b->renamed_from ?
-			repalloc(b->renamed_from, sizeof(LedgerIdent) * b->maxrenames) :
-			palloc(sizeof(LedgerIdent) * b->maxrenames);
-		b->renamed_to = b->renamed_to ?
-			repalloc(b->renamed_to, sizeof(LedgerIdent) * b->maxrenames) :
-			palloc(sizeof(LedgerIdent) * b->maxrenames);
-	}
-	b->renamed_from[b->nrenames] = *from;
-	b->renamed_to[b->nrenames] = *to;
-	b->nrenames++;
+	uint16		t = GetU16((const uint8 *) b->marks.data + i * MARK_SIZE);
+
+	return t < b->ntables ? b->tables[t].number : -1;
 }
 
 /*
  * BlockHash
- *		The hash of a block: its header, the previous hash, its rows_hash
- *		and the hash of its ids and marks, in canonical bytes.
+ *		The hash of a block: its header, its tables with their names as
+ *		sealed, the previous hash, its rows_hash and the hash of its ids
+ *		and marks, in canonical bytes.
  */
 static void
 BlockHash(LedgerCall *call, const LedgerBlock *b, uint8 *out)
@@ -938,30 +1052,12 @@ BlockHash(LedgerCall *call, const LedgerBlock *b, uint8 *out)
 	PutOptI64(&buf, b->min_clock, !b->has_clock);
 	PutOptI64(&buf, b->max_clock, !b->has_clock);
 	PutU64(&buf, (uint64) b->sealed_at);
-	if (b->has_retention)
-	{
-		PutU8(&buf, 1);
-		PutU32(&buf, (uint32) b->retention.month);
-		PutU32(&buf, (uint32) b->retention.day);
-		PutU64(&buf, (uint64) b->retention.time);
-	}
-	else
-		PutU8(&buf, 0);
-	PutU64(&buf, b->inc.system_identifier);
-	PutU32(&buf, b->inc.database);
-	PutU32(&buf, b->inc.extension);
 	PutU32(&buf, (uint32) b->ntables);
 	for (i = 0; i < b->ntables; i++)
 	{
-		PutU32(&buf, b->tables[i].oid);
-		PutIdent(call, &buf, &b->tables[i]);
-	}
-	PutU32(&buf, (uint32) b->nrenames);
-	for (i = 0; i < b->nrenames; i++)
-	{
-		PutU32(&buf, b->renamed_from[i].oid);
-		PutIdent(call, &buf, &b->renamed_from[i]);
-		PutIdent(call, &buf, &b->renamed_to[i]);
+		PutU32(&buf, (uint32) b->tables[i].number);
+		PutOptCString(call, &buf, b->tables[i].schema);
+		PutOptCString(call, &buf, b->tables[i].name);
 	}
 	appendBinaryStringInfo(&buf, (const char *) b->rows_hash, PG_SHA256_DIGEST_LENGTH);
 	appendBinaryStringInfo(&buf, (const char *) marks_hash, PG_SHA256_DIGEST_LENGTH);
@@ -986,38 +1082,6 @@ ByteaDatum(const void *p, int len)
 	return PointerGetDatum(b);
 }
 
-/* The arrays of OIDs, schemas and names of a list of tables. */
-static void
-IdentArrays(const LedgerIdent *idents, int n, Datum *oids, Datum *schemas,
-			Datum *names)
-{
-	Datum	   *o = palloc(sizeof(Datum) * (n + 1));
-	Datum	   *s = palloc(sizeof(Datum) * (n + 1));
-	bool	   *snull = palloc(sizeof(bool) * (n + 1));
-	Datum	   *nm = palloc(sizeof(Datum) * (n + 1));
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		o[i] = ObjectIdGetDatum(idents[i].oid);
-		snull[i] = idents[i].dangling;
-		s[i] = idents[i].dangling ? (Datum) 0 : CStringGetTextDatum(idents[i].schema);
-		nm[i] = CStringGetTextDatum(idents[i].name);
-	}
-	if (oids)
-		*oids = PointerGetDatum(construct_md_array(o, NULL, 1, dims, lbs,
-												   OIDOID, sizeof(Oid), true,
-												   TYPALIGN_INT));
-	*schemas = PointerGetDatum(construct_md_array(s, snull, 1, dims, lbs,
-												  TEXTOID, -1, false,
-												  TYPALIGN_INT));
-	*names = PointerGetDatum(construct_md_array(nm, NULL, 1, dims, lbs,
-												TEXTOID, -1, false,
-												TYPALIGN_INT));
-}
-
 /*
  * InsertBlock
  *		Store a sealed block.  Inside SPI, as the ledger's owner.
@@ -1027,54 +1091,63 @@ InsertBlock(const LedgerBlock *b)
 {
 	Oid			types[LEDGER_NCOLS] = {
 		INT8OID, INT2OID, BYTEAOID, INT8OID, INT8OID, INT8OID,
-		TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INTERVALOID,
-		INT8OID, OIDOID, OIDOID,
-		OIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		OIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 		BYTEAOID, BYTEAOID, BYTEAOID, BYTEAOID
 	};
 	Datum		values[LEDGER_NCOLS];
 	char		nulls[LEDGER_NCOLS];
+	int			n = b->ntables;
+	Datum	   *numbers = palloc(sizeof(Datum) * (n + 1));
+	Datum	   *schemas = palloc(sizeof(Datum) * (n + 1));
+	Datum	   *names = palloc(sizeof(Datum) * (n + 1));
+	bool	   *snulls = palloc(sizeof(bool) * (n + 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int			i;
 	int			ret;
 
+	for (i = 0; i < n; i++)
+	{
+		numbers[i] = Int32GetDatum(b->tables[i].number);
+		snulls[i] = (b->tables[i].name == NULL);
+		schemas[i] = snulls[i] ? (Datum) 0 : CStringGetTextDatum(b->tables[i].schema);
+		names[i] = snulls[i] ? (Datum) 0 : CStringGetTextDatum(b->tables[i].name);
+	}
 	memset(nulls, ' ', sizeof(nulls));
-	values[0] = Int64GetDatum(b->block);
-	values[1] = Int16GetDatum(b->format);
-	values[2] = ByteaDatum(b->prev_hash, PG_SHA256_DIGEST_LENGTH);
-	values[3] = Int64GetDatum(b->first_id);
-	values[4] = Int64GetDatum(b->last_id);
-	values[5] = Int64GetDatum(b->row_count);
-	values[6] = TimestampTzGetDatum(b->min_clock);
-	values[7] = TimestampTzGetDatum(b->max_clock);
+	values[LC_BLOCK] = Int64GetDatum(b->block);
+	values[LC_FORMAT] = Int16GetDatum(b->format);
+	values[LC_PREV_HASH] = ByteaDatum(b->prev_hash, PG_SHA256_DIGEST_LENGTH);
+	values[LC_FIRST_ID] = Int64GetDatum(b->first_id);
+	values[LC_LAST_ID] = Int64GetDatum(b->last_id);
+	values[LC_ROW_COUNT] = Int64GetDatum(b->row_count);
+	values[LC_MIN_CLOCK] = TimestampTzGetDatum(b->min_clock);
+	values[LC_MAX_CLOCK] = TimestampTzGetDatum(b->max_clock);
 	if (!b->has_clock)
-		nulls[6] = nulls[7] = 'n';
-	values[8] = TimestampTzGetDatum(b->sealed_at);
-	values[9] = IntervalPGetDatum(&b->retention);
-	if (!b->has_retention)
-		nulls[9] = 'n';
-	values[10] = Int64GetDatum((int64) b->inc.system_identifier);
-	values[11] = ObjectIdGetDatum(b->inc.database);
-	values[12] = ObjectIdGetDatum(b->inc.extension);
-	IdentArrays(b->tables, b->ntables, &values[13], &values[14], &values[15]);
-	IdentArrays(b->renamed_from, b->nrenames, &values[16], &values[17], &values[18]);
-	IdentArrays(b->renamed_to, b->nrenames, NULL, &values[19], &values[20]);
-	values[21] = ByteaDatum(b->rows_hash, PG_SHA256_DIGEST_LENGTH);
-	values[22] = ByteaDatum(b->ids.data, b->ids.len);
-	values[23] = ByteaDatum(b->marks.data, b->marks.len);
-	values[24] = ByteaDatum(b->hash, PG_SHA256_DIGEST_LENGTH);
+		nulls[LC_MIN_CLOCK] = nulls[LC_MAX_CLOCK] = 'n';
+	values[LC_SEALED_AT] = TimestampTzGetDatum(b->sealed_at);
+	values[LC_TABLE_NUMBERS] =
+		PointerGetDatum(construct_md_array(numbers, NULL, 1, dims, lbs, INT4OID,
+										   sizeof(int32), true, TYPALIGN_INT));
+	values[LC_TABLE_SCHEMAS] =
+		PointerGetDatum(construct_md_array(schemas, snulls, 1, dims, lbs, TEXTOID,
+										   -1, false, TYPALIGN_INT));
+	values[LC_TABLE_NAMES] =
+		PointerGetDatum(construct_md_array(names, snulls, 1, dims, lbs, TEXTOID,
+										   -1, false, TYPALIGN_INT));
+	values[LC_ROWS_HASH] = ByteaDatum(b->rows_hash, PG_SHA256_DIGEST_LENGTH);
+	values[LC_ROW_IDS] = ByteaDatum(b->ids.data, b->ids.len);
+	values[LC_ROW_MARKS] = ByteaDatum(b->marks.data, b->marks.len);
+	values[LC_HASH] = ByteaDatum(b->hash, PG_SHA256_DIGEST_LENGTH);
 
-	ret = SPI_execute_with_args("INSERT INTO payout.ledger (block, format, prev_hash,"
-								" first_id, last_id, row_count, min_clock_time,"
-								" max_clock_time, sealed_at, retention,"
-								" system_identifier, database_oid, extension_oid,"
-								" table_oids, table_schemas, table_names,"
-								" renamed_oids, renamed_from_schemas, renamed_from_names,"
-								" renamed_to_schemas, renamed_to_names,"
-								" rows_hash, row_ids, row_marks, hash)"
-								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-								" $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,"
-								" $21, $22, $23, $24, $25)",
-								LEDGER_NCOLS, types, values, nulls, false, 0);
+	ret = RunLatest("INSERT INTO payout.ledger (block, format, prev_hash,"
+					" first_id, last_id, row_count, min_clock_time,"
+					" max_clock_time, sealed_at,"
+					" table_numbers, table_schemas, table_names,"
+					" rows_hash, row_ids, row_marks, hash)"
+					" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+					" $11, $12, $13, $14, $15, $16)",
+					LEDGER_NCOLS, types, values, nulls, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not store payout ledger block: %s",
 			 SPI_result_code_string(ret));
@@ -1096,45 +1169,43 @@ HashFromBytea(Datum value, bool isnull, uint8 *out)
 	return true;
 }
 
-/* The tables of three parallel arrays; false if they do not fit. */
+/*
+ * TablesFromArrays
+ *		A block's dictionary from its three parallel arrays; false if they
+ *		do not fit together.
+ */
 static bool
-IdentsFromArrays(Datum oids, bool oidsnull, Datum schemas, bool schemasnull,
-				 Datum names, bool namesnull, LedgerIdent **out, int *n)
+TablesFromArrays(LedgerBlock *b, Datum numbers, Datum schemas, Datum names)
 {
-	Datum	   *o,
+	Datum	   *nu,
 			   *s,
 			   *nm;
-	bool	   *onull,
+	bool	   *nunull,
 			   *snull,
 			   *nmnull;
-	int			no,
+	int			nn,
 				ns,
-				nn;
+				nnm;
 	int			i;
 
-	*out = NULL;
-	*n = 0;
-	if (oidsnull || schemasnull || namesnull)
-		return false;
-	deconstruct_array(DatumGetArrayTypeP(oids), OIDOID, sizeof(Oid), true,
-					  TYPALIGN_INT, &o, &onull, &no);
+	deconstruct_array(DatumGetArrayTypeP(numbers), INT4OID, sizeof(int32), true,
+					  TYPALIGN_INT, &nu, &nunull, &nn);
 	deconstruct_array(DatumGetArrayTypeP(schemas), TEXTOID, -1, false,
 					  TYPALIGN_INT, &s, &snull, &ns);
 	deconstruct_array(DatumGetArrayTypeP(names), TEXTOID, -1, false,
-					  TYPALIGN_INT, &nm, &nmnull, &nn);
-	if (no != ns || no != nn)
+					  TYPALIGN_INT, &nm, &nmnull, &nnm);
+	if (nn != ns || nn != nnm)
 		return false;
-	*out = palloc0(sizeof(LedgerIdent) * (no + 1));
-	for (i = 0; i < no; i++)
+	b->tables = palloc0(sizeof(LedgerTable) * (nn + 1));
+	b->ntables = b->maxtables = nn;
+	for (i = 0; i < nn; i++)
 	{
-		if (onull[i] || nmnull[i])
+		if (nunull[i] || snull[i] != nmnull[i])
 			return false;
-		(*out)[i].oid = DatumGetObjectId(o[i]);
-		(*out)[i].dangling = snull[i];
-		(*out)[i].schema = snull[i] ? NULL : TextDatumGetCString(s[i]);
-		(*out)[i].name = TextDatumGetCString(nm[i]);
+		b->tables[i].number = DatumGetInt32(nu[i]);
+		b->tables[i].schema = snull[i] ? NULL : TextDatumGetCString(s[i]);
+		b->tables[i].name = nmnull[i] ? NULL : TextDatumGetCString(nm[i]);
 	}
-	*n = no;
 	return true;
 }
 
@@ -1150,59 +1221,40 @@ BlockFromTuple(HeapTuple tuple, TupleDesc desc, LedgerBlock *b)
 	Datum		v[LEDGER_NCOLS];
 	bool		n[LEDGER_NCOLS];
 	bool		ok = true;
-	LedgerIdent *to;
-	int			nto;
 	int			i;
 
 	heap_deform_tuple(tuple, desc, v, n);
 	InitBlock(b);
 	for (i = 0; i < LEDGER_NCOLS; i++)
-		if (n[i] && i != 6 && i != 7 && i != 9)
+		if (n[i] && i != LC_MIN_CLOCK && i != LC_MAX_CLOCK)
 			ok = false;
-	b->block = n[0] ? 0 : DatumGetInt64(v[0]);
-	b->format = n[1] ? 0 : DatumGetInt16(v[1]);
-	ok &= HashFromBytea(v[2], n[2], b->prev_hash);
-	b->first_id = n[3] ? 0 : DatumGetInt64(v[3]);
-	b->last_id = n[4] ? 0 : DatumGetInt64(v[4]);
-	b->row_count = n[5] ? 0 : DatumGetInt64(v[5]);
-	b->has_clock = !n[6] && !n[7];
-	b->min_clock = n[6] ? 0 : DatumGetTimestampTz(v[6]);
-	b->max_clock = n[7] ? 0 : DatumGetTimestampTz(v[7]);
-	b->sealed_at = n[8] ? 0 : DatumGetTimestampTz(v[8]);
-	b->has_retention = !n[9];
-	if (!n[9])
-		b->retention = *DatumGetIntervalP(v[9]);
-	b->inc.system_identifier = n[10] ? 0 : (uint64) DatumGetInt64(v[10]);
-	b->inc.database = n[11] ? InvalidOid : DatumGetObjectId(v[11]);
-	b->inc.extension = n[12] ? InvalidOid : DatumGetObjectId(v[12]);
-	ok &= IdentsFromArrays(v[13], n[13], v[14], n[14], v[15], n[15],
-						   &b->tables, &b->ntables);
-	b->maxtables = b->ntables;
-	ok &= IdentsFromArrays(v[16], n[16], v[17], n[17], v[18], n[18],
-						   &b->renamed_from, &b->nrenames);
-	ok &= IdentsFromArrays(v[16], n[16], v[19], n[19], v[20], n[20],
-						   &to, &nto);
-	b->renamed_to = to;
-	if (nto != b->nrenames)
+	b->block = n[LC_BLOCK] ? 0 : DatumGetInt64(v[LC_BLOCK]);
+	b->format = n[LC_FORMAT] ? 0 : DatumGetInt16(v[LC_FORMAT]);
+	ok &= HashFromBytea(v[LC_PREV_HASH], n[LC_PREV_HASH], b->prev_hash);
+	b->first_id = n[LC_FIRST_ID] ? 0 : DatumGetInt64(v[LC_FIRST_ID]);
+	b->last_id = n[LC_LAST_ID] ? 0 : DatumGetInt64(v[LC_LAST_ID]);
+	b->row_count = n[LC_ROW_COUNT] ? 0 : DatumGetInt64(v[LC_ROW_COUNT]);
+	b->has_clock = !n[LC_MIN_CLOCK] && !n[LC_MAX_CLOCK];
+	b->min_clock = n[LC_MIN_CLOCK] ? 0 : DatumGetTimestampTz(v[LC_MIN_CLOCK]);
+	b->max_clock = n[LC_MAX_CLOCK] ? 0 : DatumGetTimestampTz(v[LC_MAX_CLOCK]);
+	b->sealed_at = n[LC_SEALED_AT] ? 0 : DatumGetTimestampTz(v[LC_SEALED_AT]);
+	if (!n[LC_TABLE_NUMBERS] && !n[LC_TABLE_SCHEMAS] && !n[LC_TABLE_NAMES])
+		ok &= TablesFromArrays(b, v[LC_TABLE_NUMBERS], v[LC_TABLE_SCHEMAS],
+							   v[LC_TABLE_NAMES]);
+	ok &= HashFromBytea(v[LC_ROWS_HASH], n[LC_ROWS_HASH], b->rows_hash);
+	if (!n[LC_ROW_IDS])
 	{
-		ok = false;
-		b->nrenames = Min(nto, b->nrenames);
-	}
-	b->maxrenames = b->nrenames;
-	ok &= HashFromBytea(v[21], n[21], b->rows_hash);
-	if (!n[22])
-	{
-		bytea	   *ids = DatumGetByteaPP(v[22]);
+		bytea	   *ids = DatumGetByteaPP(v[LC_ROW_IDS]);
 
 		appendBinaryStringInfo(&b->ids, VARDATA_ANY(ids), VARSIZE_ANY_EXHDR(ids));
 	}
-	if (!n[23])
+	if (!n[LC_ROW_MARKS])
 	{
-		bytea	   *marks = DatumGetByteaPP(v[23]);
+		bytea	   *marks = DatumGetByteaPP(v[LC_ROW_MARKS]);
 
 		appendBinaryStringInfo(&b->marks, VARDATA_ANY(marks), VARSIZE_ANY_EXHDR(marks));
 	}
-	ok &= HashFromBytea(v[24], n[24], b->hash);
+	ok &= HashFromBytea(v[LC_HASH], n[LC_HASH], b->hash);
 	return ok;
 }
 
@@ -1300,25 +1352,6 @@ SafeSearchPath(void)
  * ------------------------------------------------------------------------
  */
 
-/*
- * ReadLatest
- *		Run a query of the ledger's own tables through a snapshot taken
- *		now, which sees what another sealer committed before this one got
- *		its lock and what this call wrote so far, whatever the isolation
- *		level.
- */
-static int
-ReadLatest(const char *sql, int nargs, Oid *types, Datum *values, long tcount)
-{
-	int			ret;
-
-	CommandCounterIncrement();
-	PushActiveSnapshot(GetLatestSnapshot());
-	ret = SPI_execute_with_args(sql, nargs, types, values, NULL, true, tcount);
-	PopActiveSnapshot();
-	return ret;
-}
-
 /* A vxid as one bigint, to keep in payout.ledger_pending. */
 static int64
 VxidToInt64(VirtualTransactionId vxid)
@@ -1375,6 +1408,41 @@ PayoutRelid(const char *name)
 	return relid;
 }
 
+
+/*
+ * HistorySequence
+ *		The sequence payout.history's ids come from: the one its column id
+ *		takes the next value of by default, which is where the writer of
+ *		history draws them (history_buffer.c), whatever it is called.
+ */
+static Oid
+HistorySequence(Oid history_relid)
+{
+	Relation	history = table_open(history_relid, AccessShareLock);
+	AttrNumber	attnum = get_attnum(history_relid, "id");
+	Node	   *expr = NULL;
+	Oid			seqid = InvalidOid;
+
+	if (attnum != InvalidAttrNumber &&
+		TupleDescAttr(RelationGetDescr(history), attnum - 1)->atttypid == INT8OID)
+		expr = build_column_default(history, attnum);
+	if (expr != NULL && IsA(expr, FuncExpr) &&
+		((FuncExpr *) expr)->funcid == F_NEXTVAL &&
+		list_length(((FuncExpr *) expr)->args) == 1 &&
+		IsA(linitial(((FuncExpr *) expr)->args), Const) &&
+		!((Const *) linitial(((FuncExpr *) expr)->args))->constisnull)
+		seqid = DatumGetObjectId(((Const *) linitial(((FuncExpr *) expr)->args))->constvalue);
+	table_close(history, NoLock);
+	if (!OidIsValid(seqid) || get_rel_relkind(seqid) != RELKIND_SEQUENCE)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("payout history cannot be sealed: its ids do not come from a sequence"),
+				 errdetail("Sealing needs column \"id\" of \"%s.history\" to be a bigint that takes the next value of a sequence by default, as the extension made it.",
+						   PAYOUT_SCHEMA),
+				 errhint("Give it back its default: ALTER TABLE payout.history ALTER COLUMN id SET DEFAULT pg_catalog.nextval('payout.history_id_seq').")));
+	return seqid;
+}
+
 /*
  * SequenceLastValue
  *		The last id payout.history's sequence gave out, 0 if none; refuses
@@ -1387,6 +1455,7 @@ SequenceLastValue(Oid seqid)
 	int64		cache;
 	bool		isnull;
 	Datum		last;
+	char	   *seqname;
 
 	tup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqid));
 	if (!HeapTupleIsValid(tup))
@@ -1394,16 +1463,21 @@ SequenceLastValue(Oid seqid)
 	cache = ((Form_pg_sequence) GETSTRUCT(tup))->seqcache;
 	ReleaseSysCache(tup);
 	if (cache != 1)
+	{
+		seqname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(seqid)),
+											 get_rel_name(seqid));
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("payout history cannot be sealed while sequence \"%s.history_id_seq\" has a cache", PAYOUT_SCHEMA),
-				 errdetail("Its cache is " INT64_FORMAT ": backends hold ids that no lock shows, so no range of ids is known to be complete.", cache),
-				 errhint("ALTER SEQUENCE payout.history_id_seq CACHE 1;")));
+				 errmsg("payout history cannot be sealed while sequence \"%s\" has a cache",
+						seqname),
+				 errdetail("Its cache is " INT64_FORMAT ": backends hold ids that no lock shows, so no range of ids is known to be complete.",
+						   cache),
+				 errhint("Set its cache back to 1: ALTER SEQUENCE %s CACHE 1.", seqname)));
+	}
 
-	if (SPI_execute_with_args("SELECT pg_catalog.pg_sequence_last_value($1)",
-							  1, (Oid[]) {REGCLASSOID},
-							  (Datum[]) {ObjectIdGetDatum(seqid)},
-							  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (RunLatest("SELECT pg_catalog.pg_sequence_last_value($1)",
+				  1, (Oid[]) {REGCLASSOID}, (Datum[]) {ObjectIdGetDatum(seqid)},
+				  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read sequence %u", seqid);
 	last = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return isnull ? 0 : DatumGetInt64(last);
@@ -1476,20 +1550,20 @@ ClearedHorizon(int64 frontier, int64 last, VirtualTransactionId *vxids,
 		args[3] = PointerGetDatum(construct_md_array(elems, NULL, 1, dims, lbs,
 													 INT8OID, 8, FLOAT8PASSBYVAL,
 													 TYPALIGN_DOUBLE));
-		if (SPI_execute_with_args("INSERT INTO payout.ledger_pending"
-								  " (horizon, recorded_at, postmaster_start, waits_for)"
-								  " SELECT $1, $2, $3, $4"
-								  " WHERE (SELECT pg_catalog.count(*) FROM payout.ledger_pending)"
-								  " OPERATOR(pg_catalog.<) " CppAsString2(LEDGER_PENDING_MAX)
-								  " ON CONFLICT (horizon) DO NOTHING",
-								  4, (Oid[]) {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8ARRAYOID},
-								  args, NULL, false, 0) != SPI_OK_INSERT)
+		if (RunLatest("INSERT INTO payout.ledger_pending"
+					  " (horizon, recorded_at, postmaster_start, waits_for)"
+					  " SELECT $1, $2, $3, $4"
+					  " WHERE (SELECT pg_catalog.count(*) FROM payout.ledger_pending)"
+					  " OPERATOR(pg_catalog.<) " CppAsString2(LEDGER_PENDING_MAX)
+					  " ON CONFLICT (horizon) DO NOTHING",
+					  4, (Oid[]) {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8ARRAYOID},
+					  args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not record a payout ledger horizon");
 	}
 
-	if (ReadLatest("SELECT horizon, postmaster_start, waits_for"
-				   " FROM payout.ledger_pending ORDER BY horizon",
-				   0, NULL, NULL, 0) != SPI_OK_SELECT)
+	if (RunLatest("SELECT horizon, postmaster_start, waits_for"
+				  " FROM payout.ledger_pending ORDER BY horizon",
+				  0, NULL, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read payout.ledger_pending");
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -1507,109 +1581,92 @@ ClearedHorizon(int64 frontier, int64 last, VirtualTransactionId *vxids,
 }
 
 /*
- * LoadKnownTables
- *		The tables the sealer watches for renames, with the name each had
- *		when last sealed.  In a database restored since the last block, their
- *		OIDs are new: each is found by a history row sealed under it, which
- *		names the table by its new OID whatever it was renamed to meanwhile
- *		(so the next block records the rename), else by its name.
+ * SealRel
+ *		The relation a row being sealed names, with the table number its
+ *		rows are sealed under: the one payout.ledger_tables gives it, or a
+ *		new one, recorded there, for a table the ledger meets for the first
+ *		time.  If a restore made a dropped table's old OID name a table
+ *		(the dump keeps a dropped table's OID as a number), that table may
+ *		have two numbers: its rows are sealed under the one last sealed
+ *		under its name, else the newest.
  */
-static List *
-LoadKnownTables(bool remap)
+static RelEntry *
+SealRel(LedgerCall *call, Oid relid)
 {
-	List	   *known = NIL;
-	List	   *kept = NIL;
-	ListCell   *lc;
-	uint64		i;
+	RelEntry   *rel = FindRel(call, relid, true);
+	int32		number = 0;
+	int			i;
 
-	if (ReadLatest("SELECT relation, schema_name, table_name, row_id FROM payout.ledger_names",
-				   0, NULL, NULL, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read payout.ledger_names");
-	for (i = 0; i < SPI_processed; i++)
+	if (rel->seal_number != 0)
+		return rel;
+	LookUpName(call, rel);
+	for (i = rel->nnumbers - 1; i >= 0 && number == 0; i--)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		LedgerIdent *ident = palloc0(sizeof(LedgerIdent));
-		bool		isnull;
-		Datum		row_id;
+		TableRow   *t = FindTableRow(call, rel->numbers[i]);
 
-		ident->oid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
-		ident->schema = SPI_getvalue(tup, desc, 2);
-		ident->name = SPI_getvalue(tup, desc, 3);
-		ident->dangling = (ident->schema == NULL);
-		row_id = SPI_getbinval(tup, desc, 4, &isnull);
-		ident->row_id = isnull ? 0 : DatumGetInt64(row_id);
-		known = lappend(known, ident);
+		if (t != NULL && rel->name != NULL &&
+			SameName(t->schema, rel->schema) && SameName(t->name, rel->name))
+			number = rel->numbers[i];
 	}
-	if (!remap)
-		return known;
-
-	foreach(lc, known)
+	if (number == 0 && rel->nnumbers > 0)
+		number = rel->numbers[rel->nnumbers - 1];
+	if (number == 0)
 	{
-		LedgerIdent *ident = lfirst(lc);
-		Oid			relid = InvalidOid;
+		Datum		values[4];
+		char		nulls[4] = {' ', ' ', ' ', ' '};
 
-		/* a dropped table has nothing to follow any more */
-		if (ident->dangling)
-			continue;
-		if (ident->row_id != 0 &&
-			ReadLatest("SELECT h.tbl FROM payout.history h WHERE h.id OPERATOR(pg_catalog.=) $1",
-					   1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(ident->row_id)},
-					   1) == SPI_OK_SELECT && SPI_processed == 1)
-		{
-			bool		isnull;
-			Datum		tbl = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-											1, &isnull);
-
-			if (!isnull && get_rel_name(DatumGetObjectId(tbl)) != NULL)
-				relid = DatumGetObjectId(tbl);
-		}
-		if (!OidIsValid(relid))
-		{
-			Oid			nsp = get_namespace_oid(ident->schema, true);
-
-			if (OidIsValid(nsp))
-				relid = get_relname_relid(ident->name, nsp);
-		}
-		if (!OidIsValid(relid))
-			continue;
-		ident->oid = relid;
-		kept = lappend(kept, ident);
+		number = call->max_number + 1;
+		values[0] = Int32GetDatum(number);
+		values[1] = ObjectIdGetDatum(relid);
+		values[2] = rel->name ? CStringGetTextDatum(rel->schema) : (Datum) 0;
+		values[3] = rel->name ? CStringGetTextDatum(rel->name) : (Datum) 0;
+		if (rel->name == NULL)
+			nulls[2] = nulls[3] = 'n';
+		if (RunLatest("INSERT INTO payout.ledger_tables"
+					  " (number, tbl, schema_name, table_name)"
+					  " VALUES ($1, $2, $3, $4)",
+					  4, (Oid[]) {INT4OID, REGCLASSOID, TEXTOID, TEXTOID},
+					  values, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not update payout.ledger_tables");
+		(void) AddTableRow(call, number, relid, rel->schema, rel->name);
 	}
-	if (SPI_execute("DELETE FROM payout.ledger_names", false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not update payout.ledger_names");
-	foreach(lc, kept)
-		StoreKnownTable(lfirst(lc));
-	return kept;
+	rel->seal_number = number;
+	return rel;
 }
 
 /*
- * StoreKnownTable
- *		Remember a table in payout.ledger_names: its name as sealed, and a
- *		row sealed under it.
+ * StoreTableNames
+ *		Keep in payout.ledger_tables the name each table of a block was
+ *		sealed under, for SealRel to know it again after a restore.
  */
 static void
-StoreKnownTable(const LedgerIdent *ident)
+StoreTableNames(LedgerCall *call, const LedgerBlock *b)
 {
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	int			i;
 
-	values[0] = ObjectIdGetDatum(ident->oid);
-	values[1] = ident->dangling ? (Datum) 0 : CStringGetTextDatum(ident->schema);
-	if (ident->dangling)
-		nulls[1] = 'n';
-	values[2] = CStringGetTextDatum(ident->name);
-	values[3] = Int64GetDatum(ident->row_id);
-	if (ident->row_id == 0)
-		nulls[3] = 'n';
-	if (SPI_execute_with_args("INSERT INTO payout.ledger_names AS n VALUES ($1, $2, $3, $4)"
-							  " ON CONFLICT (relation) DO UPDATE"
-							  " SET schema_name = excluded.schema_name,"
-							  " table_name = excluded.table_name,"
-							  " row_id = COALESCE(excluded.row_id, n.row_id)",
-							  4, (Oid[]) {OIDOID, TEXTOID, TEXTOID, INT8OID},
-							  values, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not update payout.ledger_names");
+	for (i = 0; i < b->ntables; i++)
+	{
+		const LedgerTable *lt = &b->tables[i];
+		TableRow   *t = FindTableRow(call, lt->number);
+		MemoryContext oldcxt;
+
+		if (t == NULL || lt->name == NULL ||
+			(SameName(t->schema, lt->schema) && SameName(t->name, lt->name)))
+			continue;
+		if (RunLatest("UPDATE payout.ledger_tables"
+					  " SET schema_name = $2, table_name = $3"
+					  " WHERE number OPERATOR(pg_catalog.=) $1",
+					  3, (Oid[]) {INT4OID, TEXTOID, TEXTOID},
+					  (Datum[]) {Int32GetDatum(lt->number),
+						  CStringGetTextDatum(lt->schema),
+					  CStringGetTextDatum(lt->name)},
+					  NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update payout.ledger_tables");
+		oldcxt = MemoryContextSwitchTo(call->cxt);
+		t->schema = pstrdup(lt->schema);
+		t->name = pstrdup(lt->name);
+		MemoryContextSwitchTo(oldcxt);
+	}
 }
 
 /*
@@ -1619,15 +1676,14 @@ StoreKnownTable(const LedgerIdent *ident)
  * Seals, in blocks, the history rows that no transaction can add to any
  * more, up to max_rows of them (NULL: all).  Never waits for a writer:
  * what is still being written is sealed by a later call.  Runs as the
- * owner of payout.ledger; one call at a time (others wait for it).
+ * owner of payout.ledger; one call at a time (others wait for it), in any
+ * isolation level.
  */
 PG_FUNCTION_INFO_V1(payout_seal);
 Datum
 payout_seal(PG_FUNCTION_ARGS)
 {
 	int64		max_rows = PG_ARGISNULL(0) ? PG_INT64_MAX : PG_GETARG_INT64(0);
-	Interval	retention;
-	bool		has_retention;
 	Oid			history_relid;
 	Oid			ledger_relid;
 	Oid			seqid;
@@ -1662,11 +1718,9 @@ payout_seal(PG_FUNCTION_ARGS)
 				 errhint("Seal on the primary: its blocks reach the standby with the WAL.")));
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	has_retention = ParseRetention(&retention);
 
 	history_relid = PayoutRelid("history");
 	ledger_relid = PayoutRelid("ledger");
-	seqid = PayoutRelid("history_id_seq");
 
 	/* One sealer at a time; readers of the ledger are not in the way. */
 	LockRelationOid(ledger_relid, ShareRowExclusiveLock);
@@ -1679,6 +1733,7 @@ payout_seal(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	StartCall(&call);
+	seqid = HistorySequence(history_relid);
 
 	/*
 	 * The last id given out, then who may still hold ids up to it: every
@@ -1689,7 +1744,8 @@ payout_seal(PG_FUNCTION_ARGS)
 	SET_LOCKTAG_RELATION(tag, MyDatabaseId, history_relid);
 	vxids = GetLockConflicts(&tag, ShareLock, &nvxids);
 
-	if (ReadLatest(LEDGER_SELECT "ORDER BY block DESC LIMIT 1", 0, NULL, NULL, 1) != SPI_OK_SELECT)
+	if (RunLatest(LEDGER_SELECT "ORDER BY block DESC LIMIT 1", 0, NULL, NULL,
+				  NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read payout.ledger");
 	if (SPI_processed == 1)
 	{
@@ -1700,23 +1756,34 @@ payout_seal(PG_FUNCTION_ARGS)
 	if (frontier > last)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("payout.ledger has sealed ids up to " INT64_FORMAT ", beyond the last id sequence \"%s.history_id_seq\" gave out (" INT64_FORMAT ")",
-						frontier, PAYOUT_SCHEMA, last),
-				 errdetail("Ids written here come from that sequence; rows with other ids were written elsewhere, such as by a logical replication publisher."),
+				 errmsg("payout.ledger has sealed ids beyond the last one its sequence gave out"),
+				 errdetail("The ledger has sealed ids up to " INT64_FORMAT "; the sequence of payout.history's ids gave out ids up to " INT64_FORMAT ". Ids written here come from that sequence: rows with other ids were written elsewhere, such as by a logical replication publisher.",
+						   frontier, last),
 				 errhint("Seal where the history is written; a subscriber verifies the blocks its publisher sealed.")));
+	if (has_prev && GetCurrentTimestamp() < prev.sealed_at)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("payout history cannot be sealed while this server's clock is behind the newest block"),
+				 errdetail("Block " INT64_FORMAT " was sealed at %s; this server's clock says %s.",
+						   prev.block, UtcText(prev.sealed_at),
+						   UtcText(GetCurrentTimestamp())),
+				 errhint("Seal once the clock has caught up, or set it right: the times of the chain only go forward.")));
 
 	horizon = ClearedHorizon(frontier, last, vxids, nvxids);
 	through = frontier;
 	if (horizon > frontier)
+	{
+		LoadTables(&call, true);
 		SealRange(&call, frontier, horizon, max_rows, &prev, has_prev,
-				  has_retention ? &retention : NULL, &nblocks, &nrows, &through);
+				  &nblocks, &nrows, &through);
+	}
 
 	/* Horizons the blocks reached are done; so are those of empty ranges. */
-	if (SPI_execute_with_args("DELETE FROM payout.ledger_pending"
-							  " WHERE horizon OPERATOR(pg_catalog.<=) $1",
-							  1, (Oid[]) {INT8OID},
-							  (Datum[]) {Int64GetDatum(nrows < max_rows ? Max(horizon, through) : through)},
-							  NULL, false, 0) != SPI_OK_DELETE)
+	if (RunLatest("DELETE FROM payout.ledger_pending"
+				  " WHERE horizon OPERATOR(pg_catalog.<=) $1",
+				  1, (Oid[]) {INT8OID},
+				  (Datum[]) {Int64GetDatum(nrows < max_rows ? Max(horizon, through) : through)},
+				  NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not update payout.ledger_pending");
 
 	EndCall(&call);
@@ -1739,7 +1806,7 @@ payout_seal(PG_FUNCTION_ARGS)
  */
 static MemoryContext
 StartBlock(LedgerCall *call, LedgerBlock *b, const LedgerBlock *prev,
-		   bool has_prev, int64 first_id, Interval *retention)
+		   bool has_prev, int64 first_id)
 {
 	MemoryContext cxt = AllocSetContextCreate(call->cxt, "payout ledger block",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -1754,10 +1821,6 @@ StartBlock(LedgerCall *call, LedgerBlock *b, const LedgerBlock *prev,
 	if (has_prev)
 		memcpy(b->prev_hash, prev->hash, PG_SHA256_DIGEST_LENGTH);
 	b->first_id = first_id;
-	b->has_retention = (retention != NULL);
-	if (retention)
-		b->retention = *retention;
-	b->inc = call->here;
 	ShaInit(call->stream_ctx);
 	ShaUpdate(call->stream_ctx, &tagbyte, 1);
 	return cxt;
@@ -1767,16 +1830,15 @@ StartBlock(LedgerCall *call, LedgerBlock *b, const LedgerBlock *prev,
  * FinishBlock
  *		Give each mark its clock offset from the block's earliest
  *		clock_time, then hash and store a block that covers the ids up to
- *		last_id, remember its tables, and keep of it in prev what the next
- *		block needs.
+ *		last_id, keep the names its tables were sealed under, and keep of
+ *		it in prev what the next block needs.
  */
 static void
 FinishBlock(LedgerCall *call, LedgerBlock *b, MemoryContext cxt,
-			int64 last_id, LedgerBlock *prev)
+			int64 last_id, LedgerBlock *prev, bool has_prev)
 {
 	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
 	int64		i;
-	int			t;
 
 	for (i = 0; i < b->row_count; i++)
 	{
@@ -1790,20 +1852,20 @@ FinishBlock(LedgerCall *call, LedgerBlock *b, MemoryContext cxt,
 		memcpy(b->marks.data + i * MARK_SIZE + 6, &be, 4);
 	}
 	b->last_id = last_id;
+	/* never before the block before, should the clock step back meanwhile */
 	b->sealed_at = GetCurrentTimestamp();
+	if (has_prev && b->sealed_at < prev->sealed_at)
+		b->sealed_at = prev->sealed_at;
 	ShaFinal(call->stream_ctx, b->rows_hash);
 	BlockHash(call, b, b->hash);
 	InsertBlock(b);
-
-	/* its tables, and a row of each, for the next rename and restore */
-	for (t = 0; t < b->ntables; t++)
-		StoreKnownTable(&b->tables[t]);
+	StoreTableNames(call, b);
 	MemoryContextSwitchTo(oldcxt);
 
 	prev->block = b->block;
 	prev->last_id = b->last_id;
+	prev->sealed_at = b->sealed_at;
 	memcpy(prev->hash, b->hash, PG_SHA256_DIGEST_LENGTH);
-	prev->inc = b->inc;
 	MemoryContextDelete(cxt);
 }
 
@@ -1811,12 +1873,11 @@ FinishBlock(LedgerCall *call, LedgerBlock *b, MemoryContext cxt,
  * SealRange
  *		Seal the rows with ids after from and up to to, in blocks of at
  *		most LEDGER_BLOCK_ROWS rows and max_rows in all, read through a
- *		snapshot taken now, after the horizon's transactions ended.  The
- *		first block also records the renames of the tables the ledger knows.
+ *		snapshot taken now, after the horizon's transactions ended.
  */
 static void
 SealRange(LedgerCall *call, int64 from, int64 to, int64 max_rows,
-		  LedgerBlock *prev, bool has_prev, Interval *retention,
+		  LedgerBlock *prev, bool has_prev,
 		  int64 *nblocks, int64 *nrows, int64 *through)
 {
 	HistoryScan scan;
@@ -1825,10 +1886,7 @@ SealRange(LedgerCall *call, int64 from, int64 to, int64 max_rows,
 	MemoryContext blockcxt = NULL;
 	MemoryContext rowcxt;
 	MemoryContext oldcxt;
-	List	   *known = NIL;
-	bool		first = true;
 	int64		previd = from;
-	int			lasttable = -1;
 	Datum		args[2];
 
 	rowcxt = AllocSetContextCreate(call->cxt, "payout ledger row",
@@ -1843,59 +1901,25 @@ SealRange(LedgerCall *call, int64 from, int64 to, int64 max_rows,
 	while (*nrows < max_rows && NextRow(&scan, &row))
 	{
 		int64		id = RowId(&row);
-		Oid			tbl = DatumGetObjectId(row.values[COL_TBL]);
+		RelEntry   *rel;
 		uint8		leaf[PG_SHA256_DIGEST_LENGTH];
 		uint64		idbe;
-		int			t;
 
 		if (blockcxt == NULL)
-		{
-			blockcxt = StartBlock(call, &block, prev, has_prev,
-								  previd + 1, retention);
-			lasttable = -1;
-		}
-		if (first)
-		{
-			ListCell   *lc;
+			blockcxt = StartBlock(call, &block, prev, has_prev, previd + 1);
 
-			known = LoadKnownTables(has_prev && !IncEqual(&prev->inc, &call->here));
-			foreach(lc, known)
-			{
-				LedgerIdent *was = lfirst(lc);
-				const LedgerIdent *now = CurrentIdent(call, was->oid);
-
-				if (!IdentEqual(was, now))
-				{
-					oldcxt = MemoryContextSwitchTo(blockcxt);
-					AddRename(&block, was, now);
-					MemoryContextSwitchTo(oldcxt);
-					*was = *now;
-					StoreKnownTable(was);
-				}
-			}
-			first = false;
+		/* the row's table, and its place in the block's dictionary */
+		rel = SealRel(call, DatumGetObjectId(row.values[COL_TBL]));
+		if (rel->stamp != block.block)
+		{
+			oldcxt = MemoryContextSwitchTo(blockcxt);
+			rel->index = AddTable(&block, rel->seal_number, rel->schema, rel->name);
+			MemoryContextSwitchTo(oldcxt);
+			rel->stamp = block.block;
 		}
 
-		/* the row's table in the block's dictionary */
-		if (lasttable >= 0 && block.tables[lasttable].oid == tbl)
-			t = lasttable;
-		else
-		{
-			for (t = 0; t < block.ntables; t++)
-				if (block.tables[t].oid == tbl)
-					break;
-			if (t == block.ntables)
-			{
-				oldcxt = MemoryContextSwitchTo(blockcxt);
-				t = AddTable(&block, CurrentIdent(call, tbl));
-				MemoryContextSwitchTo(oldcxt);
-			}
-			lasttable = t;
-		}
-
-		block.tables[t].row_id = id;
 		oldcxt = MemoryContextSwitchTo(rowcxt);
-		RowLeaf(call, &row, &block.tables[t], leaf);
+		RowLeaf(call, &row, rel->seal_number, leaf);
 		MemoryContextSwitchTo(blockcxt);
 		if (row.nulls[COL_CLOCK_TIME])
 			block.clocks[block.row_count] = DT_NOBEGIN;
@@ -1919,7 +1943,7 @@ SealRange(LedgerCall *call, int64 from, int64 to, int64 max_rows,
 		ShaUpdate(call->stream_ctx, &idbe, 8);
 		ShaUpdate(call->stream_ctx, leaf, PG_SHA256_DIGEST_LENGTH);
 		PutVarint(&block.ids, (uint64) (id - previd));
-		PutU16(&block.marks, (uint16) t);
+		PutU16(&block.marks, (uint16) rel->index);
 		PutU32(&block.marks, KeyTag(call, row.values[COL_KEY], row.nulls[COL_KEY]));
 		PutU32(&block.marks, 0);	/* the clock offset, at FinishBlock */
 		appendBinaryStringInfo(&block.marks, (const char *) leaf, FINGERPRINT_SIZE);
@@ -1931,7 +1955,7 @@ SealRange(LedgerCall *call, int64 from, int64 to, int64 max_rows,
 
 		if (block.row_count == LEDGER_BLOCK_ROWS || block.ntables == PG_UINT16_MAX)
 		{
-			FinishBlock(call, &block, blockcxt, id, prev);
+			FinishBlock(call, &block, blockcxt, id, prev, has_prev);
 			blockcxt = NULL;
 			has_prev = true;
 			(*nblocks)++;
@@ -1946,7 +1970,7 @@ SealRange(LedgerCall *call, int64 from, int64 to, int64 max_rows,
 		/* the last block covers the ids up to the horizon, unless cut short */
 		int64		last_id = (*nrows < max_rows) ? to : previd;
 
-		FinishBlock(call, &block, blockcxt, last_id, prev);
+		FinishBlock(call, &block, blockcxt, last_id, prev, has_prev);
 		(*nblocks)++;
 		*through = last_id;
 	}
@@ -2008,33 +2032,18 @@ RowFindingTold(VerifyState *vs)
 	return false;
 }
 
-/* A time as UTC text, whatever the session's settings. */
-static char *
-UtcText(TimestampTz t)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-	char		buf[MAXDATELEN + 1];
-
-	if (TIMESTAMP_NOT_FINITE(t))
-		EncodeSpecialTimestamp(t, buf);
-	else if (timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
-		return pstrdup("(out of range)");
-	else
-		EncodeDateTime(&tm, fsec, false, 0, NULL, USE_ISO_DATES, buf);
-	return psprintf("%s+00", buf);
-}
-
 /* What a row holds now, for the evidence of a finding. */
 static char *
 RowText(VerifyState *vs, const HistoryRow *row)
 {
 	LedgerCall *call = vs->call;
+	Oid			relid = DatumGetObjectId(row->values[COL_TBL]);
 	StringInfoData buf;
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "table %s, key %s, %s -> %s",
-					 IdentText(CurrentIdent(call, DatumGetObjectId(row->values[COL_TBL]))),
+					 row->nulls[COL_TBL] ? "NULL" :
+					 RelText(call, relid, FindRel(call, relid, false)),
 					 row->nulls[COL_KEY] ? "NULL" : TextDatumGetCString(row->values[COL_KEY]),
 					 row->nulls[COL_OLD_STATUS] ? "NULL" :
 					 LabelOf(&call->statuses, DatumGetObjectId(row->values[COL_OLD_STATUS])),
@@ -2047,24 +2056,108 @@ RowText(VerifyState *vs, const HistoryRow *row)
 }
 
 /*
+ * ParseTime
+ *		A timestamp with time zone from text, false if it is none; as
+ *		timestamptz_in reads it, without raising an error.
+ */
+static bool
+ParseTime(const char *s, TimestampTz *out)
+{
+	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
+	char	   *field[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nf;
+	int			dtype;
+	int			tz = 0;
+	struct pg_tm tt;
+	fsec_t		fsec;
+
+	if (strlen(s) > MAXDATELEN)
+		return false;
+	if (ParseDateTime(s, workbuf, sizeof(workbuf), field, ftype,
+					  MAXDATEFIELDS, &nf) != 0 ||
+		PayoutDecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0 ||
+		dtype != DTK_DATE)
+		return false;
+	return tm2timestamp(&tt, fsec, &tz, out) == 0;
+}
+
+/* A hash from 64 hexadecimal digits; false if it is not that. */
+static bool
+ParseHash(const char *s, uint8 *out)
+{
+	int			i;
+
+	if (strlen(s) != 2 * PG_SHA256_DIGEST_LENGTH)
+		return false;
+	for (i = 0; i < 2 * PG_SHA256_DIGEST_LENGTH; i++)
+	{
+		char		c = s[i];
+		int			v;
+
+		if (c >= '0' && c <= '9')
+			v = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v = c - 'A' + 10;
+		else
+			return false;
+		if (i % 2 == 0)
+			out[i / 2] = (uint8) (v << 4);
+		else
+			out[i / 2] |= (uint8) v;
+	}
+	return true;
+}
+
+/*
+ * BadDigest
+ *		Refuse a digest that is not what payout.digest() gives.
+ */
+static void
+BadDigest(int n, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid digest in argument \"digests\""),
+			 errdetail("Digest %d %s.", n, what),
+			 errhint("Give the digests as payout.digest() returns them, in JSON: an object such as {\"block\": 42, \"hash\": \"<64 hexadecimal digits>\", \"sealed_at\": \"2026-12-06T09:14:03.418934+00:00\"}, or an array of them.")));
+}
+
+/*
  * LoadDigests
- *		The digests given, a JSON array of objects with "block" and "hash"
- *		(what payout.digest() returns, as row_to_json writes it), or one
- *		such object.
+ *		The digests given: a JSON array of objects with "block" and "hash",
+ *		and, optionally, "sealed_at" (what payout.digest() returns, as
+ *		row_to_json writes it) and "taken_at" (when the auditor took it,
+ *		by the auditor's clock); or one such object.
  */
 static void
 LoadDigests(VerifyState *vs, Jsonb *digests)
 {
 	uint64		i;
 
-	vs->newest_digest_block = -1;
+	vs->newest_digest = -1;
 	if (digests == NULL)
 		return;
-	if (SPI_execute_with_args("SELECT (d OPERATOR(pg_catalog.->>) 'block')::pg_catalog.int8,"
-							  " pg_catalog.decode(d OPERATOR(pg_catalog.->>) 'hash', 'hex')"
+	if (JB_ROOT_IS_SCALAR(digests))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"digests\" must be a JSON object or an array of objects"),
+				 errdetail("It is a JSON scalar."),
+				 errhint("Give the digests as payout.digest() returns them, in JSON: SELECT row_to_json(d) FROM payout.digest() AS d, or an array of such objects.")));
+	if (SPI_execute_with_args("SELECT pg_catalog.jsonb_typeof(e.d),"
+							  " pg_catalog.jsonb_typeof(e.d OPERATOR(pg_catalog.->) 'block'),"
+							  " e.d OPERATOR(pg_catalog.->>) 'block',"
+							  " pg_catalog.jsonb_typeof(e.d OPERATOR(pg_catalog.->) 'hash'),"
+							  " e.d OPERATOR(pg_catalog.->>) 'hash',"
+							  " pg_catalog.jsonb_typeof(e.d OPERATOR(pg_catalog.->) 'sealed_at'),"
+							  " e.d OPERATOR(pg_catalog.->>) 'sealed_at',"
+							  " pg_catalog.jsonb_typeof(e.d OPERATOR(pg_catalog.->) 'taken_at'),"
+							  " e.d OPERATOR(pg_catalog.->>) 'taken_at'"
 							  " FROM pg_catalog.jsonb_array_elements("
-							  "   CASE pg_catalog.jsonb_typeof($1) WHEN 'array' THEN $1"
-							  "   ELSE pg_catalog.jsonb_build_array($1) END) AS d",
+							  "   CASE WHEN pg_catalog.jsonb_typeof($1) OPERATOR(pg_catalog.=) 'array'"
+							  "   THEN $1 ELSE pg_catalog.jsonb_build_array($1) END) AS e(d)",
 							  1, (Oid[]) {JSONBOID}, (Datum[]) {JsonbPGetDatum(digests)},
 							  NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the digests");
@@ -2072,164 +2165,120 @@ LoadDigests(VerifyState *vs, Jsonb *digests)
 	vs->digests = palloc0(sizeof(LedgerDigest) * (vs->ndigests + 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
-		bool		blocknull;
-		bool		hashnull;
-		Datum		block = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &blocknull);
-		Datum		hash = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &hashnull);
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		LedgerDigest *d = &vs->digests[i];
+		int			n = (int) i + 1;
+		char	   *type = SPI_getvalue(tup, desc, 1);
+		char	   *value;
+		char	   *end;
 
-		if (blocknull || !HashFromBytea(hash, hashnull, vs->digests[i].hash))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("digest %d has no block number or no SHA-256 hash", (int) i + 1),
-					 errdetail("A digest is an object with \"block\" (a number) and \"hash\" (64 hexadecimal digits)."),
-					 errhint("Pass the rows of payout.digest() as JSON: SELECT row_to_json(d) FROM payout.digest() d.")));
-		vs->digests[i].block = DatumGetInt64(block);
-		vs->newest_digest_block = Max(vs->newest_digest_block, vs->digests[i].block);
+		if (!SameName(type, "object"))
+			BadDigest(n, psprintf("is a JSON %s, not an object", type ? type : "null"));
+
+		value = SPI_getvalue(tup, desc, 3);
+		if (value == NULL || !SameName(SPI_getvalue(tup, desc, 2), "number") ||
+			strspn(value, "0123456789") != strlen(value) || strlen(value) > 18 ||
+			(d->block = strtoi64(value, &end, 10)) <= 0)
+			BadDigest(n, "has no \"block\", or one that is not a block number");
+
+		value = SPI_getvalue(tup, desc, 5);
+		if (value == NULL || !SameName(SPI_getvalue(tup, desc, 4), "string") ||
+			!ParseHash(value, d->hash))
+			BadDigest(n, "has no \"hash\", or one that is not 64 hexadecimal digits");
+
+		value = SPI_getvalue(tup, desc, 7);
+		d->has_sealed_at = (value != NULL && !SameName(SPI_getvalue(tup, desc, 6), "null"));
+		if (d->has_sealed_at &&
+			(!SameName(SPI_getvalue(tup, desc, 6), "string") || !ParseTime(value, &d->sealed_at)))
+			BadDigest(n, "has a \"sealed_at\" that is not a time with its time zone");
+
+		value = SPI_getvalue(tup, desc, 9);
+		d->has_taken_at = (value != NULL && !SameName(SPI_getvalue(tup, desc, 8), "null"));
+		if (d->has_taken_at &&
+			(!SameName(SPI_getvalue(tup, desc, 8), "string") || !ParseTime(value, &d->taken_at)))
+			BadDigest(n, "has a \"taken_at\" that is not a time with its time zone");
+
+		if (vs->newest_digest < 0 || d->block > vs->digests[vs->newest_digest].block)
+			vs->newest_digest = (int) i;
 	}
-}
-
-/*
- * LoadRenames
- *		Every rename the chain records, in order: a table's rows are
- *		followed from the name they were sealed under to the name it has.
- */
-static void
-LoadRenames(VerifyState *vs)
-{
-	uint64		i;
-	int			n = 0;
-	int			max = 8;
-
-	if (SPI_execute(LEDGER_SELECT
-					"WHERE pg_catalog.cardinality(renamed_oids) OPERATOR(pg_catalog.>) 0"
-					" ORDER BY block", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read payout.ledger");
-	vs->renames = palloc(sizeof(LedgerRename) * max);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		LedgerBlock b;
-		int			k;
-
-		(void) BlockFromTuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &b);
-		for (k = 0; k < b.nrenames; k++)
-		{
-			if (n == max)
-			{
-				max *= 2;
-				vs->renames = repalloc(vs->renames, sizeof(LedgerRename) * max);
-			}
-			vs->renames[n].block = b.block;
-			vs->renames[n].inc = b.inc;
-			vs->renames[n].from = b.renamed_from[k];
-			vs->renames[n].to = b.renamed_to[k];
-			n++;
-		}
-	}
-	vs->nrenames = n;
 }
 
 /*
  * ComputeCutoff
- *		The moment before which sealed rows may be gone by retention: the
- *		time of the newest digest's block (else of the newest block), less
- *		the retention that block records, computed in UTC.
+ *		The moment before which sealed rows may be gone, by the retention
+ *		the auditor gives: counted back from the newest digest's time (when
+ *		its block was sealed, or, if earlier, when the auditor took it),
+ *		else from the newest block's; never from later than this server's
+ *		clock, so that a block sealed with its time in the future gains
+ *		nothing.  Computed in UTC.
  */
 static void
-ComputeCutoff(VerifyState *vs)
+ComputeCutoff(VerifyState *vs, Interval *retention)
 {
-	bool		isnull;
-	Datum		sealed_at;
-	Datum		retention;
-	int			ret;
+	TimestampTz from;
+	TimestampTz now = GetCurrentTimestamp();
 
-	if (vs->newest_digest_block >= 0)
-		ret = SPI_execute_with_args("SELECT sealed_at, retention FROM payout.ledger"
-									" WHERE block OPERATOR(pg_catalog.=) $1",
-									1, (Oid[]) {INT8OID},
-									(Datum[]) {Int64GetDatum(vs->newest_digest_block)},
-									NULL, true, 1);
+	if (retention == NULL)
+		return;
+	if (vs->newest_digest >= 0)
+	{
+		LedgerDigest *d = &vs->digests[vs->newest_digest];
+
+		if (!d->has_sealed_at && !d->has_taken_at)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the newest digest has no time to count the retention back from"),
+					 errdetail("Digest %d, of block " INT64_FORMAT ", has neither \"sealed_at\" nor \"taken_at\".",
+							   vs->newest_digest + 1, d->block),
+					 errhint("Keep each digest with its \"sealed_at\", as payout.digest() gives it.")));
+		if (d->has_sealed_at && d->has_taken_at)
+			from = Min(d->sealed_at, d->taken_at);
+		else
+			from = d->has_sealed_at ? d->sealed_at : d->taken_at;
+	}
 	else
-		ret = SPI_execute("SELECT sealed_at, retention FROM payout.ledger"
-						  " ORDER BY block DESC LIMIT 1", true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read payout.ledger");
-	if (SPI_processed != 1)
-		return;
-	sealed_at = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (isnull)
-		return;
-	retention = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-	if (isnull)
-		return;
+	{
+		bool		isnull;
+
+		if (SPI_execute("SELECT sealed_at FROM payout.ledger ORDER BY block DESC LIMIT 1",
+						true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read payout.ledger");
+		if (SPI_processed != 1)
+			return;
+		from = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+		if (isnull)
+			return;
+	}
+	from = Min(from, now);
 	/* a timestamptz is a UTC timestamp: subtract without a time zone */
 	vs->cutoff = DatumGetTimestamp(DirectFunctionCall2(timestamp_mi_interval,
-													   sealed_at, retention));
+													   TimestampGetDatum(from),
+													   IntervalPGetDatum(retention)));
+	vs->cutoff_from = from;
 	vs->has_cutoff = true;
 }
 
 /*
- * TrackTables
- *		Where each table of a block's dictionary is now: followed through
- *		the renames recorded after the block, by OID within the database
- *		that recorded them and by name across a dump and restore.
+ * RowNumber
+ *		The table number a history row of relation relid is verified
+ *		under, found through payout.ledger_tables; where the relation has
+ *		several (see SealRel), the one mark i of block b was sealed with,
+ *		if it is one of them.  0, which no table has, if none.
  */
-static Tracker *
-TrackTables(VerifyState *vs, const LedgerBlock *b)
+static int32
+RowNumber(VerifyState *vs, const LedgerBlock *b, int64 i, Oid relid)
 {
-	Tracker    *t = palloc(sizeof(Tracker) * (b->ntables + 1));
-	int			i;
-	int			k;
+	RelEntry   *rel = FindRel(vs->call, relid, false);
 
-	for (i = 0; i < b->ntables; i++)
-	{
-		t[i].inc = b->inc;
-		t[i].ident = b->tables[i];
-		for (k = 0; k < vs->nrenames; k++)
-		{
-			LedgerRename *r = &vs->renames[k];
-			bool		same = IncEqual(&r->inc, &t[i].inc);
-
-			if (r->block <= b->block)
-				continue;
-			if ((same && r->from.oid == t[i].ident.oid) ||
-				(!same && IdentEqual(&r->from, &t[i].ident)))
-			{
-				t[i].ident = r->to;
-				t[i].inc = r->inc;
-			}
-		}
-	}
-	return t;
+	if (rel == NULL || rel->nnumbers == 0)
+		return 0;
+	if (rel->nnumbers > 1 && i >= 0 && RelHasNumber(rel, MarkNumber(b, i)))
+		return MarkNumber(b, i);
+	return rel->numbers[rel->nnumbers - 1];
 }
 
-/* The dictionary index of the table a row names now; -1 if none. */
-static int
-TableIndex(VerifyState *vs, const LedgerBlock *b, const Tracker *t, Oid tbl)
-{
-	const LedgerIdent *now = NULL;
-	int			i;
-
-	for (i = 0; i < b->ntables; i++)
-	{
-		/*
-		 * A dropped table's rows keep its OID, which a dump writes and a
-		 * restore reads back as that number, whatever it names by then.
-		 */
-		if (IncEqual(&t[i].inc, &vs->call->here) || t[i].ident.dangling)
-		{
-			if (t[i].ident.oid == tbl)
-				return i;
-		}
-		else
-		{
-			if (now == NULL)
-				now = CurrentIdent(vs->call, tbl);
-			if (IdentEqual(now, &t[i].ident))
-				return i;
-		}
-	}
-	return -1;
-}
 
 /* A block's sealed ids, decoded; false if they do not fit its marks. */
 static bool
@@ -2406,21 +2455,21 @@ LookupRow(int64 id, HistoryRow *row)
 /*
  * CompareRow
  *		A present row against the mark block b sealed for its id (index i):
- *		false, with a finding, if they differ.  leaf is the row's leaf.
+ *		false, with a finding, if they differ.  number is the row's table
+ *		number and leaf its leaf.
  */
 static bool
 CompareRow(VerifyState *vs, const LedgerBlock *b, const int64 *ids, int64 i,
-		   int tindex, const HistoryRow *row, const uint8 *leaf, HTAB **fps)
+		   int32 number, const HistoryRow *row, const uint8 *leaf, HTAB **fps)
 {
 	const uint8 *mark = (const uint8 *) b->marks.data + i * MARK_SIZE;
 	int64		id = ids[i];
 	int64		other;
 
-	if (GetU16(mark) == tindex && memcmp(mark + 10, leaf, FINGERPRINT_SIZE) == 0)
+	if (MarkNumber(b, i) == number && memcmp(mark + 10, leaf, FINGERPRINT_SIZE) == 0)
 		return true;
 	other = FindFingerprint(fps, b, leaf);
-	if (other >= 0 && other != i &&
-		GetU16((const uint8 *) b->marks.data + other * MARK_SIZE) == tindex)
+	if (other >= 0 && other != i && MarkNumber(b, other) == number)
 	{
 		if (RowFindingTold(vs))
 			Finding(vs, b->block, id, "row moved",
@@ -2431,8 +2480,9 @@ CompareRow(VerifyState *vs, const LedgerBlock *b, const int64 *ids, int64 i,
 	if (RowFindingTold(vs))
 	{
 		TimestampTz t;
-		const char *sealed_table = GetU16(mark) < b->ntables ?
-		IdentText(&b->tables[GetU16(mark)]) : "?";
+		uint16		index = GetU16(mark);
+		const char *sealed_table = index < b->ntables ?
+		TableText(&b->tables[index]) : "?";
 
 		Finding(vs, b->block, id, "row changed",
 				"Row " INT64_FORMAT " differs from what block " INT64_FORMAT " sealed: sealed fingerprint %s (a row of table %s%s%s), now %s (%s).",
@@ -2443,6 +2493,7 @@ CompareRow(VerifyState *vs, const LedgerBlock *b, const int64 *ids, int64 i,
 	}
 	return false;
 }
+
 
 /* Binary search of a block's sealed ids. */
 static int64
@@ -2465,15 +2516,17 @@ SealedIndex(const LedgerBlock *b, const int64 *ids, int64 id)
 	return -1;
 }
 
+
 /* Whether sealed row i of a block is one of those asked about. */
 static bool
-InScope(VerifyState *vs, const LedgerBlock *b, int64 i, int target)
+InScope(VerifyState *vs, const LedgerBlock *b, int64 i, const bool *tables)
 {
 	const uint8 *mark = (const uint8 *) b->marks.data + i * MARK_SIZE;
+	uint16		index = GetU16(mark);
 
 	if (!OidIsValid(vs->scope_tbl))
 		return true;
-	if (target < 0 || GetU16(mark) != target)
+	if (index >= b->ntables || !tables[index])
 		return false;
 	return vs->scope_key == NULL || GetU32(mark + 2) == vs->scope_tag;
 }
@@ -2492,15 +2545,15 @@ VerifyRows(VerifyState *vs, const LedgerBlock *b, HistoryScan *scan,
 	LedgerCall *call = vs->call;
 	bool		whole = !OidIsValid(vs->scope_tbl);
 	int64	   *ids;
-	Tracker    *trackers;
+	bool	   *tables = NULL;
 	HTAB	   *fps = NULL;
 	MissingRun	run = {-1, -1, 0};
-	int			target = -1;
 	int64		i = 0;
 	int64		problems_before = vs->problems;
 	int64		retained_before = vs->retained;
 	bool		all_present = true;
 	uint8		tagbyte = TAG_ROWS;
+	int			t;
 
 	if (!DecodeIds(b, &ids))
 	{
@@ -2509,13 +2562,17 @@ VerifyRows(VerifyState *vs, const LedgerBlock *b, HistoryScan *scan,
 			*have_row = NextRow(scan, row);
 		return;
 	}
-	trackers = TrackTables(vs, b);
-	if (!whole)
-		target = TableIndex(vs, b, trackers, vs->scope_tbl);
 	if (whole)
 	{
 		ShaInit(call->stream_ctx);
 		ShaUpdate(call->stream_ctx, &tagbyte, 1);
+	}
+	else
+	{
+		/* which of the block's tables are the one asked about */
+		tables = palloc0(sizeof(bool) * (b->ntables + 1));
+		for (t = 0; t < b->ntables; t++)
+			tables[t] = RelHasNumber(vs->scope_rel, b->tables[t].number);
 	}
 
 	for (;;)
@@ -2523,31 +2580,29 @@ VerifyRows(VerifyState *vs, const LedgerBlock *b, HistoryScan *scan,
 		int64		rid = *have_row ? RowId(row) : PG_INT64_MAX;
 
 		/* the next sealed row in scope */
-		while (i < b->row_count && !InScope(vs, b, i, target))
+		while (i < b->row_count && !InScope(vs, b, i, tables))
 			i++;
 		if (rid > b->last_id && i >= b->row_count)
 			break;
 
 		if (i < b->row_count && (rid > b->last_id || ids[i] < rid))
 		{
-			HistoryRow other;
+			HistoryRow	other;
 
 			/* sealed, absent: a payout's row may be another's by its tag */
 			if (vs->scope_key != NULL && LookupRow(ids[i], &other))
 			{
 				uint8		leaf[PG_SHA256_DIGEST_LENGTH];
-				int			t = TableIndex(vs, b, trackers,
-										   DatumGetObjectId(other.values[COL_TBL]));
+				int32		number = RowNumber(vs, b, i,
+											   DatumGetObjectId(other.values[COL_TBL]));
 
-				RowLeaf(call, &other, t >= 0 ? &b->tables[t] :
-						CurrentIdent(call, DatumGetObjectId(other.values[COL_TBL])),
-						leaf);
+				RowLeaf(call, &other, number, leaf);
 				/* intact and not this payout's: another's key has its tag */
-				if (t != target ||
+				if (number != MarkNumber(b, i) ||
 					memcmp(b->marks.data + i * MARK_SIZE + 10, leaf, FINGERPRINT_SIZE) != 0)
 				{
 					vs->rows_checked++;
-					(void) CompareRow(vs, b, ids, i, t, &other, leaf, &fps);
+					(void) CompareRow(vs, b, ids, i, number, &other, leaf, &fps);
 				}
 				i++;
 				continue;
@@ -2561,19 +2616,19 @@ VerifyRows(VerifyState *vs, const LedgerBlock *b, HistoryScan *scan,
 		if (i < b->row_count && ids[i] == rid)
 		{
 			uint8		leaf[PG_SHA256_DIGEST_LENGTH];
-			Oid			tbl = DatumGetObjectId(row->values[COL_TBL]);
-			int			t = TableIndex(vs, b, trackers, tbl);
+			int32		number = RowNumber(vs, b, i,
+										   DatumGetObjectId(row->values[COL_TBL]));
 			uint64		idbe = pg_hton64((uint64) rid);
 
 			FlushMissing(vs, b, ids, &run);
-			RowLeaf(call, row, t >= 0 ? &b->tables[t] : CurrentIdent(call, tbl), leaf);
+			RowLeaf(call, row, number, leaf);
 			if (whole)
 			{
 				ShaUpdate(call->stream_ctx, &idbe, 8);
 				ShaUpdate(call->stream_ctx, leaf, PG_SHA256_DIGEST_LENGTH);
 			}
 			vs->rows_checked++;
-			(void) CompareRow(vs, b, ids, i, t, row, leaf, &fps);
+			(void) CompareRow(vs, b, ids, i, number, row, leaf, &fps);
 			i++;
 			*have_row = NextRow(scan, row);
 			continue;
@@ -2589,12 +2644,12 @@ VerifyRows(VerifyState *vs, const LedgerBlock *b, HistoryScan *scan,
 			{
 				/* sealed as another table's or payout's row: changed */
 				uint8		leaf[PG_SHA256_DIGEST_LENGTH];
-				Oid			tbl = DatumGetObjectId(row->values[COL_TBL]);
-				int			t = TableIndex(vs, b, trackers, tbl);
+				int32		number = RowNumber(vs, b, k,
+											   DatumGetObjectId(row->values[COL_TBL]));
 
-				RowLeaf(call, row, t >= 0 ? &b->tables[t] : CurrentIdent(call, tbl), leaf);
+				RowLeaf(call, row, number, leaf);
 				vs->rows_checked++;
-				(void) CompareRow(vs, b, ids, k, t, row, leaf, &fps);
+				(void) CompareRow(vs, b, ids, k, number, row, leaf, &fps);
 			}
 			else if (RowFindingTold(vs))
 				Finding(vs, b->block, rid, "row added",
@@ -2620,6 +2675,36 @@ VerifyRows(VerifyState *vs, const LedgerBlock *b, HistoryScan *scan,
 					b->block, Hex(rows_hash, PG_SHA256_DIGEST_LENGTH),
 					Hex(b->rows_hash, PG_SHA256_DIGEST_LENGTH));
 		}
+	}
+}
+
+/*
+ * NoteTables
+ *		Remember the newest name each table number of a block was sealed
+ *		under, to tell at the end which tables are called otherwise now.
+ */
+static void
+NoteTables(VerifyState *vs, const LedgerBlock *b)
+{
+	LedgerCall *call = vs->call;
+	int			i;
+
+	for (i = 0; i < b->ntables; i++)
+	{
+		const LedgerTable *lt = &b->tables[i];
+		TableRow   *t = FindTableRow(call, lt->number);
+		MemoryContext oldcxt;
+
+		if (t == NULL)
+			continue;
+		t->sealed_block = b->block;
+		if (lt->name == NULL ||
+			(SameName(t->sealed_schema, lt->schema) && SameName(t->sealed_name, lt->name)))
+			continue;
+		oldcxt = MemoryContextSwitchTo(call->cxt);
+		t->sealed_schema = pstrdup(lt->schema);
+		t->sealed_name = pstrdup(lt->name);
+		MemoryContextSwitchTo(oldcxt);
 	}
 }
 
@@ -2701,6 +2786,14 @@ VerifyBlock(VerifyState *vs, LedgerBlock *b, bool complete, bool has_prev,
 					"Block " INT64_FORMAT " seals ids from " INT64_FORMAT ", block " INT64_FORMAT " up to " INT64_FORMAT ".",
 					b->block, b->first_id, prev->block, prev->last_id);
 		}
+		if (b->sealed_at < prev->sealed_at)
+		{
+			vs->problems++;
+			Finding(vs, b->block, PG_INT64_MIN, "chain broken",
+					"Block " INT64_FORMAT " was sealed at %s, before block " INT64_FORMAT " (%s): the times of a chain only go forward.",
+					b->block, UtcText(b->sealed_at), prev->block,
+					UtcText(prev->sealed_at));
+		}
 	}
 
 	for (k = 0; k < vs->ndigests; k++)
@@ -2720,6 +2813,20 @@ VerifyBlock(VerifyState *vs, LedgerBlock *b, bool complete, bool has_prev,
 					hash_ok ? "hashes to" : "is stored as",
 					Hex(b->hash, PG_SHA256_DIGEST_LENGTH));
 		}
+		else if (d->has_sealed_at && d->sealed_at != b->sealed_at)
+		{
+			vs->problems++;
+			Finding(vs, b->block, PG_INT64_MIN, "digest mismatch",
+					"The digest of block " INT64_FORMAT " says it was sealed at %s; the ledger's block " INT64_FORMAT " was sealed at %s.",
+					b->block, UtcText(d->sealed_at), b->block, UtcText(b->sealed_at));
+		}
+		else if (d->has_taken_at && d->taken_at < b->sealed_at)
+		{
+			vs->problems++;
+			Finding(vs, b->block, PG_INT64_MIN, "digest mismatch",
+					"Block " INT64_FORMAT " was sealed at %s, after its digest was taken at %s: its time was set ahead.",
+					b->block, UtcText(b->sealed_at), UtcText(d->taken_at));
+		}
 	}
 
 	/* rows before this block's range, in no block */
@@ -2735,6 +2842,9 @@ VerifyBlock(VerifyState *vs, LedgerBlock *b, bool complete, bool has_prev,
 	}
 
 	VerifyRows(vs, b, scan, row, have_row);
+	/* the names of an altered block are no evidence */
+	if (hash_ok)
+		NoteTables(vs, b);
 
 	if (vs->block_more > 0)
 		Finding(vs, b->block, PG_INT64_MIN, "more findings",
@@ -2754,23 +2864,60 @@ FlushRetained(VerifyState *vs)
 	if (vs->retained == 0)
 		return;
 	Finding(vs, vs->retained_first_block, PG_INT64_MIN, "rows retained",
-			INT64_FORMAT " sealed %s of %s are gone, each recorded before %s, as the retention the ledger records allows.",
+			INT64_FORMAT " sealed %s of %s %s gone, each recorded before %s: the retention given, counted back from %s, allows it.",
 			vs->retained, vs->retained == 1 ? "row" : "rows",
 			vs->retained_first_block == vs->retained_last_block ?
 			psprintf("block " INT64_FORMAT, vs->retained_first_block) :
 			psprintf("blocks " INT64_FORMAT " to " INT64_FORMAT,
 					 vs->retained_first_block, vs->retained_last_block),
-			UtcText(vs->cutoff));
+			vs->retained == 1 ? "is" : "are",
+			UtcText(vs->cutoff), UtcText(vs->cutoff_from));
 }
 
 /*
- * payout.verify(digests jsonb, tbl regclass, key text) returns table
- * (block bigint, id bigint, finding text, detail text)
+ * TellRenamed
+ *		Each table, of those asked about, whose name now is not the one its
+ *		rows were last sealed under: not a difference (tables are renamed),
+ *		but what payout.ledger_tables, which no hash covers, maps to the
+ *		numbers the chain proves, for the auditor to see.
+ */
+static void
+TellRenamed(VerifyState *vs)
+{
+	LedgerCall *call = vs->call;
+	int			i;
+
+	for (i = 0; i < call->ntables; i++)
+	{
+		TableRow   *t = &call->tables[i];
+		RelEntry   *rel = FindRel(call, t->relid, false);
+
+		if (t->sealed_block == 0 ||
+			(OidIsValid(vs->scope_tbl) && !RelHasNumber(vs->scope_rel, t->number)))
+			continue;
+		LookUpName(call, rel);
+		if (rel->name == NULL ||
+			(SameName(rel->schema, t->sealed_schema) && SameName(rel->name, t->sealed_name)))
+			continue;
+		Finding(vs, t->sealed_block, PG_INT64_MIN, "table renamed",
+				"Table number %d, whose rows were last sealed in block " INT64_FORMAT " %s, is %s now: payout.ledger_tables maps it there.",
+				t->number, t->sealed_block,
+				t->sealed_name ?
+				psprintf("under the name %s", quote_qualified_identifier(t->sealed_schema, t->sealed_name)) :
+				"after it had been dropped",
+				quote_qualified_identifier(rel->schema, rel->name));
+	}
+}
+
+/*
+ * payout.verify(digests jsonb, tbl regclass, key text, retention interval)
+ * returns table (block bigint, id bigint, finding text, detail text)
  *
  * Verifies the sealed history, the whole of it or one table's or one
  * payout's rows, from the rows and the chain alone and, given digests,
- * against them.  One line for each finding, the first of each block
- * first, then one line with the verdict: intact or tampered.
+ * against them; sealed rows older than the retention given may be gone.
+ * One line for each finding, the first of each block first, then one line
+ * with the verdict: intact or tampered.
  */
 PG_FUNCTION_INFO_V1(payout_verify);
 Datum
@@ -2788,15 +2935,29 @@ payout_verify(PG_FUNCTION_ARGS)
 	int64		unsealed = 0;
 	int64		unsealed_first = 0;
 	int64		unsealed_last = 0;
+	Interval   *retention = PG_ARGISNULL(3) ? NULL : PG_GETARG_INTERVAL_P(3);
 	int			nestlevel;
 	int			k;
 	StringInfoData what;
 
 	if (PG_ARGISNULL(1) && !PG_ARGISNULL(2))
 		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a payout's key needs its table"),
 				 errhint("Call payout.verify(tbl => 'payouts', key => '42').")));
+	if (retention != NULL)
+	{
+		Interval	zero;
+
+		memset(&zero, 0, sizeof(zero));
+		if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
+											  IntervalPGetDatum(retention),
+											  IntervalPGetDatum(&zero))) <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("retention must be a positive interval"),
+					 errhint("Give how long history is kept by the policy you verify against, such as '25 months', or NULL if it is kept for ever.")));
+	}
 
 	InitMaterializedSRF(fcinfo, 0);
 	memset(&vs, 0, sizeof(vs));
@@ -2809,16 +2970,19 @@ payout_verify(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	StartCall(&call);
 	vs.call = &call;
+	LoadTables(&call, false);
 	if (!PG_ARGISNULL(1))
+	{
 		vs.scope_tbl = PG_GETARG_OID(1);
+		vs.scope_rel = FindRel(&call, vs.scope_tbl, true);
+	}
 	if (!PG_ARGISNULL(2))
 	{
 		vs.scope_key = PG_GETARG_TEXT_PP(2);
 		vs.scope_tag = KeyTag(&call, PointerGetDatum(vs.scope_key), false);
 	}
 	LoadDigests(&vs, PG_ARGISNULL(0) ? NULL : PG_GETARG_JSONB_P(0));
-	LoadRenames(&vs);
-	ComputeCutoff(&vs);
+	ComputeCutoff(&vs, retention);
 
 	if (vs.scope_key != NULL)
 		OpenHistory(&scan, "WHERE h.tbl OPERATOR(pg_catalog.=) $1"
@@ -2856,6 +3020,7 @@ payout_verify(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(oldcxt);
 		prev.block = b.block;
 		prev.last_id = b.last_id;
+		prev.sealed_at = b.sealed_at;
 		memcpy(prev.hash, b.hash, PG_SHA256_DIGEST_LENGTH);
 		has_prev = true;
 		MemoryContextDelete(blockcxt);
@@ -2875,6 +3040,7 @@ payout_verify(PG_FUNCTION_ARGS)
 	}
 	CloseHistory(&scan);
 	FlushRetained(&vs);
+	TellRenamed(&vs);
 	if (unsealed == 1)
 		Finding(&vs, has_prev ? prev.block : -1, unsealed_first, "rows unsealed",
 				"Row " INT64_FORMAT " is not sealed yet: it comes after %s; payout.seal() seals it.",
@@ -2908,7 +3074,7 @@ payout_verify(PG_FUNCTION_ARGS)
 	if (vs.ndigests > 0)
 		appendStringInfo(&what, ", against %d %s (the newest of block " INT64_FORMAT ")",
 						 vs.ndigests, vs.ndigests == 1 ? "digest" : "digests",
-						 vs.newest_digest_block);
+						 vs.digests[vs.newest_digest].block);
 	if (vs.problems == 0)
 		appendStringInfoString(&what, ": no tampering found.");
 	else

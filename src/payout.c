@@ -22,7 +22,6 @@
 
 #include "compat.h"
 #include "history_buffer.h"
-#include "ledger.h"
 #include "move.h"
 #include "payout.h"
 #include "provider.h"
@@ -86,7 +85,6 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   NULL, NULL, NULL);
-	PayoutDefineLedgerSettings();
 	MarkGUCPrefixReserved("payout");
 
 	PayoutRegisterEnumCallbacks();

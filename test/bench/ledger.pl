@@ -126,7 +126,7 @@ CREATE TABLE l_history (\n$table_columns) WITH (autovacuum_enabled = off);
 CREATE TABLE l_ledger (\n$table_columns) WITH (autovacuum_enabled = off);
 SELECT payout.attach('l_history', indexes => false);
 SELECT payout.attach('l_ledger', indexes => false);
-TRUNCATE payout.history, payout.ledger, payout.ledger_names, payout.ledger_pending;
+TRUNCATE payout.history, payout.ledger, payout.ledger_tables, payout.ledger_pending;
 SQL
 
 print "9. Ledger: history sealed by payout.seal() (doc/ledger.md)\n";
@@ -143,7 +143,7 @@ for my $round (0 .. $repeat - 1)
 	$load .= "TRUNCATE l_$_;\nINSERT INTO l_$_ (id, amount) SELECT g, g % 1000 + 0.5 FROM generate_series(1, $rows) g;\n"
 	  for @variants;
 	$load .= "RESET session_replication_role;\n";
-	$load .= "TRUNCATE payout.history, payout.ledger, payout.ledger_names, payout.ledger_pending;\n";
+	$load .= "TRUNCATE payout.history, payout.ledger, payout.ledger_tables, payout.ledger_pending;\n";
 	psql($load);
 	psql(join('', map { "VACUUM ANALYZE l_$_;\n" } @variants));
 	for my $v (rotate($round, @variants))
@@ -241,7 +241,7 @@ psql('DROP TABLE l_bare, l_history, l_ledger, lg_history, lg_ledger');
 # History rows as the trigger writes them, straight into payout.history:
 # five changes a payout, a day of clock_time.
 psql(<<"SQL");
-TRUNCATE payout.history, payout.ledger, payout.ledger_names, payout.ledger_pending;
+TRUNCATE payout.history, payout.ledger, payout.ledger_tables, payout.ledger_pending;
 CREATE TABLE lv_payouts (id bigint PRIMARY KEY, status payout.status NOT NULL);
 INSERT INTO payout.history (tbl, key, old_status, new_status, xact_time, clock_time,
 							user_name, session_user_name, application_name, xid)
@@ -257,7 +257,7 @@ SQL
 my (@seal_ms, @verify_ms, @payout_ms, $verdict);
 for my $round (0 .. $repeat - 1)
 {
-	psql('TRUNCATE payout.ledger, payout.ledger_names, payout.ledger_pending; CHECKPOINT');
+	psql('TRUNCATE payout.ledger, payout.ledger_tables, payout.ledger_pending; CHECKPOINT');
 	push @seal_ms, timed('SELECT payout.seal()');
 	push @verify_ms, timed('SELECT * FROM payout.verify()');
 	push @payout_ms, timed(q{SELECT * FROM payout.verify(tbl => 'lv_payouts', key => '4242')});
@@ -270,7 +270,7 @@ SELECT (SELECT sum(row_count) FROM payout.ledger), (SELECT count(*) FROM payout.
 	   (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('payout.history') WHERE isleaf)
 SQL
 die "sealed $sealed of $ledger_rows rows\n" unless $sealed == $ledger_rows;
-psql('DROP TABLE lv_payouts; TRUNCATE payout.history, payout.ledger, payout.ledger_names, payout.ledger_pending');
+psql('DROP TABLE lv_payouts; TRUNCATE payout.history, payout.ledger, payout.ledger_tables, payout.ledger_pending');
 
 my $seal_rate = $ledger_rows / (median(@seal_ms) / 1000);
 my $verify_s = median(@verify_ms) / 1000;

@@ -3,18 +3,26 @@
 # pg_cron.
 #
 # Dump and restore.  A database keeps history in the default partition and
-# in a partition a DBA added, of two tables, one of which was renamed and
-# one dropped after their rows were sealed; it is sealed and its digest
-# kept.  Restored with pg_restore into a fresh database of the same
-# cluster and of a second cluster (regclass OIDs differ in both), the
-# history verifies against that digest; it goes on being written, sealed
-# and verified there, against the old digest and a new one, also after a
-# rename in the restored database.  A plain dump altered by hand (a column
-# of one history row, a row left out, a block's row count) and restored
-# verifies as tampered, each alteration found at its block and row.
+# in a partition a DBA added, of several tables: one renamed and one
+# dropped between two blocks, and, after the last block, one renamed and
+# one dropped more, with nothing sealed since; one table's keys and one
+# actor are not ASCII.  It is sealed and its digest kept.  Restored with
+# pg_restore into a fresh database of the same cluster, of a second
+# cluster (the auditor's server, where verify() is checked to be the
+# extension's own), and of a LATIN1 database there (regclass OIDs differ
+# in all of them), the history verifies against that digest; it goes on
+# being written, sealed and verified there, against the old digest and a
+# new one, also after a rename in the restored database.  Restored into a
+# third cluster whose next OID is the dropped table's old one, so that
+# the dropped table's rows name a new, unrelated table there, it still
+# verifies, and verify() shows the table its rows now name.  A plain dump
+# altered by hand (a column of one history row, a row left out, a block's
+# row count) and restored verifies as tampered, each alteration found at
+# its block and row.
 #
-# Writers.  Four pgbench clients create payouts and move them along, one
-# or two changes a transaction, while another session seals every 50 ms,
+# Writers.  Four pgbench clients create payouts (by INSERT and by COPY)
+# and move them along, one or two changes a transaction, some in a
+# subtransaction rolled back, while another session seals every 50 ms,
 # and one sealer keeps its transaction open for a second: the server logs
 # every lock wait of 10 ms or more, and none is a writer's (but waits to
 # extend a table, which history has without the ledger); pgbench fails no
@@ -26,9 +34,9 @@
 # back sealing of every id after its own, across a restart, until it is
 # committed.
 #
-# pg_cron.  payout.seal() scheduled every minute by a role that may only
-# execute it, as doc/ledger.md recommends, seals the rows written before
-# the job's next run.
+# pg_cron.  payout.seal_backlog() scheduled every minute by a role that may
+# only execute it and payout.seal(), as doc/ledger.md recommends, seals
+# the rows written before the job's next run.
 
 use strict;
 use warnings;
@@ -91,10 +99,18 @@ $node->safe_psql(
 	CREATE TABLE gone (id int PRIMARY KEY,
 					   status payout.status NOT NULL DEFAULT 'CREATED');
 	SELECT payout.attach('gone', resolution_column => NULL);
+	CREATE TABLE late (id int PRIMARY KEY,
+					   status payout.status NOT NULL DEFAULT 'CREATED');
+	SELECT payout.attach('late', resolution_column => NULL);
+	CREATE TABLE late_gone (id int PRIMARY KEY,
+							status payout.status NOT NULL DEFAULT 'CREATED');
+	SELECT payout.attach('late_gone', resolution_column => NULL);
 	INSERT INTO payouts (id) SELECT g FROM generate_series(1, 50) AS g;
 	UPDATE payouts SET status = 'READY' WHERE id <= 30;
-	INSERT INTO refunds (id) VALUES ('r1'), ('r2');
+	INSERT INTO refunds (id) VALUES ('r1'), ('r2'), (U&'r\00E9');
 	INSERT INTO gone (id) VALUES (1), (2);
+	INSERT INTO late (id) VALUES (1);
+	INSERT INTO late_gone (id) VALUES (1);
 });
 # A DBA's partition for the present, like the default one.
 $node->safe_psql(
@@ -112,37 +128,53 @@ $node->safe_psql(
 $node->safe_psql(
 	'src', q{
 	UPDATE payouts SET status = 'INVOKING' WHERE id <= 10;
+	BEGIN;
+	SELECT set_config('payout.actor', U&'Jos\00E9', true);
 	UPDATE refunds SET status = 'READY';
+	COMMIT;
 	UPDATE gone SET status = 'READY';
 	SELECT payout.seal();
-	-- renamed and dropped after their rows were sealed; seal() records it
+	-- renamed and dropped between two blocks
 	ALTER TABLE refunds RENAME TO refunds_2026;
 	SELECT payout.detach('gone');
 	DROP TABLE gone;
 	UPDATE payouts SET status = 'PROCESSING' WHERE id <= 5;
 	SELECT payout.seal();
+	-- renamed and dropped after the last block, nothing sealed since
+	ALTER TABLE late RENAME TO late_renamed;
+	SELECT payout.detach('late_gone');
+	DROP TABLE late_gone;
 });
 is( $node->safe_psql(
 		'src', q{
 		SELECT tableoid::regclass, count(*) FROM payout.history
 		GROUP BY 1 ORDER BY tableoid::regclass::text}),
-	"payout.history_catchall|84\npayout.history_recent|19",
+	"payout.history_catchall|87\npayout.history_recent|20",
 	'source: history in the default partition and in the DBA\'s');
 is( $node->safe_psql(
 		'src', q{
-		SELECT string_agg(concat_ws(' -> ', f, coalesce(t, 'dropped')), ', ')
-		FROM payout.ledger,
-			 unnest(renamed_from_names, renamed_to_names, renamed_to_schemas) AS r(f, n, s),
-			 LATERAL (SELECT CASE WHEN s IS NULL THEN NULL ELSE n END) AS x(t)}),
-	'refunds -> refunds_2026, gone -> dropped',
-	'source: the ledger records the rename and the drop');
+		SELECT string_agg(format('%s:%s', block, array_to_string(table_names, ',', 'dropped')), ' ' ORDER BY block)
+		FROM payout.ledger}),
+	'1:payouts,refunds,gone,late,late_gone 2:payouts',
+	'source: each block names its tables as they were called when sealed');
+like( $node->safe_psql(
+		'src', q{
+		SELECT string_agg(format('%s:%s', number, tbl), ' ' ORDER BY number)
+		FROM payout.ledger_tables}),
+	qr/^1:payouts 2:refunds_2026 3:\d+ 4:late_renamed 5:\d+$/,
+	'source: payout.ledger_tables maps each table to its number, a dropped one by its old OID');
 my $d1 = digest($node, 'src');
-is(verdict($node, 'src', $d1), '2|103|intact',
-	'source: the sealed history verifies against its digest');
+is( verdict($node, 'src', $d1),
+	"1||table renamed\n1||table renamed\n2|107|intact",
+	'source: the sealed history verifies against its digest; the renamed tables are shown');
+my $gone_oid = $node->safe_psql('src',
+	q{SELECT tbl::oid FROM payout.ledger_tables WHERE number = 3});
+my $payouts_oid = $node->safe_psql('src', q{SELECT 'payouts'::regclass::oid});
 
 #
 # Restored, from a custom-format archive, into a fresh database of the
-# same cluster and of a second one.
+# same cluster, of a second one (the auditor's server) and of a LATIN1
+# database there.
 #
 $node->command_ok(
 	[ 'pg_dump', '-Fc', '-f', "$tempdir/src.dump", '-d', $node->connstr('src') ],
@@ -150,47 +182,104 @@ $node->command_ok(
 my $node2 = PostgreSQL::Test::Cluster->new('target');
 $node2->init;
 $node2->start;
-foreach my $case ([ $node, 'same cluster' ], [ $node2, 'second cluster' ])
+$node2->safe_psql('postgres',
+	q{CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0});
+foreach my $case ([ $node, 'restored', 'same cluster' ],
+	[ $node2, 'restored', 'second cluster' ],
+	[ $node2, 'latin', 'LATIN1 database' ])
 {
-	my ($target, $where) = @$case;
-	$target->safe_psql('postgres', 'CREATE DATABASE restored');
+	my ($target, $db, $where) = @$case;
+	$target->safe_psql('postgres', "CREATE DATABASE $db") if $db eq 'restored';
 	$target->command_checks_all(
-		[ 'pg_restore', '-d', $target->connstr('restored'), "$tempdir/src.dump" ],
+		[ 'pg_restore', '-d', $target->connstr($db), "$tempdir/src.dump" ],
 		0, [], [qr/\A\z/], "$where: pg_restore prints nothing on stderr");
+	isnt($target->safe_psql($db, q{SELECT 'payouts'::regclass::oid}),
+		$payouts_oid, "$where: the table has another OID than it was sealed under");
+	# What the auditor checks first, in a server of their own: verify() is
+	# the function of the payout package installed there.
 	is( $target->safe_psql(
-			'restored', q{
-			SELECT bool_and(t.oid <> 'payouts'::regclass::oid)
-			FROM payout.ledger, unnest(table_oids, table_names) AS t(oid, name)
-			WHERE t.name = 'payouts'}),
-		't', "$where: the table has another OID than it was sealed under");
-	is(verdict($target, 'restored', $d1), '2|103|intact',
+			$db, q{
+			SELECT p.probin, p.prosrc, e.extversion
+			FROM pg_proc p, pg_extension e
+			WHERE p.oid = 'payout.verify(jsonb, regclass, text, interval)'::regprocedure
+			  AND e.extname = 'payout'}),
+		'$libdir/payout|payout_verify|1.2',
+		"$where: payout.verify() is the extension's own");
+	# The dropped table's rows keep its old OID, which may name another
+	# relation here; verify() then lists that table number as renamed too.
+	my $gone_named = $target->safe_psql($db,
+		"SELECT count(*) FROM pg_class WHERE oid = $gone_oid");
+	is( verdict($target, $db, $d1),
+		"1||table renamed\n" x (2 + $gone_named) . "2|107|intact",
 		"$where: the restored history verifies against the digest taken before the dump");
-	is(verdict($target, 'restored', $d1, q{tbl => 'refunds_2026', key => 'r1'}),
-		'2|103|intact', "$where: the renamed table's payout verifies by its new name");
+	is(verdict($target, $db, $d1, q{tbl => 'refunds_2026', key => 'r1'}),
+		'1||table renamed' . "\n" . '2|107|intact',
+		"$where: the renamed table's payout verifies by its new name");
+	is(verdict($target, $db, $d1, q{tbl => 'late_renamed', retention => '1 year'}),
+		'1||table renamed' . "\n" . '2|107|intact',
+		"$where: the table renamed after the last block verifies by its new name");
+	is( $target->safe_psql(
+			$db, q{SELECT key, actor FROM payout.history WHERE key LIKE 'r_' AND actor IS NOT NULL ORDER BY id DESC LIMIT 1}),
+		"r\x{e9}|Jos\x{e9}", "$where: keys and actors that are not ASCII are restored")
+	  if $db eq 'latin';
 	# Life goes on: new changes, sealed here, verify against both digests.
 	$target->safe_psql(
-		'restored', q{
+		$db, q{
 		UPDATE payouts SET status = 'READY' WHERE id BETWEEN 31 AND 35;
 		UPDATE refunds_2026 SET status = 'INVOKING' WHERE id = 'r1';
 		ALTER TABLE payouts RENAME TO payouts_eu;
 		UPDATE payouts_eu SET status = 'INVOKING' WHERE id = 31;
 	});
-	is( $target->safe_psql(
-			'restored', 'SELECT blocks, sealed_rows FROM payout.seal()'),
+	is($target->safe_psql($db, 'SELECT blocks, sealed_rows FROM payout.seal()'),
 		'1|7', "$where: seal() seals the new rows");
 	is( $target->safe_psql(
-			'restored', q{
-			SELECT renamed_from_names, renamed_to_names, table_names
-			FROM payout.ledger WHERE block = 3}),
-		'{payouts}|{payouts_eu}|{payouts_eu,refunds_2026}',
-		"$where: the rename made after the restore is recorded under the table's new OID");
-	my $d3 = digest($target, 'restored');
-	is(verdict($target, 'restored', "[$d1, $d3]"), '3|110|intact',
+			$db, q{SELECT table_numbers, table_names FROM payout.ledger WHERE block = 3}),
+		'{1,2}|{payouts_eu,refunds_2026}',
+		"$where: the new block names the tables by their numbers, as they are called now");
+	my $d3 = digest($target, $db);
+	is( verdict($target, $db, "[$d1, $d3]"),
+		"1||table renamed\n" x (1 + $gone_named) . "3|114|intact",
 		"$where: the history verifies against the old digest and the new one");
-	is(verdict($target, 'restored', $d1, q{tbl => 'payouts_eu', key => '3'}),
-		'3|110|intact',
+	is(verdict($target, $db, $d1, q{tbl => 'payouts_eu', key => '3'}),
+		'3|114|intact',
 		"$where: a payout sealed before the dump and the rename verifies by its newest name");
 }
+
+#
+# A third cluster whose next OID is the dropped table's old one: its rows,
+# restored with that number, name a new table there.
+#
+my $node3 = PostgreSQL::Test::Cluster->new('collide');
+$node3->init;
+$node3->start;
+$node3->safe_psql('postgres', 'CREATE DATABASE restored');
+$node3->stop;
+$node3->command_ok([ 'pg_resetwal', '-o', $gone_oid, $node3->data_dir ],
+	'collision: the next OID is the dropped table\'s old one');
+$node3->start;
+$node3->safe_psql('restored', 'CREATE TABLE unrelated (id int PRIMARY KEY)');
+$node3->command_ok(
+	[ 'pg_restore', '-d', $node3->connstr('restored'), "$tempdir/src.dump" ],
+	'collision: pg_restore');
+is($node3->safe_psql('restored', q{SELECT 'unrelated'::regclass::oid}),
+	$gone_oid, 'collision: an unrelated table has the dropped table\'s old OID');
+is( $node3->safe_psql('restored',
+		q{SELECT count(*) FROM payout.history WHERE tbl = 'unrelated'::regclass}),
+	'4', 'collision: the dropped table\'s rows name it');
+like( $node3->safe_psql('restored',
+		"SELECT string_agg(format('%s|%s|%s', block, finding, detail), E'\\n') FROM payout.verify('$d1'::jsonb)"),
+	qr/^1\|table renamed\|Table number 3, whose rows were last sealed in block 1 under the name public\.gone, is public\.unrelated now/m,
+	'collision: verify() shows that the dropped table\'s number maps to the unrelated table');
+like(verdict($node3, 'restored', $d1), qr/\n2\|107\|intact$/,
+	'collision: the history verifies against the digest taken before the dump');
+$node3->safe_psql('restored', q{UPDATE payouts SET status = 'READY' WHERE id = 40});
+is( $node3->safe_psql('restored', 'SELECT blocks, sealed_rows FROM payout.seal()'),
+	'1|1', 'collision: seal() seals a new row');
+is( $node3->safe_psql('restored', 'SELECT table_names FROM payout.ledger WHERE block = 3'),
+	'{payouts}', '... and records nothing of the unrelated table');
+like(verdict($node3, 'restored', digest($node3, 'restored')), qr/\n3\|108\|intact$/,
+	'collision: the history verifies against the new digest');
+$node3->stop;
 
 #
 # An altered plain dump.
@@ -239,26 +328,39 @@ like(verdict($node2, 'altered', $d1, qq{tbl => 'payouts', key => '$changed_id'})
 $node->safe_psql(
 	'src', q{
 	CREATE SEQUENCE payout_ids START 1000;
+	ALTER TABLE payouts ALTER COLUMN id SET DEFAULT nextval('payout_ids');
 	CREATE ROLE app LOGIN;
 	GRANT SELECT, INSERT, UPDATE ON payouts TO app;
 	GRANT USAGE ON SEQUENCE payout_ids TO app;
+	GRANT pg_execute_server_program TO app;
 });
 my $log_start = -s $node->logfile;
 my $rows_before = $node->safe_psql('src', 'SELECT count(*) FROM payout.history');
+# One or two changes a transaction, one of them sometimes undone by a
+# rollback to a savepoint (its history id is a hole); and payouts loaded
+# by COPY, three at a time.
 append_to_file("$tempdir/writer.sql", q{
 \set two random(0, 1)
 BEGIN;
 INSERT INTO payouts (id) VALUES (nextval('payout_ids'));
+SAVEPOINT undo;
+UPDATE payouts SET status = 'READY' WHERE id = currval('payout_ids');
+ROLLBACK TO SAVEPOINT undo;
 UPDATE payouts SET status = 'READY' WHERE id = currval('payout_ids') AND :two = 1;
 COMMIT;
 UPDATE payouts SET status = 'INVOKING' WHERE id = currval('payout_ids') AND status = 'READY';
+});
+append_to_file("$tempdir/copy.sql", q{
+COPY payouts (amount) FROM PROGRAM 'seq 1 3';
+UPDATE payouts SET status = 'READY' WHERE id = currval('payout_ids');
 });
 my $sealer = $node->background_psql('src');
 my $holder = $node->background_psql('src');
 my $pgbench = IPC::Run::start(
 	[
 		'pgbench', '-n', '-c', '4', '-j', '2', '-T', '6',
-		'-f', "$tempdir/writer.sql", '-U', 'app', '-d', $node->connstr('src')
+		'-f', "$tempdir/writer.sql\@3", '-f', "$tempdir/copy.sql\@1",
+		'-U', 'app', '-d', $node->connstr('src')
 	],
 	'>', "$tempdir/pgbench.out", '2>', "$tempdir/pgbench.err");
 my ($seals, $sealed) = (0, 0);
@@ -308,6 +410,15 @@ is( $node->safe_psql(
 	'writers: afterwards every row is sealed, each once');
 like(verdict($node, 'src', $d1), qr/\|intact$/,
 	'writers: the history verifies against the digest taken before them');
+cmp_ok( $node->safe_psql(
+		'src', q{
+		SELECT count(*) FROM generate_series((SELECT min(id) FROM payout.history WHERE tbl = 'payouts'::regclass AND key::bigint >= 1000),
+											 (SELECT max(last_id) FROM payout.ledger)) AS g(id)
+		WHERE NOT EXISTS (SELECT FROM payout.history h WHERE h.id = g.id)}),
+	'>', 0, 'writers: the rolled-back subtransactions left holes in the sealed ranges');
+cmp_ok( $node->safe_psql(
+		'src', q{SELECT count(*) FROM payouts WHERE id >= 1000 AND amount IN (2, 3)}),
+	'>', 0, 'writers: payouts were loaded by COPY meanwhile');
 
 #
 # A prepared transaction that wrote history holds back sealing until it is
@@ -339,18 +450,20 @@ like(verdict($node, 'src', $d1), qr/\|intact$/,
 	'prepared: the history verifies');
 
 #
-# pg_cron: a role that may only execute payout.seal() schedules it.
+# pg_cron: a role that may only execute payout.seal() and
+# payout.seal_backlog() schedules the latter.
 #
 $node->safe_psql(
 	'src', q{
 	CREATE EXTENSION pg_cron;
 	CREATE ROLE sealer LOGIN;
 	GRANT EXECUTE ON FUNCTION payout.seal(bigint) TO sealer;
+	GRANT EXECUTE ON PROCEDURE payout.seal_backlog(bigint) TO sealer;
 	GRANT USAGE ON SCHEMA cron TO sealer;
 	UPDATE payouts SET status = 'READY' WHERE id BETWEEN 36 AND 40;
 });
 my $before = $node->safe_psql('src', 'SELECT max(block) FROM payout.ledger');
-$node->safe_psql('src', q{SELECT cron.schedule('seal', '* * * * *', 'SELECT payout.seal()')},
+$node->safe_psql('src', q{SELECT cron.schedule('seal', '* * * * *', 'CALL payout.seal_backlog()')},
 	extra_params => [ '-U', 'sealer' ]);
 my $deadline = time + 90;
 while (time < $deadline

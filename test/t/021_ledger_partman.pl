@@ -5,13 +5,14 @@
 # handed over to pg_partman (doc/operations.md, "With pg_partman"), which
 # moves the rows into monthly partitions it creates, some of them months
 # old (rows loaded from an archive): the history still verifies, moved
-# rows included.  The database keeps history three months
-# (payout.ledger_retention, recorded by each block sealed after it is
-# set); pg_partman's retention, also three months, drops the partitions
-# older than that, and verification reports their rows as retained, not
-# missing: the history is intact.  A partition of this month dropped by
-# hand is missing rows: tampered.  With pg_partman 4.7 (PostgreSQL 15) and
-# 5.x (17 and 18).
+# rows included.  pg_partman's retention, three months, drops the
+# partitions older than that.  How long history is kept is the auditor's
+# to say: verify() given a retention of three months reports the rows
+# dropped as retained, not missing, and the history as intact; given
+# none, or a retention longer than the age of the rows dropped (a policy
+# that kept them), it finds them missing: tampered.  A partition of this
+# month dropped by hand is missing rows whatever the retention: tampered.
+# With pg_partman 4.7 (PostgreSQL 15) and 5.x (17 and 18).
 
 use strict;
 use warnings;
@@ -37,11 +38,13 @@ sub monthly
 	return $sql;
 }
 
-# findings(): "block|id|finding" lines of payout.verify().
+# findings($args): "block|id|finding" lines of payout.verify($args).
 sub findings
 {
+	my ($args) = @_;
+	$args //= '';
 	return $node->safe_psql('postgres',
-		q{SELECT format('%s|%s|%s', block, id, finding) FROM payout.verify()});
+		"SELECT format('%s|%s|%s', block, id, finding) FROM payout.verify($args)");
 }
 
 $node->safe_psql(
@@ -49,7 +52,6 @@ $node->safe_psql(
 	CREATE SCHEMA partman;
 	CREATE EXTENSION pg_partman SCHEMA partman;
 	CREATE EXTENSION payout;
-	ALTER DATABASE postgres SET payout.ledger_retention = '3 months';
 	CREATE TABLE payouts (
 		id bigint PRIMARY KEY,
 		status payout.status NOT NULL DEFAULT 'CREATED',
@@ -101,30 +103,45 @@ is( $node->safe_psql(
 		'postgres', qq{SELECT finding FROM payout.verify('$digest'::jsonb)}),
 	'intact', '... also against the digest taken before the hand-over');
 
-# A block sealed now records the retention, which pg_partman then applies.
+# More sealed; then pg_partman applies its retention.
 $node->safe_psql('postgres', q{UPDATE payouts SET status = 'INVOKING' WHERE id <= 5});
 is($node->safe_psql('postgres', 'SELECT blocks, sealed_rows FROM payout.seal()'),
-	'1|5', 'a block sealed under the retention');
-is($node->safe_psql('postgres', 'SELECT retention FROM payout.ledger WHERE block = 2'),
-	'3 mons', 'the block records three months');
+	'1|5', 'a second block');
+$digest = $node->safe_psql('postgres', 'SELECT row_to_json(d) FROM payout.digest() d');
 $node->safe_psql('postgres', 'CALL partman.run_maintenance_proc()');
 is( $node->safe_psql(
 		'postgres', q{
 		SELECT count(*) FROM payout.history
 		WHERE clock_time < date_trunc('month', now()) - interval '3 months'}),
 	'0', "pg_partman's retention dropped the partitions older than three months");
-is(findings(), "1||rows retained\n2|65|intact",
-	'the rows retention dropped are retained, not missing: the history is intact');
+is(findings("retention => '3 months'"), "1||rows retained\n2|65|intact",
+	'with the retention pg_partman applies, the rows it dropped are retained, not missing: the history is intact');
+is(findings("'$digest'::jsonb, retention => '3 months'"), "1||rows retained\n2|65|intact",
+	'... also against the digest, the retention counted back from its time');
+like( $node->safe_psql(
+		'postgres', qq{SELECT detail FROM payout.verify('$digest'::jsonb, retention => '3 months') WHERE finding = 'rows retained'}),
+	qr/^20 sealed rows of block 1 are gone, each recorded before .*: the retention given, counted back from .*, allows it\.$/,
+	'... and says how many rows are gone, and the cutoff');
+
+# Without a retention, or with one longer than the age of the rows
+# dropped, the partitions dropped are missing rows.
+is(findings("'$digest'::jsonb"), "1|1|rows missing\n2|65|tampered",
+	'without a retention, the rows dropped are missing: tampered');
+is(findings("'$digest'::jsonb, retention => '6 months'"), "1|1|rows missing\n2|65|tampered",
+	'with a retention of six months, rows four and five months old are missing: tampered');
 
 # This month's partition dropped by hand: missing, young rows.
 my $now_partition = $node->safe_psql('postgres',
 	q{SELECT tableoid::regclass FROM payout.history WHERE key = '1' LIMIT 1});
 $node->safe_psql('postgres', "DROP TABLE $now_partition");
-my $found = findings();
+my $found = findings("'$digest'::jsonb, retention => '3 months'");
+like($found, qr/^1\|\|rows retained$/m,
+	"a young partition dropped by hand: the old rows are still retained");
 like($found, qr/^1\|21\|rows missing$/m,
-	"a young partition dropped by hand: its rows in block 1 are missing");
+	"... but the young partition's rows in block 1 are missing");
 like($found, qr/^2\|61\|rows missing$/m, '... and those in block 2');
 like($found, qr/^2\|65\|tampered$/m, '... and the history is tampered');
+unlike($found, qr/intact/, '... and not intact');
 
 $node->stop;
 done_testing();
