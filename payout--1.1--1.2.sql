@@ -746,6 +746,8 @@ DECLARE
 	got_dists text[];
 	tried text[] := '{}';
 	n integer;
+	size integer;
+	failures integer := 0;
 BEGIN
 	keys := '{}';
 	dists := '{}';
@@ -807,18 +809,22 @@ BEGIN
 	-- statement's snapshot cannot be locked at all (40001, "tuple to be
 	-- locked was already moved to another partition"): under READ
 	-- COMMITTED a new snapshot no longer sees it, so the claim runs again,
-	-- a few times at most.  The keys are returned only once the claim has
-	-- succeeded.
+	-- as expire() does, with half as many rows (a table whose payouts keep
+	-- moving still hands out work), giving up after ten failures in a
+	-- row.  The keys are returned only once the claim has succeeded.
 	query := payout.claim_query(tbl, manual);
-	FOR attempt IN 1 .. 3 LOOP
+	size := batch;
+	LOOP
 		BEGIN
-			EXECUTE query INTO keys, dists USING batch;
+			EXECUTE query INTO keys, dists USING size;
 			EXIT;
 		EXCEPTION WHEN serialization_failure THEN
-			IF attempt OPERATOR(pg_catalog.=) 3
+			failures := failures OPERATOR(pg_catalog.+) 1;
+			IF failures OPERATOR(pg_catalog.>=) 10
 			   OR current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
 				RAISE;
 			END IF;
+			size := greatest(size OPERATOR(pg_catalog./) 2, 1);
 		END;
 	END LOOP;
 END
