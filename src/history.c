@@ -207,7 +207,6 @@ payout_record_history(PG_FUNCTION_ARGS)
 
 	memset(&row, 0, sizeof(row));
 	row.tbl = state->root;
-	row.user_id = PayoutActingUser();
 	row.old_status_null = row.new_status_null = true;
 	row.old_resolution_null = row.new_resolution_null = true;
 
@@ -220,6 +219,8 @@ payout_record_history(PG_FUNCTION_ARGS)
 		oldtuple = trigdata->tg_trigtuple;
 	else
 		newtuple = trigdata->tg_trigtuple;
+
+	row.user_id = PayoutChangeUser(rel, oldtuple);
 
 	/*
 	 * The deleted half of a move waits for the very next row history sees

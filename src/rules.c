@@ -39,11 +39,15 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/xact.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "port/pg_bitutils.h"
 #include "utils/acl.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "payout.h"
@@ -89,6 +93,145 @@ PayoutActingUser(void)
 	if (InNoForceRLSOperation())
 		return GetOuterUserId();
 	return GetUserId();
+}
+
+/*
+ * The rows a foreign key's action changes, until history records them.
+ *
+ * History is recorded by AFTER triggers, which PostgreSQL fires for a
+ * foreign key's action once the action's own statement is over: no longer
+ * with SECURITY_NOFORCE_RLS, and from PostgreSQL 18 as the role that
+ * queued them, the referencing table's owner.  So the enforcement trigger,
+ * which runs inside the action, notes the row version it judged (by
+ * relation and tuple id, which the AFTER trigger is given as its old row)
+ * with the role it judged the change as, and history takes that role from
+ * here.  A row version a foreign key's action updated or deleted is never
+ * updated or deleted again, so a note is found by its own change only;
+ * notes of an aborted subtransaction go with it, and all of them with the
+ * transaction.
+ */
+typedef struct CascadeKey
+{
+	Oid			relid;
+	ItemPointerData tid;
+} CascadeKey;
+
+typedef struct CascadeNote
+{
+	CascadeKey	key;			/* hash key: must be first */
+	Oid			user_id;
+	SubTransactionId subxid;
+} CascadeNote;
+
+static HTAB *cascade_notes = NULL;
+static bool cascade_callbacks = false;
+
+static void
+CascadeXactCallback(XactEvent event, void *arg)
+{
+	/* the table lives in TopTransactionContext, which goes with it */
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			cascade_notes = NULL;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+CascadeSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	HASH_SEQ_STATUS status;
+	CascadeNote *note;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB || cascade_notes == NULL)
+		return;
+
+	/*
+	 * Subtransactions started after the aborted one, while it was the
+	 * innermost, were nested in it: their notes go too.
+	 */
+	hash_seq_init(&status, cascade_notes);
+	while ((note = hash_seq_search(&status)) != NULL)
+	{
+		if (note->subxid >= mySubid)
+			hash_search(cascade_notes, &note->key, HASH_REMOVE, NULL);
+	}
+}
+
+/*
+ * PayoutNoteCascade
+ *		Called by the enforcement trigger for the old row of an UPDATE or a
+ *		DELETE of rel that history records: inside a foreign key's action,
+ *		note the role the change is judged as.
+ */
+void
+PayoutNoteCascade(Relation rel, HeapTuple oldtuple)
+{
+	CascadeKey	key;
+	CascadeNote *note;
+	bool		found;
+
+	if (!InNoForceRLSOperation())
+		return;
+	if (!cascade_callbacks)
+	{
+		RegisterXactCallback(CascadeXactCallback, NULL);
+		RegisterSubXactCallback(CascadeSubXactCallback, NULL);
+		cascade_callbacks = true;
+	}
+	if (cascade_notes == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(CascadeKey);
+		ctl.entrysize = sizeof(CascadeNote);
+		ctl.hcxt = TopTransactionContext;
+		cascade_notes = hash_create("payout foreign key actions", 64, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	memset(&key, 0, sizeof(key));
+	key.relid = RelationGetRelid(rel);
+	key.tid = oldtuple->t_self;
+	note = hash_search(cascade_notes, &key, HASH_ENTER, &found);
+	note->user_id = PayoutActingUser();
+	note->subxid = GetCurrentSubTransactionId();
+}
+
+/*
+ * PayoutChangeUser
+ *		The role history records a change of rel under: the one a foreign
+ *		key's action judged it as, if one did (oldtuple: the row before the
+ *		change, NULL for an INSERT), else the acting user.
+ */
+Oid
+PayoutChangeUser(Relation rel, HeapTuple oldtuple)
+{
+	if (cascade_notes != NULL && oldtuple != NULL)
+	{
+		CascadeKey	key;
+		CascadeNote *note;
+		Oid			user_id;
+
+		memset(&key, 0, sizeof(key));
+		key.relid = RelationGetRelid(rel);
+		key.tid = oldtuple->t_self;
+		note = hash_search(cascade_notes, &key, HASH_FIND, NULL);
+		if (note != NULL)
+		{
+			user_id = note->user_id;
+			hash_search(cascade_notes, &key, HASH_REMOVE, NULL);
+			return user_id;
+		}
+	}
+	return PayoutActingUser();
 }
 
 /*

@@ -68,6 +68,8 @@ typedef struct PayoutChange
 } PayoutChange;
 
 extern Oid	PayoutActingUser(void);
+extern void PayoutNoteCascade(Relation rel, HeapTuple oldtuple);
+extern Oid	PayoutChangeUser(Relation rel, HeapTuple oldtuple);
 extern bool PayoutIsHeld(int status, int resolution);
 extern bool PayoutIsModerator(void);
 extern bool PayoutIsOperator(void);

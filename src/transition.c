@@ -345,6 +345,8 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 		/* the DELETE half of a move: the UPDATE was judged already */
 		if (partition && PayoutIsMoveDelete(state, rel, oldtuple))
 			return PointerGetDatum(oldtuple);
+		if (state->history_events & PAYOUT_HISTORY_DELETE)
+			PayoutNoteCascade(rel, oldtuple);
 		change.event = PAYOUT_EVENT_DELETE;
 		change.from = GetStatus(oldtuple, tupdesc, state->status_attnum);
 		if (change.from == PAYOUT_NULL_STATUS)
@@ -396,6 +398,8 @@ payout_enforce_transition(PG_FUNCTION_ARGS)
 		oldtuple = trigdata->tg_trigtuple;
 		newtuple = trigdata->tg_newtuple;
 		change.event = PAYOUT_EVENT_UPDATE;
+		if (state->history_events & PAYOUT_HISTORY_UPDATE)
+			PayoutNoteCascade(rel, oldtuple);
 
 		/*
 		 * A row stored before the trigger was attached may have no status;
