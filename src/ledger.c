@@ -75,6 +75,7 @@
 #include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
+#include "common/int.h"
 #include "common/sha2.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -190,7 +191,7 @@ typedef struct LedgerBlock
 	StringInfoData ids;			/* varint deltas */
 	StringInfoData marks;		/* MARK_SIZE bytes a row */
 	uint8		hash[PG_SHA256_DIGEST_LENGTH];
-	/* while sealing: each row's clock_time, DT_NOBEGIN for NULL */
+	/* while sealing: each row's clock_time, DT_NOBEGIN if NULL or infinite */
 	TimestampTz *clocks;
 } LedgerBlock;
 
@@ -1829,7 +1830,10 @@ StartBlock(LedgerCall *call, LedgerBlock *b, const LedgerBlock *prev,
 /*
  * FinishBlock
  *		Give each mark its clock offset from the block's earliest
- *		clock_time, then hash and store a block that covers the ids up to
+ *		clock_time, in whole seconds, or CLOCK_UNKNOWN if the row has no
+ *		finite time or its offset does not fit: an offset cut short would
+ *		make the row look older than it is, and retention could excuse its
+ *		removal.  Then hash and store a block that covers the ids up to
  *		last_id, keep the names its tables were sealed under, and keep of
  *		it in prev what the next block needs.
  */
@@ -1844,10 +1848,12 @@ FinishBlock(LedgerCall *call, LedgerBlock *b, MemoryContext cxt,
 	{
 		uint32		offset = CLOCK_UNKNOWN;
 		uint32		be;
+		int64		delta;
 
-		if (b->clocks[i] != DT_NOBEGIN)
-			offset = (uint32) Min((b->clocks[i] - b->min_clock) / USECS_PER_SEC,
-								  (int64) CLOCK_UNKNOWN - 1);
+		if (b->clocks[i] != DT_NOBEGIN &&
+			!pg_sub_s64_overflow(b->clocks[i], b->min_clock, &delta) &&
+			delta >= 0 && delta / USECS_PER_SEC < (int64) CLOCK_UNKNOWN)
+			offset = (uint32) (delta / USECS_PER_SEC);
 		be = pg_hton32(offset);
 		memcpy(b->marks.data + i * MARK_SIZE + 6, &be, 4);
 	}
@@ -1921,7 +1927,9 @@ SealRange(LedgerCall *call, int64 from, int64 to, int64 max_rows,
 		oldcxt = MemoryContextSwitchTo(rowcxt);
 		RowLeaf(call, &row, rel->seal_number, leaf);
 		MemoryContextSwitchTo(blockcxt);
-		if (row.nulls[COL_CLOCK_TIME])
+		/* an infinite time is no time: it tells neither min nor max */
+		if (row.nulls[COL_CLOCK_TIME] ||
+			TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(row.values[COL_CLOCK_TIME])))
 			block.clocks[block.row_count] = DT_NOBEGIN;
 		else
 		{
@@ -2291,15 +2299,17 @@ DecodeIds(const LedgerBlock *b, int64 **ids)
 
 	*ids = NULL;
 	if (n < 0 || n > (int64) (MaxAllocSize / sizeof(int64)) ||
-		b->marks.len != n * MARK_SIZE)
+		b->marks.len != n * MARK_SIZE || b->first_id < 1)
 		return false;
 	*ids = palloc(sizeof(int64) * (n + 1));
 	for (i = 0; i < n; i++)
 	{
 		uint64		delta;
 
+		/* in unsigned arithmetic: a delta of 2^63 or more is no step back */
 		if (!GetVarint((const uint8 *) b->ids.data, b->ids.len, &pos, &delta) ||
-			delta == 0 || prev + (int64) delta > b->last_id)
+			delta == 0 || prev >= b->last_id ||
+			delta > (uint64) b->last_id - (uint64) prev)
 			return false;
 		prev += (int64) delta;
 		(*ids)[i] = prev;
@@ -2346,15 +2356,21 @@ FindFingerprint(HTAB **fps, const LedgerBlock *b, const uint8 *leaf)
 	return e ? e->index : -1;
 }
 
-/* The sealed clock_time of a block's row i, if known. */
+/*
+ * The sealed clock_time of a block's row i, to the second, if known: never
+ * from an infinite bound, nor one that lies outside the block's bounds.
+ */
 static bool
 SealedClock(const LedgerBlock *b, int64 i, TimestampTz *t)
 {
 	uint32		offset = GetU32((const uint8 *) b->marks.data + i * MARK_SIZE + 6);
 
-	if (!b->has_clock || offset == CLOCK_UNKNOWN)
+	if (!b->has_clock || offset == CLOCK_UNKNOWN ||
+		TIMESTAMP_NOT_FINITE(b->min_clock) || TIMESTAMP_NOT_FINITE(b->max_clock))
 		return false;
-	*t = b->min_clock + (TimestampTz) offset * USECS_PER_SEC;
+	if (pg_add_s64_overflow(b->min_clock, (int64) offset * USECS_PER_SEC, t) ||
+		*t > b->max_clock)
+		return false;
 	return true;
 }
 
@@ -2363,9 +2379,11 @@ static bool
 Retained(VerifyState *vs, const LedgerBlock *b, int64 i)
 {
 	TimestampTz t;
+	TimestampTz end;
 
 	/* its clock is known to the second: all of that second must be old */
-	return vs->has_cutoff && SealedClock(b, i, &t) && t + USECS_PER_SEC <= vs->cutoff;
+	return vs->has_cutoff && SealedClock(b, i, &t) &&
+		!pg_add_s64_overflow(t, USECS_PER_SEC, &end) && end <= vs->cutoff;
 }
 
 /* A run of missing rows of a block, told as one finding. */
@@ -2557,7 +2575,11 @@ VerifyRows(VerifyState *vs, const LedgerBlock *b, HistoryScan *scan,
 
 	if (!DecodeIds(b, &ids))
 	{
-		/* the block's own check said so; skip its rows */
+		/* no sealer writes such ids, whatever the block's hash says */
+		vs->problems++;
+		Finding(vs, b->block, PG_INT64_MIN, "block altered",
+				"The row ids of block " INT64_FORMAT " do not fit its range (ids " INT64_FORMAT " to " INT64_FORMAT ") and its " INT64_FORMAT " marks: its rows cannot be checked.",
+				b->block, b->first_id, b->last_id, b->row_count);
 		while (*have_row && RowId(row) <= b->last_id)
 			*have_row = NextRow(scan, row);
 		return;
