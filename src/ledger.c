@@ -284,6 +284,18 @@ typedef struct LedgerDigest
 	bool		matched;
 } LedgerDigest;
 
+/*
+ * A table number that sealed blocks use and payout.ledger_tables lacks,
+ * with the newest block that has it and its name there.
+ */
+typedef struct UnmappedNumber
+{
+	int32		number;
+	int64		block;
+	char	   *schema;
+	char	   *name;
+} UnmappedNumber;
+
 /* What verify() is asked and what it has found so far. */
 typedef struct VerifyState
 {
@@ -293,6 +305,10 @@ typedef struct VerifyState
 	/* scope */
 	Oid			scope_tbl;
 	RelEntry   *scope_rel;
+	int			nscope;			/* the table numbers of the table asked */
+	int32	   *scope_numbers;	/* about, by the map and by the blocks */
+	int			nscope_relids;	/* the relations history rows of those */
+	Oid		   *scope_relids;	/* numbers name, by the map */
 	text	   *scope_key;
 	uint32		scope_tag;
 	/* digests and retention */
@@ -311,6 +327,10 @@ typedef struct VerifyState
 	int64		retained_last_block;
 	int			block_findings;
 	int64		block_more;
+	/* numbers of sealed blocks that payout.ledger_tables has no row for */
+	int			nunmapped;
+	int			maxunmapped;
+	UnmappedNumber *unmapped;
 } VerifyState;
 
 static void SealRange(LedgerCall *call, int64 from, int64 to, int64 max_rows,
@@ -2268,6 +2288,95 @@ ComputeCutoff(VerifyState *vs, Interval *retention)
 	vs->has_cutoff = true;
 }
 
+/* Whether rows sealed under a table number are among those asked about. */
+static bool
+ScopeHasNumber(const VerifyState *vs, int32 number)
+{
+	int			i;
+
+	if (!OidIsValid(vs->scope_tbl))
+		return true;
+	for (i = 0; i < vs->nscope; i++)
+		if (vs->scope_numbers[i] == number)
+			return true;
+	return false;
+}
+
+/* Add a table number to those asked about, once. */
+static void
+AddScopeNumber(VerifyState *vs, int32 number)
+{
+	if (ScopeHasNumber(vs, number))
+		return;
+	vs->scope_numbers = vs->scope_numbers ?
+		repalloc(vs->scope_numbers, sizeof(int32) * (vs->nscope + 1)) :
+		palloc(sizeof(int32));
+	vs->scope_numbers[vs->nscope++] = number;
+}
+
+/*
+ * ResolveScope
+ *		The table numbers of the table asked about: those payout.ledger_tables
+ *		maps to it, and those whose newest name in the blocks is its name
+ *		now, so that rows sealed under its name are checked even if the
+ *		map, which no hash covers, was pointed elsewhere or emptied.  Then
+ *		the relations that history rows of those numbers name, by the map:
+ *		the table's own, and another if the map says so (TellRenamed lists
+ *		each number whose relation is not called as its rows were sealed).
+ *		The names in blocks are read before their hashes are checked: a
+ *		changed one only widens what is checked, and shows as an altered
+ *		block.
+ */
+static void
+ResolveScope(VerifyState *vs)
+{
+	LedgerCall *call = vs->call;
+	RelEntry   *rel = vs->scope_rel;
+	uint64		k;
+	int			i;
+
+	for (i = 0; i < rel->nnumbers; i++)
+		AddScopeNumber(vs, rel->numbers[i]);
+	LookUpName(call, rel);
+	if (rel->name != NULL)
+	{
+		if (SPI_execute("SELECT DISTINCT ON (t.n) t.n, t.s, t.nm"
+						" FROM payout.ledger l, unnest(l.table_numbers,"
+						"  l.table_schemas, l.table_names) AS t(n, s, nm)"
+						" WHERE t.nm IS NOT NULL AND t.n IS NOT NULL"
+						" ORDER BY t.n, l.block DESC", true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read payout.ledger");
+		for (k = 0; k < SPI_processed; k++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[k];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			int32		number = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+
+			if (SameName(SPI_getvalue(tup, desc, 2), rel->schema) &&
+				SameName(SPI_getvalue(tup, desc, 3), rel->name))
+				AddScopeNumber(vs, number);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+
+	vs->scope_relids = palloc(sizeof(Oid) * (call->ntables + 1));
+	vs->scope_relids[vs->nscope_relids++] = vs->scope_tbl;
+	for (i = 0; i < call->ntables; i++)
+	{
+		TableRow   *t = &call->tables[i];
+		int			j;
+
+		if (!ScopeHasNumber(vs, t->number))
+			continue;
+		for (j = 0; j < vs->nscope_relids; j++)
+			if (vs->scope_relids[j] == t->relid)
+				break;
+		if (j == vs->nscope_relids)
+			vs->scope_relids[vs->nscope_relids++] = t->relid;
+	}
+}
+
 /*
  * RowNumber
  *		The table number a history row of relation relid is verified
@@ -2459,14 +2568,21 @@ NoteMissing(VerifyState *vs, const LedgerBlock *b, const int64 *ids,
 static bool
 LookupRow(int64 id, HistoryRow *row)
 {
+	HeapTuple	tup;
+
 	if (SPI_execute_with_args(HISTORY_SELECT "WHERE h.id OPERATOR(pg_catalog.=) $1",
 							  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(id)},
 							  NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read payout.history");
 	if (SPI_processed == 0)
+	{
+		SPI_freetuptable(SPI_tuptable);
 		return false;
-	heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-					  row->values, row->nulls);
+	}
+	/* a copy in the caller's context: the result is freed at once */
+	tup = heap_copytuple(SPI_tuptable->vals[0]);
+	heap_deform_tuple(tup, SPI_tuptable->tupdesc, row->values, row->nulls);
+	SPI_freetuptable(SPI_tuptable);
 	return true;
 }
 
@@ -2594,7 +2710,7 @@ VerifyRows(VerifyState *vs, const LedgerBlock *b, HistoryScan *scan,
 		/* which of the block's tables are the one asked about */
 		tables = palloc0(sizeof(bool) * (b->ntables + 1));
 		for (t = 0; t < b->ntables; t++)
-			tables[t] = RelHasNumber(vs->scope_rel, b->tables[t].number);
+			tables[t] = ScopeHasNumber(vs, b->tables[t].number);
 	}
 
 	for (;;)
@@ -2701,6 +2817,43 @@ VerifyRows(VerifyState *vs, const LedgerBlock *b, HistoryScan *scan,
 }
 
 /*
+ * NoteUnmapped
+ *		Remember a table number of a block that payout.ledger_tables has no
+ *		row for, with the newest name it was sealed under.
+ */
+static void
+NoteUnmapped(VerifyState *vs, const LedgerBlock *b, const LedgerTable *lt)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(vs->call->cxt);
+	UnmappedNumber *u = NULL;
+	int			i;
+
+	for (i = 0; i < vs->nunmapped && u == NULL; i++)
+		if (vs->unmapped[i].number == lt->number)
+			u = &vs->unmapped[i];
+	if (u == NULL)
+	{
+		if (vs->nunmapped == vs->maxunmapped)
+		{
+			vs->maxunmapped = vs->maxunmapped ? vs->maxunmapped * 2 : 4;
+			vs->unmapped = vs->unmapped ?
+				repalloc(vs->unmapped, sizeof(UnmappedNumber) * vs->maxunmapped) :
+				palloc(sizeof(UnmappedNumber) * vs->maxunmapped);
+		}
+		u = &vs->unmapped[vs->nunmapped++];
+		memset(u, 0, sizeof(*u));
+		u->number = lt->number;
+	}
+	u->block = b->block;
+	if (lt->name != NULL)
+	{
+		u->schema = pstrdup(lt->schema);
+		u->name = pstrdup(lt->name);
+	}
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
  * NoteTables
  *		Remember the newest name each table number of a block was sealed
  *		under, to tell at the end which tables are called otherwise now.
@@ -2718,7 +2871,10 @@ NoteTables(VerifyState *vs, const LedgerBlock *b)
 		MemoryContext oldcxt;
 
 		if (t == NULL)
+		{
+			NoteUnmapped(vs, b, lt);
 			continue;
+		}
 		t->sealed_block = b->block;
 		if (lt->name == NULL ||
 			(SameName(t->sealed_schema, lt->schema) && SameName(t->sealed_name, lt->name)))
@@ -2896,12 +3052,26 @@ FlushRetained(VerifyState *vs)
 			UtcText(vs->cutoff), UtcText(vs->cutoff_from));
 }
 
+/* How a table number's rows were last sealed, for a finding. */
+static char *
+SealedAs(int64 block, const char *schema, const char *name)
+{
+	return psprintf("whose rows were last sealed in block " INT64_FORMAT " %s",
+					block, name ?
+					psprintf("under the name %s", quote_qualified_identifier(schema, name)) :
+					"after it had been dropped");
+}
+
 /*
  * TellRenamed
- *		Each table, of those asked about, whose name now is not the one its
- *		rows were last sealed under: not a difference (tables are renamed),
- *		but what payout.ledger_tables, which no hash covers, maps to the
- *		numbers the chain proves, for the auditor to see.
+ *		Each table number, of those asked about, that payout.ledger_tables,
+ *		which no hash covers, maps to a relation not called as its rows
+ *		were last sealed, to no relation, or to a relation another number
+ *		also maps to: not a difference (tables are renamed and dropped, and
+ *		a restore may give a dropped table's old OID to another), but never
+ *		silent, for the auditor to check against the changes to tables they
+ *		know of.  A number that blocks use and the map lacks is a
+ *		difference: which table its rows belong to was removed.
  */
 static void
 TellRenamed(VerifyState *vs)
@@ -2912,22 +3082,53 @@ TellRenamed(VerifyState *vs)
 	for (i = 0; i < call->ntables; i++)
 	{
 		TableRow   *t = &call->tables[i];
-		RelEntry   *rel = FindRel(call, t->relid, false);
+		RelEntry   *rel = FindRel(call, t->relid, true);
 
-		if (t->sealed_block == 0 ||
-			(OidIsValid(vs->scope_tbl) && !RelHasNumber(vs->scope_rel, t->number)))
+		if (t->sealed_block == 0 || !ScopeHasNumber(vs, t->number))
 			continue;
 		LookUpName(call, rel);
-		if (rel->name == NULL ||
-			(SameName(rel->schema, t->sealed_schema) && SameName(rel->name, t->sealed_name)))
+		if (rel->name == NULL)
+			Finding(vs, t->sealed_block, PG_INT64_MIN, "table dropped",
+					"Table number %d, %s, names no table now: payout.ledger_tables maps it to OID %u, which no relation has.",
+					t->number,
+					SealedAs(t->sealed_block, t->sealed_schema, t->sealed_name),
+					t->relid);
+		else if (!SameName(rel->schema, t->sealed_schema) ||
+				 !SameName(rel->name, t->sealed_name))
+			Finding(vs, t->sealed_block, PG_INT64_MIN, "table renamed",
+					"Table number %d, %s, is %s now: payout.ledger_tables maps it there.",
+					t->number,
+					SealedAs(t->sealed_block, t->sealed_schema, t->sealed_name),
+					quote_qualified_identifier(rel->schema, rel->name));
+		else if (rel->nnumbers > 1)
+		{
+			StringInfoData others;
+			int			j;
+
+			initStringInfo(&others);
+			for (j = 0; j < rel->nnumbers; j++)
+				if (rel->numbers[j] != t->number)
+					appendStringInfo(&others, "%s%d", others.len > 0 ? ", " : "",
+									 rel->numbers[j]);
+			Finding(vs, t->sealed_block, PG_INT64_MIN, "table renamed",
+					"Table number %d, %s, is %s now, as table number %s is: payout.ledger_tables maps them there together.",
+					t->number,
+					SealedAs(t->sealed_block, t->sealed_schema, t->sealed_name),
+					quote_qualified_identifier(rel->schema, rel->name),
+					others.data);
+		}
+	}
+
+	for (i = 0; i < vs->nunmapped; i++)
+	{
+		UnmappedNumber *u = &vs->unmapped[i];
+
+		if (!ScopeHasNumber(vs, u->number))
 			continue;
-		Finding(vs, t->sealed_block, PG_INT64_MIN, "table renamed",
-				"Table number %d, whose rows were last sealed in block " INT64_FORMAT " %s, is %s now: payout.ledger_tables maps it there.",
-				t->number, t->sealed_block,
-				t->sealed_name ?
-				psprintf("under the name %s", quote_qualified_identifier(t->sealed_schema, t->sealed_name)) :
-				"after it had been dropped",
-				quote_qualified_identifier(rel->schema, rel->name));
+		vs->problems++;
+		Finding(vs, u->block, PG_INT64_MIN, "table missing",
+				"Table number %d, %s, has no row in payout.ledger_tables: which table its rows belong to was removed.",
+				u->number, SealedAs(u->block, u->schema, u->name));
 	}
 }
 
@@ -2997,6 +3198,7 @@ payout_verify(PG_FUNCTION_ARGS)
 	{
 		vs.scope_tbl = PG_GETARG_OID(1);
 		vs.scope_rel = FindRel(&call, vs.scope_tbl, true);
+		ResolveScope(&vs);
 	}
 	if (!PG_ARGISNULL(2))
 	{
@@ -3006,15 +3208,24 @@ payout_verify(PG_FUNCTION_ARGS)
 	LoadDigests(&vs, PG_ARGISNULL(0) ? NULL : PG_GETARG_JSONB_P(0));
 	ComputeCutoff(&vs, retention);
 
-	if (vs.scope_key != NULL)
-		OpenHistory(&scan, "WHERE h.tbl OPERATOR(pg_catalog.=) $1"
-					" AND h.key OPERATOR(pg_catalog.=) $2", 2,
-					(Oid[]) {REGCLASSOID, TEXTOID},
-					(Datum[]) {ObjectIdGetDatum(vs.scope_tbl), PointerGetDatum(vs.scope_key)});
-	else if (OidIsValid(vs.scope_tbl))
-		OpenHistory(&scan, "WHERE h.tbl OPERATOR(pg_catalog.=) $1", 1,
-					(Oid[]) {REGCLASSOID},
-					(Datum[]) {ObjectIdGetDatum(vs.scope_tbl)});
+	if (OidIsValid(vs.scope_tbl))
+	{
+		Datum	   *relids = palloc(sizeof(Datum) * vs.nscope_relids);
+		Datum		tbls;
+
+		for (k = 0; k < vs.nscope_relids; k++)
+			relids[k] = ObjectIdGetDatum(vs.scope_relids[k]);
+		tbls = PointerGetDatum(construct_array(relids, vs.nscope_relids, REGCLASSOID,
+											   sizeof(Oid), true, TYPALIGN_INT));
+		if (vs.scope_key != NULL)
+			OpenHistory(&scan, "WHERE h.tbl OPERATOR(pg_catalog.=) ANY ($1)"
+						" AND h.key OPERATOR(pg_catalog.=) $2", 2,
+						(Oid[]) {REGCLASSARRAYOID, TEXTOID},
+						(Datum[]) {tbls, PointerGetDatum(vs.scope_key)});
+		else
+			OpenHistory(&scan, "WHERE h.tbl OPERATOR(pg_catalog.=) ANY ($1)", 1,
+						(Oid[]) {REGCLASSARRAYOID}, (Datum[]) {tbls});
+	}
 	else
 		OpenHistory(&scan, "", 0, NULL, NULL);
 	have_row = NextRow(&scan, &row);
