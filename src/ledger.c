@@ -1770,9 +1770,29 @@ payout_seal(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not read payout.ledger");
 	if (SPI_processed == 1)
 	{
-		(void) BlockFromTuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &prev);
+		bool		complete;
+		uint8		hash[PG_SHA256_DIGEST_LENGTH];
+
+		complete = BlockFromTuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &prev);
 		has_prev = true;
 		frontier = prev.last_id;
+
+		/* a new block would vouch for the one it chains to: check it */
+		if (complete && prev.format == LEDGER_FORMAT)
+			BlockHash(&call, &prev, hash);
+		if (!complete || prev.format != LEDGER_FORMAT ||
+			memcmp(hash, prev.hash, PG_SHA256_DIGEST_LENGTH) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("payout.ledger's newest block does not match its hash"),
+					 errdetail("Block " INT64_FORMAT " %s: a column of it was changed since it was sealed.",
+							   prev.block,
+							   !complete ? "has an empty column or a hash that is not 32 bytes long" :
+							   prev.format != LEDGER_FORMAT ? "is of a format this version does not write" :
+							   psprintf("hashes to %s, not to its stored hash %s",
+										Hex(hash, PG_SHA256_DIGEST_LENGTH),
+										Hex(prev.hash, PG_SHA256_DIGEST_LENGTH))),
+					 errhint("Run payout.verify() with the digests kept outside the database to see what was changed; no block is chained to an altered one.")));
 	}
 	if (frontier > last)
 		ereport(ERROR,
