@@ -2106,7 +2106,10 @@ RowText(VerifyState *vs, const HistoryRow *row)
 /*
  * ParseTime
  *		A timestamp with time zone from text, false if it is none; as
- *		timestamptz_in reads it, without raising an error.
+ *		timestamptz_in reads it, without raising an error, and only with
+ *		its time zone or offset written out: a time without one would be
+ *		read in the session's time zone, and a digest would verify under
+ *		one setting and not under another.
  */
 static bool
 ParseTime(const char *s, TimestampTz *out)
@@ -2119,12 +2122,32 @@ ParseTime(const char *s, TimestampTz *out)
 	int			tz = 0;
 	struct pg_tm tt;
 	fsec_t		fsec;
+	int			i;
 
 	if (strlen(s) > MAXDATELEN)
 		return false;
+
+	/* decoded without a time zone, a time that has one is refused */
 	if (ParseDateTime(s, workbuf, sizeof(workbuf), field, ftype,
-					  MAXDATEFIELDS, &nf) != 0 ||
-		PayoutDecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0 ||
+					  MAXDATEFIELDS, &nf) != 0)
+		return false;
+	if (PayoutDecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, NULL) == 0)
+		return false;
+
+	/* (decoding changes the fields in place) */
+	if (ParseDateTime(s, workbuf, sizeof(workbuf), field, ftype,
+					  MAXDATEFIELDS, &nf) != 0)
+		return false;
+#if PG_VERSION_NUM < 160000
+	/* before 16, decoding raises its own error for an unknown zone name */
+	for (i = 0; i < nf; i++)
+		if (ftype[i] == DTK_DATE && isalpha((unsigned char) field[i][0]) &&
+			pg_tzset(field[i]) == NULL)
+			return false;
+#else
+	(void) i;
+#endif
+	if (PayoutDecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0 ||
 		dtype != DTK_DATE)
 		return false;
 	return tm2timestamp(&tt, fsec, &tz, out) == 0;
@@ -2239,13 +2262,13 @@ LoadDigests(VerifyState *vs, Jsonb *digests)
 		d->has_sealed_at = (value != NULL && !SameName(SPI_getvalue(tup, desc, 6), "null"));
 		if (d->has_sealed_at &&
 			(!SameName(SPI_getvalue(tup, desc, 6), "string") || !ParseTime(value, &d->sealed_at)))
-			BadDigest(n, "has a \"sealed_at\" that is not a time with its time zone");
+			BadDigest(n, "has a \"sealed_at\" that is not a time with its time zone or offset written out");
 
 		value = SPI_getvalue(tup, desc, 9);
 		d->has_taken_at = (value != NULL && !SameName(SPI_getvalue(tup, desc, 8), "null"));
 		if (d->has_taken_at &&
 			(!SameName(SPI_getvalue(tup, desc, 8), "string") || !ParseTime(value, &d->taken_at)))
-			BadDigest(n, "has a \"taken_at\" that is not a time with its time zone");
+			BadDigest(n, "has a \"taken_at\" that is not a time with its time zone or offset written out");
 
 		if (vs->newest_digest < 0 || d->block > vs->digests[vs->newest_digest].block)
 			vs->newest_digest = (int) i;
