@@ -267,6 +267,14 @@ DELETE FROM payout.ledger WHERE block >= 3;
 SELECT * FROM pg_temp.v();
 SELECT * FROM pg_temp.v(:'digest3');
 ROLLBACK;
+-- A block's first id step made 2^63, under a hash recomputed to match: no
+-- sealer writes such ids, and the block's rows cannot be checked.
+BEGIN;
+UPDATE payout.ledger SET row_ids = '\x80808080808080808001'::bytea || substring(row_ids from 2)
+WHERE block = 1;
+UPDATE payout.ledger l SET hash = pg_temp.block_hash(l) WHERE block = 1;
+SELECT * FROM pg_temp.v();
+ROLLBACK;
 -- A chain rewritten from block 2 on, as it was but for a changed row,
 -- verifies from the rows alone (its hashes are consistent); a digest taken
 -- before shows it.

@@ -2717,8 +2717,8 @@ InScope(VerifyState *vs, const LedgerBlock *b, int64 i, const bool *tables)
  *		whole history, the rows against its rows_hash.
  */
 static void
-VerifyRows(VerifyState *vs, const LedgerBlock *b, HistoryScan *scan,
-		   HistoryRow *row, bool *have_row)
+VerifyRows(VerifyState *vs, const LedgerBlock *b, bool complete,
+		   HistoryScan *scan, HistoryRow *row, bool *have_row)
 {
 	LedgerCall *call = vs->call;
 	bool		whole = !OidIsValid(vs->scope_tbl);
@@ -2736,10 +2736,13 @@ VerifyRows(VerifyState *vs, const LedgerBlock *b, HistoryScan *scan,
 	if (!DecodeIds(b, &ids))
 	{
 		/* no sealer writes such ids, whatever the block's hash says */
-		vs->problems++;
-		Finding(vs, b->block, PG_INT64_MIN, "block altered",
-				"The row ids of block " INT64_FORMAT " do not fit its range (ids " INT64_FORMAT " to " INT64_FORMAT ") and its " INT64_FORMAT " marks: its rows cannot be checked.",
-				b->block, b->first_id, b->last_id, b->row_count);
+		if (complete)
+		{
+			vs->problems++;
+			Finding(vs, b->block, PG_INT64_MIN, "block altered",
+					"The row ids of block " INT64_FORMAT " do not fit its range (ids " INT64_FORMAT " to " INT64_FORMAT ") and its " INT64_FORMAT " marks: its rows cannot be checked.",
+					b->block, b->first_id, b->last_id, b->row_count);
+		}
 		while (*have_row && RowId(row) <= b->last_id)
 			*have_row = NextRow(scan, row);
 		return;
@@ -3063,7 +3066,7 @@ VerifyBlock(VerifyState *vs, LedgerBlock *b, bool complete, bool has_prev,
 		*have_row = NextRow(scan, row);
 	}
 
-	VerifyRows(vs, b, scan, row, have_row);
+	VerifyRows(vs, b, complete, scan, row, have_row);
 	/* the names of an altered block are no evidence */
 	if (hash_ok)
 		NoteTables(vs, b);
