@@ -2123,7 +2123,6 @@ ParseTime(const char *s, TimestampTz *out)
 	int			tz = 0;
 	struct pg_tm tt;
 	fsec_t		fsec;
-	int			i;
 
 	if (strlen(s) > MAXDATELEN)
 		return false;
@@ -2141,12 +2140,14 @@ ParseTime(const char *s, TimestampTz *out)
 		return false;
 #if PG_VERSION_NUM < 160000
 	/* before 16, decoding raises its own error for an unknown zone name */
-	for (i = 0; i < nf; i++)
-		if (ftype[i] == DTK_DATE && isalpha((unsigned char) field[i][0]) &&
-			pg_tzset(field[i]) == NULL)
-			return false;
-#else
-	(void) i;
+	{
+		int			i;
+
+		for (i = 0; i < nf; i++)
+			if (ftype[i] == DTK_DATE && isalpha((unsigned char) field[i][0]) &&
+				pg_tzset(field[i]) == NULL)
+				return false;
+	}
 #endif
 	if (PayoutDecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0 ||
 		dtype != DTK_DATE)
