@@ -23,14 +23,15 @@ CREATE ROLE regress_ledger_app;
 GRANT EXECUTE ON FUNCTION payout.seal(bigint) TO regress_ledger_sealer;
 GRANT SELECT ON payout.history, payout.ledger, payout.ledger_tables TO regress_ledger_auditor;
 
--- The findings of a verification, hashes and times masked.
+-- The findings of a verification, hashes, times and OIDs masked.
 CREATE FUNCTION pg_temp.v(digests jsonb DEFAULT NULL, tbl regclass DEFAULT NULL,
 						  key text DEFAULT NULL, retention interval DEFAULT NULL)
 RETURNS TABLE (block bigint, id bigint, finding text, detail text)
 LANGUAGE sql AS $$
 	SELECT v.block, v.id, v.finding,
-		   regexp_replace(regexp_replace(v.detail, '[0-9a-f]{16,64}', '<hash>', 'g'),
-						  '[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+\+00', '<time>', 'g')
+		   regexp_replace(regexp_replace(regexp_replace(v.detail, '[0-9a-f]{16,64}', '<hash>', 'g'),
+										 '[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+\+00', '<time>', 'g'),
+						  'OID [0-9]+', 'OID <oid>', 'g')
 	FROM payout.verify(digests, tbl, key, retention) AS v
 $$;
 
@@ -266,6 +267,14 @@ DELETE FROM payout.ledger WHERE block >= 3;
 SELECT * FROM pg_temp.v();
 SELECT * FROM pg_temp.v(:'digest3');
 ROLLBACK;
+-- A block's first id step made 2^63, under a hash recomputed to match: no
+-- sealer writes such ids, and the block's rows cannot be checked.
+BEGIN;
+UPDATE payout.ledger SET row_ids = '\x80808080808080808001'::bytea || substring(row_ids from 2)
+WHERE block = 1;
+UPDATE payout.ledger l SET hash = pg_temp.block_hash(l) WHERE block = 1;
+SELECT * FROM pg_temp.v();
+ROLLBACK;
 -- A chain rewritten from block 2 on, as it was but for a changed row,
 -- verifies from the rows alone (its hashes are consistent); a digest taken
 -- before shows it.
@@ -310,8 +319,39 @@ BEGIN;
 UPDATE payout.history SET tbl = 'payouts' WHERE tbl = 'refunds_2026'::regclass;
 SELECT block, id, finding FROM payout.verify();
 ROLLBACK;
+-- Two tables' rows merged into one, in both alike: each number is listed,
+-- the one whose name is unchanged because another number shares it.
+BEGIN;
+UPDATE payout.history SET tbl = 'payouts' WHERE tbl = 'refunds_2026'::regclass;
+UPDATE payout.ledger_tables SET tbl = 'payouts' WHERE tbl = 'refunds_2026'::regclass;
+SELECT * FROM pg_temp.v();
+SELECT * FROM pg_temp.v(tbl => 'payouts');
+ROLLBACK;
+-- A table's rows moved under an OID that names no relation, in both alike:
+-- they verify, but the table is listed as dropped, with the name they were
+-- sealed under, by the whole verification and by the table's own.
+BEGIN;
+UPDATE payout.history SET tbl = '1234567' WHERE tbl = 'payouts'::regclass;
+UPDATE payout.ledger_tables SET tbl = '1234567' WHERE tbl = 'payouts'::regclass;
+SELECT * FROM pg_temp.v();
+SELECT * FROM pg_temp.v(tbl => 'payouts');
+ROLLBACK;
+-- A table's number taken out of payout.ledger_tables: its rows no longer
+-- verify, and blocks name a table number the map lacks.
+BEGIN;
+DELETE FROM payout.ledger_tables WHERE tbl = 'refunds_2026'::regclass;
+SELECT * FROM pg_temp.v();
+ROLLBACK;
+-- A table's rows deleted together with its number: the table's own
+-- verification still finds its rows by the name they were sealed under.
+BEGIN;
+DELETE FROM payout.history WHERE tbl = 'refunds_2026'::regclass;
+DELETE FROM payout.ledger_tables WHERE tbl = 'refunds_2026'::regclass;
+SELECT * FROM pg_temp.v(tbl => 'refunds_2026');
+SELECT * FROM pg_temp.v(tbl => 'refunds_2026', key => 'r1');
+ROLLBACK;
 -- Dropped: its history stays, with its old OID, and verifies under its
--- number; no block records anything for the drop.
+-- number; no block records anything for the drop, and verify() lists it.
 SELECT payout.detach('refunds_2026');
 DROP TABLE refunds_2026;
 INSERT INTO payouts (id, amount) VALUES (22, 22);
@@ -453,6 +493,11 @@ SELECT * FROM payout.verify(jsonb_build_array(jsonb_build_object('block', 1, 'ha
 SELECT * FROM payout.verify('{"block": "1", "hash": "abcd"}');
 SELECT * FROM payout.verify('{"block": 1, "hash": "abcd"}');
 SELECT * FROM payout.verify(jsonb_build_object('block', 1, 'hash', repeat('0', 64), 'sealed_at', 'soon'));
+-- A time must say its time zone, one that exists: without it, it would be
+-- read in the session's.
+SELECT * FROM payout.verify(jsonb_build_object('block', 1, 'hash', repeat('0', 64), 'sealed_at', '2026-12-06 10:00'));
+SELECT * FROM payout.verify(jsonb_build_object('block', 1, 'hash', repeat('0', 64), 'sealed_at', '2026-12-06 10:00 Mars/Olympus'));
+SELECT * FROM payout.verify(jsonb_build_object('block', 1, 'hash', repeat('0', 64), 'taken_at', '2026-12-06T10:00:00'));
 SELECT * FROM payout.verify(jsonb_build_object('block', 1, 'hash', repeat('0', 64)), retention => '1 year');
 ALTER SEQUENCE payout.history_id_seq CACHE 10;
 SELECT * FROM payout.seal();
@@ -461,6 +506,47 @@ ALTER TABLE payout.history ALTER COLUMN id SET DEFAULT 0;
 SELECT * FROM payout.seal();
 ALTER TABLE payout.history ALTER COLUMN id SET DEFAULT pg_catalog.nextval('payout.history_id_seq');
 SELECT finding FROM payout.verify(retention => '1 year') WHERE finding <> 'rows retained';
+
+-- seal() builds on no newest block whose content does not match its hash.
+BEGIN;
+UPDATE payout.ledger SET row_count = row_count + 1
+WHERE block = (SELECT max(block) FROM payout.ledger);
+\set VERBOSITY terse
+SELECT * FROM payout.seal();
+\set VERBOSITY default
+ROLLBACK;
+
+-- A row planted with an ancient time, or an infinite one, in a block: the
+-- other rows of the block keep their own times, and their removal is no
+-- retention.  (Last, as the ids it takes are not given back.)
+SELECT max(id) AS before_planted FROM payout.history \gset
+BEGIN;
+INSERT INTO payout.history (tbl, key, old_status, new_status, xact_time, clock_time,
+							user_name, session_user_name, xid)
+VALUES ('payouts', 'planted', NULL, 'CREATED', '1800-01-01', '1800-01-01', 'app', 'app', '777');
+INSERT INTO payouts (id, amount) VALUES (30, 30), (31, 31), (32, 32);
+SELECT blocks, sealed_rows FROM payout.seal();
+SELECT row_count, min_clock_time < '1900-01-01' AS planted_earliest
+FROM payout.ledger WHERE block = (SELECT max(block) FROM payout.ledger);
+SELECT row_to_json(d) AS digest_planted FROM payout.digest() AS d \gset
+DELETE FROM payout.history WHERE id > :before_planted AND key <> 'planted';
+SELECT block, id - :before_planted AS id_after, finding
+FROM payout.verify(:'digest_planted', retention => '1 year') WHERE finding <> 'rows retained';
+ROLLBACK;
+SELECT max(id) AS before_planted FROM payout.history \gset
+BEGIN;
+INSERT INTO payout.history (tbl, key, old_status, new_status, xact_time, clock_time,
+							user_name, session_user_name, xid)
+VALUES ('payouts', 'planted', NULL, 'CREATED', '-infinity', '-infinity', 'app', 'app', '777');
+INSERT INTO payouts (id, amount) VALUES (30, 30), (31, 31), (32, 32);
+SELECT blocks, sealed_rows FROM payout.seal();
+SELECT row_count, min_clock_time > '-infinity' AS earliest_finite
+FROM payout.ledger WHERE block = (SELECT max(block) FROM payout.ledger);
+SELECT row_to_json(d) AS digest_planted FROM payout.digest() AS d \gset
+DELETE FROM payout.history WHERE id > :before_planted AND key <> 'planted';
+SELECT block, id - :before_planted AS id_after, finding
+FROM payout.verify(:'digest_planted', retention => '1 year') WHERE finding <> 'rows retained';
+ROLLBACK;
 
 DROP TABLE payouts;
 DROP FUNCTION pg_temp.block_hash(payout.ledger);

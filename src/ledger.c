@@ -75,6 +75,7 @@
 #include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
+#include "common/int.h"
 #include "common/sha2.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -91,6 +92,7 @@
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -190,7 +192,7 @@ typedef struct LedgerBlock
 	StringInfoData ids;			/* varint deltas */
 	StringInfoData marks;		/* MARK_SIZE bytes a row */
 	uint8		hash[PG_SHA256_DIGEST_LENGTH];
-	/* while sealing: each row's clock_time, DT_NOBEGIN for NULL */
+	/* while sealing: each row's clock_time, DT_NOBEGIN if NULL or infinite */
 	TimestampTz *clocks;
 } LedgerBlock;
 
@@ -283,6 +285,18 @@ typedef struct LedgerDigest
 	bool		matched;
 } LedgerDigest;
 
+/*
+ * A table number that sealed blocks use and payout.ledger_tables lacks,
+ * with the newest block that has it and its name there.
+ */
+typedef struct UnmappedNumber
+{
+	int32		number;
+	int64		block;
+	char	   *schema;
+	char	   *name;
+} UnmappedNumber;
+
 /* What verify() is asked and what it has found so far. */
 typedef struct VerifyState
 {
@@ -292,6 +306,10 @@ typedef struct VerifyState
 	/* scope */
 	Oid			scope_tbl;
 	RelEntry   *scope_rel;
+	int			nscope;			/* the table numbers of the table asked */
+	int32	   *scope_numbers;	/* about, by the map and by the blocks */
+	int			nscope_relids;	/* the relations history rows of those */
+	Oid		   *scope_relids;	/* numbers name, by the map */
 	text	   *scope_key;
 	uint32		scope_tag;
 	/* digests and retention */
@@ -310,6 +328,10 @@ typedef struct VerifyState
 	int64		retained_last_block;
 	int			block_findings;
 	int64		block_more;
+	/* numbers of sealed blocks that payout.ledger_tables has no row for */
+	int			nunmapped;
+	int			maxunmapped;
+	UnmappedNumber *unmapped;
 } VerifyState;
 
 static void SealRange(LedgerCall *call, int64 from, int64 to, int64 max_rows,
@@ -1749,9 +1771,29 @@ payout_seal(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not read payout.ledger");
 	if (SPI_processed == 1)
 	{
-		(void) BlockFromTuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &prev);
+		bool		complete;
+		uint8		hash[PG_SHA256_DIGEST_LENGTH];
+
+		complete = BlockFromTuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &prev);
 		has_prev = true;
 		frontier = prev.last_id;
+
+		/* a new block would vouch for the one it chains to: check it */
+		if (complete && prev.format == LEDGER_FORMAT)
+			BlockHash(&call, &prev, hash);
+		if (!complete || prev.format != LEDGER_FORMAT ||
+			memcmp(hash, prev.hash, PG_SHA256_DIGEST_LENGTH) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("payout.ledger's newest block does not match its hash"),
+					 errdetail("Block " INT64_FORMAT " %s: a column of it was changed since it was sealed.",
+							   prev.block,
+							   !complete ? "has an empty column or a hash that is not 32 bytes long" :
+							   prev.format != LEDGER_FORMAT ? "is of a format this version does not write" :
+							   psprintf("hashes to %s, not to its stored hash %s",
+										Hex(hash, PG_SHA256_DIGEST_LENGTH),
+										Hex(prev.hash, PG_SHA256_DIGEST_LENGTH))),
+					 errhint("Run payout.verify() with the digests kept outside the database to see what was changed; no block is chained to an altered one.")));
 	}
 	if (frontier > last)
 		ereport(ERROR,
@@ -1829,7 +1871,10 @@ StartBlock(LedgerCall *call, LedgerBlock *b, const LedgerBlock *prev,
 /*
  * FinishBlock
  *		Give each mark its clock offset from the block's earliest
- *		clock_time, then hash and store a block that covers the ids up to
+ *		clock_time, in whole seconds, or CLOCK_UNKNOWN if the row has no
+ *		finite time or its offset does not fit: an offset cut short would
+ *		make the row look older than it is, and retention could excuse its
+ *		removal.  Then hash and store a block that covers the ids up to
  *		last_id, keep the names its tables were sealed under, and keep of
  *		it in prev what the next block needs.
  */
@@ -1844,10 +1889,12 @@ FinishBlock(LedgerCall *call, LedgerBlock *b, MemoryContext cxt,
 	{
 		uint32		offset = CLOCK_UNKNOWN;
 		uint32		be;
+		int64		delta;
 
-		if (b->clocks[i] != DT_NOBEGIN)
-			offset = (uint32) Min((b->clocks[i] - b->min_clock) / USECS_PER_SEC,
-								  (int64) CLOCK_UNKNOWN - 1);
+		if (b->clocks[i] != DT_NOBEGIN &&
+			!pg_sub_s64_overflow(b->clocks[i], b->min_clock, &delta) &&
+			delta >= 0 && delta / USECS_PER_SEC < (int64) CLOCK_UNKNOWN)
+			offset = (uint32) (delta / USECS_PER_SEC);
 		be = pg_hton32(offset);
 		memcpy(b->marks.data + i * MARK_SIZE + 6, &be, 4);
 	}
@@ -1921,7 +1968,9 @@ SealRange(LedgerCall *call, int64 from, int64 to, int64 max_rows,
 		oldcxt = MemoryContextSwitchTo(rowcxt);
 		RowLeaf(call, &row, rel->seal_number, leaf);
 		MemoryContextSwitchTo(blockcxt);
-		if (row.nulls[COL_CLOCK_TIME])
+		/* an infinite time is no time: it tells neither min nor max */
+		if (row.nulls[COL_CLOCK_TIME] ||
+			TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(row.values[COL_CLOCK_TIME])))
 			block.clocks[block.row_count] = DT_NOBEGIN;
 		else
 		{
@@ -2058,7 +2107,10 @@ RowText(VerifyState *vs, const HistoryRow *row)
 /*
  * ParseTime
  *		A timestamp with time zone from text, false if it is none; as
- *		timestamptz_in reads it, without raising an error.
+ *		timestamptz_in reads it, without raising an error, and only with
+ *		its time zone or offset written out: a time without one would be
+ *		read in the session's time zone, and a digest would verify under
+ *		one setting and not under another.
  */
 static bool
 ParseTime(const char *s, TimestampTz *out)
@@ -2074,9 +2126,30 @@ ParseTime(const char *s, TimestampTz *out)
 
 	if (strlen(s) > MAXDATELEN)
 		return false;
+
+	/* decoded without a time zone, a time that has one is refused */
 	if (ParseDateTime(s, workbuf, sizeof(workbuf), field, ftype,
-					  MAXDATEFIELDS, &nf) != 0 ||
-		PayoutDecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0 ||
+					  MAXDATEFIELDS, &nf) != 0)
+		return false;
+	if (PayoutDecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, NULL) == 0)
+		return false;
+
+	/* (decoding changes the fields in place) */
+	if (ParseDateTime(s, workbuf, sizeof(workbuf), field, ftype,
+					  MAXDATEFIELDS, &nf) != 0)
+		return false;
+#if PG_VERSION_NUM < 160000
+	/* before 16, decoding raises its own error for an unknown zone name */
+	{
+		int			i;
+
+		for (i = 0; i < nf; i++)
+			if (ftype[i] == DTK_DATE && isalpha((unsigned char) field[i][0]) &&
+				pg_tzset(field[i]) == NULL)
+				return false;
+	}
+#endif
+	if (PayoutDecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz) != 0 ||
 		dtype != DTK_DATE)
 		return false;
 	return tm2timestamp(&tt, fsec, &tz, out) == 0;
@@ -2191,13 +2264,13 @@ LoadDigests(VerifyState *vs, Jsonb *digests)
 		d->has_sealed_at = (value != NULL && !SameName(SPI_getvalue(tup, desc, 6), "null"));
 		if (d->has_sealed_at &&
 			(!SameName(SPI_getvalue(tup, desc, 6), "string") || !ParseTime(value, &d->sealed_at)))
-			BadDigest(n, "has a \"sealed_at\" that is not a time with its time zone");
+			BadDigest(n, "has a \"sealed_at\" that is not a time with its time zone or offset written out");
 
 		value = SPI_getvalue(tup, desc, 9);
 		d->has_taken_at = (value != NULL && !SameName(SPI_getvalue(tup, desc, 8), "null"));
 		if (d->has_taken_at &&
 			(!SameName(SPI_getvalue(tup, desc, 8), "string") || !ParseTime(value, &d->taken_at)))
-			BadDigest(n, "has a \"taken_at\" that is not a time with its time zone");
+			BadDigest(n, "has a \"taken_at\" that is not a time with its time zone or offset written out");
 
 		if (vs->newest_digest < 0 || d->block > vs->digests[vs->newest_digest].block)
 			vs->newest_digest = (int) i;
@@ -2260,6 +2333,95 @@ ComputeCutoff(VerifyState *vs, Interval *retention)
 	vs->has_cutoff = true;
 }
 
+/* Whether rows sealed under a table number are among those asked about. */
+static bool
+ScopeHasNumber(const VerifyState *vs, int32 number)
+{
+	int			i;
+
+	if (!OidIsValid(vs->scope_tbl))
+		return true;
+	for (i = 0; i < vs->nscope; i++)
+		if (vs->scope_numbers[i] == number)
+			return true;
+	return false;
+}
+
+/* Add a table number to those asked about, once. */
+static void
+AddScopeNumber(VerifyState *vs, int32 number)
+{
+	if (ScopeHasNumber(vs, number))
+		return;
+	vs->scope_numbers = vs->scope_numbers ?
+		repalloc(vs->scope_numbers, sizeof(int32) * (vs->nscope + 1)) :
+		palloc(sizeof(int32));
+	vs->scope_numbers[vs->nscope++] = number;
+}
+
+/*
+ * ResolveScope
+ *		The table numbers of the table asked about: those payout.ledger_tables
+ *		maps to it, and those whose newest name in the blocks is its name
+ *		now, so that rows sealed under its name are checked even if the
+ *		map, which no hash covers, was pointed elsewhere or emptied.  Then
+ *		the relations that history rows of those numbers name, by the map:
+ *		the table's own, and another if the map says so (TellRenamed lists
+ *		each number whose relation is not called as its rows were sealed).
+ *		The names in blocks are read before their hashes are checked: a
+ *		changed one only widens what is checked, and shows as an altered
+ *		block.
+ */
+static void
+ResolveScope(VerifyState *vs)
+{
+	LedgerCall *call = vs->call;
+	RelEntry   *rel = vs->scope_rel;
+	uint64		k;
+	int			i;
+
+	for (i = 0; i < rel->nnumbers; i++)
+		AddScopeNumber(vs, rel->numbers[i]);
+	LookUpName(call, rel);
+	if (rel->name != NULL)
+	{
+		if (SPI_execute("SELECT DISTINCT ON (t.n) t.n, t.s, t.nm"
+						" FROM payout.ledger l, unnest(l.table_numbers,"
+						"  l.table_schemas, l.table_names) AS t(n, s, nm)"
+						" WHERE t.nm IS NOT NULL AND t.n IS NOT NULL"
+						" ORDER BY t.n, l.block DESC", true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read payout.ledger");
+		for (k = 0; k < SPI_processed; k++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[k];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			int32		number = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+
+			if (SameName(SPI_getvalue(tup, desc, 2), rel->schema) &&
+				SameName(SPI_getvalue(tup, desc, 3), rel->name))
+				AddScopeNumber(vs, number);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+
+	vs->scope_relids = palloc(sizeof(Oid) * (call->ntables + 1));
+	vs->scope_relids[vs->nscope_relids++] = vs->scope_tbl;
+	for (i = 0; i < call->ntables; i++)
+	{
+		TableRow   *t = &call->tables[i];
+		int			j;
+
+		if (!ScopeHasNumber(vs, t->number))
+			continue;
+		for (j = 0; j < vs->nscope_relids; j++)
+			if (vs->scope_relids[j] == t->relid)
+				break;
+		if (j == vs->nscope_relids)
+			vs->scope_relids[vs->nscope_relids++] = t->relid;
+	}
+}
+
 /*
  * RowNumber
  *		The table number a history row of relation relid is verified
@@ -2291,15 +2453,17 @@ DecodeIds(const LedgerBlock *b, int64 **ids)
 
 	*ids = NULL;
 	if (n < 0 || n > (int64) (MaxAllocSize / sizeof(int64)) ||
-		b->marks.len != n * MARK_SIZE)
+		b->marks.len != n * MARK_SIZE || b->first_id < 1)
 		return false;
 	*ids = palloc(sizeof(int64) * (n + 1));
 	for (i = 0; i < n; i++)
 	{
 		uint64		delta;
 
+		/* in unsigned arithmetic: a delta of 2^63 or more is no step back */
 		if (!GetVarint((const uint8 *) b->ids.data, b->ids.len, &pos, &delta) ||
-			delta == 0 || prev + (int64) delta > b->last_id)
+			delta == 0 || prev >= b->last_id ||
+			delta > (uint64) b->last_id - (uint64) prev)
 			return false;
 		prev += (int64) delta;
 		(*ids)[i] = prev;
@@ -2346,15 +2510,21 @@ FindFingerprint(HTAB **fps, const LedgerBlock *b, const uint8 *leaf)
 	return e ? e->index : -1;
 }
 
-/* The sealed clock_time of a block's row i, if known. */
+/*
+ * The sealed clock_time of a block's row i, to the second, if known: never
+ * from an infinite bound, nor one that lies outside the block's bounds.
+ */
 static bool
 SealedClock(const LedgerBlock *b, int64 i, TimestampTz *t)
 {
 	uint32		offset = GetU32((const uint8 *) b->marks.data + i * MARK_SIZE + 6);
 
-	if (!b->has_clock || offset == CLOCK_UNKNOWN)
+	if (!b->has_clock || offset == CLOCK_UNKNOWN ||
+		TIMESTAMP_NOT_FINITE(b->min_clock) || TIMESTAMP_NOT_FINITE(b->max_clock))
 		return false;
-	*t = b->min_clock + (TimestampTz) offset * USECS_PER_SEC;
+	if (pg_add_s64_overflow(b->min_clock, (int64) offset * USECS_PER_SEC, t) ||
+		*t > b->max_clock)
+		return false;
 	return true;
 }
 
@@ -2363,9 +2533,11 @@ static bool
 Retained(VerifyState *vs, const LedgerBlock *b, int64 i)
 {
 	TimestampTz t;
+	TimestampTz end;
 
 	/* its clock is known to the second: all of that second must be old */
-	return vs->has_cutoff && SealedClock(b, i, &t) && t + USECS_PER_SEC <= vs->cutoff;
+	return vs->has_cutoff && SealedClock(b, i, &t) &&
+		!pg_add_s64_overflow(t, USECS_PER_SEC, &end) && end <= vs->cutoff;
 }
 
 /* A run of missing rows of a block, told as one finding. */
@@ -2441,14 +2613,21 @@ NoteMissing(VerifyState *vs, const LedgerBlock *b, const int64 *ids,
 static bool
 LookupRow(int64 id, HistoryRow *row)
 {
+	HeapTuple	tup;
+
 	if (SPI_execute_with_args(HISTORY_SELECT "WHERE h.id OPERATOR(pg_catalog.=) $1",
 							  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(id)},
 							  NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read payout.history");
 	if (SPI_processed == 0)
+	{
+		SPI_freetuptable(SPI_tuptable);
 		return false;
-	heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-					  row->values, row->nulls);
+	}
+	/* a copy in the caller's context: the result is freed at once */
+	tup = heap_copytuple(SPI_tuptable->vals[0]);
+	heap_deform_tuple(tup, SPI_tuptable->tupdesc, row->values, row->nulls);
+	SPI_freetuptable(SPI_tuptable);
 	return true;
 }
 
@@ -2539,8 +2718,8 @@ InScope(VerifyState *vs, const LedgerBlock *b, int64 i, const bool *tables)
  *		whole history, the rows against its rows_hash.
  */
 static void
-VerifyRows(VerifyState *vs, const LedgerBlock *b, HistoryScan *scan,
-		   HistoryRow *row, bool *have_row)
+VerifyRows(VerifyState *vs, const LedgerBlock *b, bool complete,
+		   HistoryScan *scan, HistoryRow *row, bool *have_row)
 {
 	LedgerCall *call = vs->call;
 	bool		whole = !OidIsValid(vs->scope_tbl);
@@ -2557,7 +2736,14 @@ VerifyRows(VerifyState *vs, const LedgerBlock *b, HistoryScan *scan,
 
 	if (!DecodeIds(b, &ids))
 	{
-		/* the block's own check said so; skip its rows */
+		/* no sealer writes such ids, whatever the block's hash says */
+		if (complete)
+		{
+			vs->problems++;
+			Finding(vs, b->block, PG_INT64_MIN, "block altered",
+					"The row ids of block " INT64_FORMAT " do not fit its range (ids " INT64_FORMAT " to " INT64_FORMAT ") and its " INT64_FORMAT " marks: its rows cannot be checked.",
+					b->block, b->first_id, b->last_id, b->row_count);
+		}
 		while (*have_row && RowId(row) <= b->last_id)
 			*have_row = NextRow(scan, row);
 		return;
@@ -2572,7 +2758,7 @@ VerifyRows(VerifyState *vs, const LedgerBlock *b, HistoryScan *scan,
 		/* which of the block's tables are the one asked about */
 		tables = palloc0(sizeof(bool) * (b->ntables + 1));
 		for (t = 0; t < b->ntables; t++)
-			tables[t] = RelHasNumber(vs->scope_rel, b->tables[t].number);
+			tables[t] = ScopeHasNumber(vs, b->tables[t].number);
 	}
 
 	for (;;)
@@ -2679,6 +2865,43 @@ VerifyRows(VerifyState *vs, const LedgerBlock *b, HistoryScan *scan,
 }
 
 /*
+ * NoteUnmapped
+ *		Remember a table number of a block that payout.ledger_tables has no
+ *		row for, with the newest name it was sealed under.
+ */
+static void
+NoteUnmapped(VerifyState *vs, const LedgerBlock *b, const LedgerTable *lt)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(vs->call->cxt);
+	UnmappedNumber *u = NULL;
+	int			i;
+
+	for (i = 0; i < vs->nunmapped && u == NULL; i++)
+		if (vs->unmapped[i].number == lt->number)
+			u = &vs->unmapped[i];
+	if (u == NULL)
+	{
+		if (vs->nunmapped == vs->maxunmapped)
+		{
+			vs->maxunmapped = vs->maxunmapped ? vs->maxunmapped * 2 : 4;
+			vs->unmapped = vs->unmapped ?
+				repalloc(vs->unmapped, sizeof(UnmappedNumber) * vs->maxunmapped) :
+				palloc(sizeof(UnmappedNumber) * vs->maxunmapped);
+		}
+		u = &vs->unmapped[vs->nunmapped++];
+		memset(u, 0, sizeof(*u));
+		u->number = lt->number;
+	}
+	u->block = b->block;
+	if (lt->name != NULL)
+	{
+		u->schema = pstrdup(lt->schema);
+		u->name = pstrdup(lt->name);
+	}
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
  * NoteTables
  *		Remember the newest name each table number of a block was sealed
  *		under, to tell at the end which tables are called otherwise now.
@@ -2696,7 +2919,10 @@ NoteTables(VerifyState *vs, const LedgerBlock *b)
 		MemoryContext oldcxt;
 
 		if (t == NULL)
+		{
+			NoteUnmapped(vs, b, lt);
 			continue;
+		}
 		t->sealed_block = b->block;
 		if (lt->name == NULL ||
 			(SameName(t->sealed_schema, lt->schema) && SameName(t->sealed_name, lt->name)))
@@ -2841,7 +3067,7 @@ VerifyBlock(VerifyState *vs, LedgerBlock *b, bool complete, bool has_prev,
 		*have_row = NextRow(scan, row);
 	}
 
-	VerifyRows(vs, b, scan, row, have_row);
+	VerifyRows(vs, b, complete, scan, row, have_row);
 	/* the names of an altered block are no evidence */
 	if (hash_ok)
 		NoteTables(vs, b);
@@ -2874,12 +3100,26 @@ FlushRetained(VerifyState *vs)
 			UtcText(vs->cutoff), UtcText(vs->cutoff_from));
 }
 
+/* How a table number's rows were last sealed, for a finding. */
+static char *
+SealedAs(int64 block, const char *schema, const char *name)
+{
+	return psprintf("whose rows were last sealed in block " INT64_FORMAT " %s",
+					block, name ?
+					psprintf("under the name %s", quote_qualified_identifier(schema, name)) :
+					"after it had been dropped");
+}
+
 /*
  * TellRenamed
- *		Each table, of those asked about, whose name now is not the one its
- *		rows were last sealed under: not a difference (tables are renamed),
- *		but what payout.ledger_tables, which no hash covers, maps to the
- *		numbers the chain proves, for the auditor to see.
+ *		Each table number, of those asked about, that payout.ledger_tables,
+ *		which no hash covers, maps to a relation not called as its rows
+ *		were last sealed, to no relation, or to a relation another number
+ *		also maps to: not a difference (tables are renamed and dropped, and
+ *		a restore may give a dropped table's old OID to another), but never
+ *		silent, for the auditor to check against the changes to tables they
+ *		know of.  A number that blocks use and the map lacks is a
+ *		difference: which table its rows belong to was removed.
  */
 static void
 TellRenamed(VerifyState *vs)
@@ -2890,22 +3130,53 @@ TellRenamed(VerifyState *vs)
 	for (i = 0; i < call->ntables; i++)
 	{
 		TableRow   *t = &call->tables[i];
-		RelEntry   *rel = FindRel(call, t->relid, false);
+		RelEntry   *rel = FindRel(call, t->relid, true);
 
-		if (t->sealed_block == 0 ||
-			(OidIsValid(vs->scope_tbl) && !RelHasNumber(vs->scope_rel, t->number)))
+		if (t->sealed_block == 0 || !ScopeHasNumber(vs, t->number))
 			continue;
 		LookUpName(call, rel);
-		if (rel->name == NULL ||
-			(SameName(rel->schema, t->sealed_schema) && SameName(rel->name, t->sealed_name)))
+		if (rel->name == NULL)
+			Finding(vs, t->sealed_block, PG_INT64_MIN, "table dropped",
+					"Table number %d, %s, names no table now: payout.ledger_tables maps it to OID %u, which no relation has.",
+					t->number,
+					SealedAs(t->sealed_block, t->sealed_schema, t->sealed_name),
+					t->relid);
+		else if (!SameName(rel->schema, t->sealed_schema) ||
+				 !SameName(rel->name, t->sealed_name))
+			Finding(vs, t->sealed_block, PG_INT64_MIN, "table renamed",
+					"Table number %d, %s, is %s now: payout.ledger_tables maps it there.",
+					t->number,
+					SealedAs(t->sealed_block, t->sealed_schema, t->sealed_name),
+					quote_qualified_identifier(rel->schema, rel->name));
+		else if (rel->nnumbers > 1)
+		{
+			StringInfoData others;
+			int			j;
+
+			initStringInfo(&others);
+			for (j = 0; j < rel->nnumbers; j++)
+				if (rel->numbers[j] != t->number)
+					appendStringInfo(&others, "%s%d", others.len > 0 ? ", " : "",
+									 rel->numbers[j]);
+			Finding(vs, t->sealed_block, PG_INT64_MIN, "table renamed",
+					"Table number %d, %s, is %s now, as table number %s is: payout.ledger_tables maps them there together.",
+					t->number,
+					SealedAs(t->sealed_block, t->sealed_schema, t->sealed_name),
+					quote_qualified_identifier(rel->schema, rel->name),
+					others.data);
+		}
+	}
+
+	for (i = 0; i < vs->nunmapped; i++)
+	{
+		UnmappedNumber *u = &vs->unmapped[i];
+
+		if (!ScopeHasNumber(vs, u->number))
 			continue;
-		Finding(vs, t->sealed_block, PG_INT64_MIN, "table renamed",
-				"Table number %d, whose rows were last sealed in block " INT64_FORMAT " %s, is %s now: payout.ledger_tables maps it there.",
-				t->number, t->sealed_block,
-				t->sealed_name ?
-				psprintf("under the name %s", quote_qualified_identifier(t->sealed_schema, t->sealed_name)) :
-				"after it had been dropped",
-				quote_qualified_identifier(rel->schema, rel->name));
+		vs->problems++;
+		Finding(vs, u->block, PG_INT64_MIN, "table missing",
+				"Table number %d, %s, has no row in payout.ledger_tables: which table its rows belong to was removed.",
+				u->number, SealedAs(u->block, u->schema, u->name));
 	}
 }
 
@@ -2975,6 +3246,7 @@ payout_verify(PG_FUNCTION_ARGS)
 	{
 		vs.scope_tbl = PG_GETARG_OID(1);
 		vs.scope_rel = FindRel(&call, vs.scope_tbl, true);
+		ResolveScope(&vs);
 	}
 	if (!PG_ARGISNULL(2))
 	{
@@ -2984,15 +3256,24 @@ payout_verify(PG_FUNCTION_ARGS)
 	LoadDigests(&vs, PG_ARGISNULL(0) ? NULL : PG_GETARG_JSONB_P(0));
 	ComputeCutoff(&vs, retention);
 
-	if (vs.scope_key != NULL)
-		OpenHistory(&scan, "WHERE h.tbl OPERATOR(pg_catalog.=) $1"
-					" AND h.key OPERATOR(pg_catalog.=) $2", 2,
-					(Oid[]) {REGCLASSOID, TEXTOID},
-					(Datum[]) {ObjectIdGetDatum(vs.scope_tbl), PointerGetDatum(vs.scope_key)});
-	else if (OidIsValid(vs.scope_tbl))
-		OpenHistory(&scan, "WHERE h.tbl OPERATOR(pg_catalog.=) $1", 1,
-					(Oid[]) {REGCLASSOID},
-					(Datum[]) {ObjectIdGetDatum(vs.scope_tbl)});
+	if (OidIsValid(vs.scope_tbl))
+	{
+		Datum	   *relids = palloc(sizeof(Datum) * vs.nscope_relids);
+		Datum		tbls;
+
+		for (k = 0; k < vs.nscope_relids; k++)
+			relids[k] = ObjectIdGetDatum(vs.scope_relids[k]);
+		tbls = PointerGetDatum(construct_array(relids, vs.nscope_relids, REGCLASSOID,
+											   sizeof(Oid), true, TYPALIGN_INT));
+		if (vs.scope_key != NULL)
+			OpenHistory(&scan, "WHERE h.tbl OPERATOR(pg_catalog.=) ANY ($1)"
+						" AND h.key OPERATOR(pg_catalog.=) $2", 2,
+						(Oid[]) {REGCLASSARRAYOID, TEXTOID},
+						(Datum[]) {tbls, PointerGetDatum(vs.scope_key)});
+		else
+			OpenHistory(&scan, "WHERE h.tbl OPERATOR(pg_catalog.=) ANY ($1)", 1,
+						(Oid[]) {REGCLASSARRAYOID}, (Datum[]) {tbls});
+	}
 	else
 		OpenHistory(&scan, "", 0, NULL, NULL);
 	have_row = NextRow(&scan, &row);

@@ -165,10 +165,12 @@ like( $node->safe_psql(
 	'source: payout.ledger_tables maps each table to its number, a dropped one by its old OID');
 my $d1 = digest($node, 'src');
 is( verdict($node, 'src', $d1),
-	"1||table renamed\n1||table renamed\n2|107|intact",
-	'source: the sealed history verifies against its digest; the renamed tables are shown');
+	"1||table renamed\n1||table dropped\n1||table renamed\n1||table dropped\n2|107|intact",
+	'source: the sealed history verifies against its digest; the renamed and dropped tables are shown');
 my $gone_oid = $node->safe_psql('src',
 	q{SELECT tbl::oid FROM payout.ledger_tables WHERE number = 3});
+my $late_gone_oid = $node->safe_psql('src',
+	q{SELECT tbl::oid FROM payout.ledger_tables WHERE number = 5});
 my $payouts_oid = $node->safe_psql('src', q{SELECT 'payouts'::regclass::oid});
 
 #
@@ -205,12 +207,15 @@ foreach my $case ([ $node, 'restored', 'same cluster' ],
 			  AND e.extname = 'payout'}),
 		'$libdir/payout|payout_verify|1.2',
 		"$where: payout.verify() is the extension's own");
-	# The dropped table's rows keep its old OID, which may name another
-	# relation here; verify() then lists that table number as renamed too.
-	my $gone_named = $target->safe_psql($db,
-		"SELECT count(*) FROM pg_class WHERE oid = $gone_oid");
+	# The dropped tables' rows keep their old OIDs, which may name another
+	# relation here; verify() then lists those table numbers as renamed,
+	# else as dropped.
+	my ($gone, $late_gone) = map {
+		$target->safe_psql($db, "SELECT count(*) FROM pg_class WHERE oid = $_")
+		  ? '1||table renamed' : '1||table dropped'
+	} ($gone_oid, $late_gone_oid);
 	is( verdict($target, $db, $d1),
-		"1||table renamed\n" x (2 + $gone_named) . "2|107|intact",
+		"1||table renamed\n$gone\n1||table renamed\n$late_gone\n2|107|intact",
 		"$where: the restored history verifies against the digest taken before the dump");
 	is(verdict($target, $db, $d1, q{tbl => 'refunds_2026', key => 'r1'}),
 		'1||table renamed' . "\n" . '2|107|intact',
@@ -238,7 +243,7 @@ foreach my $case ([ $node, 'restored', 'same cluster' ],
 		"$where: the new block names the tables by their numbers, as they are called now");
 	my $d3 = digest($target, $db);
 	is( verdict($target, $db, "[$d1, $d3]"),
-		"1||table renamed\n" x (1 + $gone_named) . "3|114|intact",
+		"$gone\n1||table renamed\n$late_gone\n3|114|intact",
 		"$where: the history verifies against the old digest and the new one");
 	is(verdict($target, $db, $d1, q{tbl => 'payouts_eu', key => '3'}),
 		'3|114|intact',
