@@ -94,6 +94,19 @@ RESET ROLE;
 SELECT key, old_key, old_status, new_status, user_name
 FROM payout.history WHERE tbl = 'shop.orders'::regclass ORDER BY id;
 SELECT key, old_key, old_status, new_status FROM payout.timeline('shop.orders', '(7,1)');
+-- A cascade that a SECURITY DEFINER function causes is judged as the
+-- session's role, and recorded under that role too: not under the
+-- function's owner, nor (on PostgreSQL 18, which fires the cascade's AFTER
+-- triggers as the role that queued them) under the table's owner.
+CREATE FUNCTION shop.renumber(o int, n int) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
+AS 'UPDATE shop.customers SET id = n WHERE id = o';
+GRANT EXECUTE ON FUNCTION shop.renumber(int, int) TO regress_ident_app;
+SET ROLE regress_ident_app;
+SELECT shop.renumber(70, 71);
+RESET ROLE;
+SELECT key, old_key, user_name FROM payout.history
+WHERE tbl = 'shop.orders'::regclass AND key LIKE '(71,%' ORDER BY id;
 
 -- A key that changes only in form (numeric 1.0 to 1.00) is the same key.
 CREATE TABLE shop.numbered (n numeric PRIMARY KEY, status payout.status NOT NULL);

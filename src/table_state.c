@@ -394,9 +394,14 @@ PayoutGetTableState(FunctionCallInfo fcinfo, PayoutTriggerKind kind)
 		CheckHistoryAllowed(rel, trigger);
 	ReadPrimaryKey(rel, kind, state);
 
-	/* Moves between partitions must reach history on both sides. */
+	/*
+	 * Moves between partitions must reach history on both sides; the
+	 * changes a foreign key's action makes are noted for history
+	 * (PayoutNoteCascade).
+	 */
 	state->history_events = (kind == PAYOUT_TRIGGER_ENFORCE &&
-							 (rel->rd_rel->relispartition || IsLogicalWorker())) ?
+							 (rel->rd_rel->relispartition || IsLogicalWorker() ||
+							  InNoForceRLSOperation())) ?
 		HistoryEvents(rel) : 0;
 	state->root = PayoutAttachedTable(rel, trigger);
 	state->query = PayoutGetQueryState(fcinfo->flinfo->fn_mcxt);
