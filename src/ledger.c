@@ -1363,9 +1363,7 @@ SafeSearchPath(void)
 {
 	int			nestlevel = NewGUCNestLevel();
 
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	PayoutRestrictSearchPath();
 	return nestlevel;
 }
 
