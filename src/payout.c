@@ -26,6 +26,7 @@
 #include "payout.h"
 #include "provider.h"
 #include "query_state.h"
+#include "rules.h"
 #include "status.h"
 #include "transition_cache.h"
 
@@ -92,5 +93,6 @@ _PG_init(void)
 	PayoutRegisterProviderCallbacks();
 	PayoutRegisterQueryStateCallbacks();
 	PayoutRegisterMoveCallbacks();
+	PayoutRegisterCascadeCallbacks();
 	PayoutRegisterHistoryHooks();
 }

@@ -124,7 +124,6 @@ typedef struct CascadeNote
 } CascadeNote;
 
 static HTAB *cascade_notes = NULL;
-static bool cascade_callbacks = false;
 
 static void
 CascadeXactCallback(XactEvent event, void *arg)
@@ -167,6 +166,17 @@ CascadeSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 }
 
 /*
+ * PayoutRegisterCascadeCallbacks
+ *		Called once per backend from _PG_init.
+ */
+void
+PayoutRegisterCascadeCallbacks(void)
+{
+	RegisterXactCallback(CascadeXactCallback, NULL);
+	RegisterSubXactCallback(CascadeSubXactCallback, NULL);
+}
+
+/*
  * PayoutNoteCascade
  *		Called by the enforcement trigger for the old row of an UPDATE or a
  *		DELETE of rel that history records: inside a foreign key's action,
@@ -181,12 +191,6 @@ PayoutNoteCascade(Relation rel, HeapTuple oldtuple)
 
 	if (!InNoForceRLSOperation())
 		return;
-	if (!cascade_callbacks)
-	{
-		RegisterXactCallback(CascadeXactCallback, NULL);
-		RegisterSubXactCallback(CascadeSubXactCallback, NULL);
-		cascade_callbacks = true;
-	}
 	if (cascade_notes == NULL)
 	{
 		HASHCTL		ctl;

@@ -68,6 +68,7 @@ typedef struct PayoutChange
 } PayoutChange;
 
 extern Oid	PayoutActingUser(void);
+extern void PayoutRegisterCascadeCallbacks(void);
 extern void PayoutNoteCascade(Relation rel, HeapTuple oldtuple);
 extern Oid	PayoutChangeUser(Relation rel, HeapTuple oldtuple);
 extern bool PayoutIsHeld(int status, int resolution);
