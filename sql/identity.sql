@@ -107,6 +107,40 @@ SELECT shop.renumber(70, 71);
 RESET ROLE;
 SELECT key, old_key, user_name FROM payout.history
 WHERE tbl = 'shop.orders'::regclass AND key LIKE '(71,%' ORDER BY id;
+-- A cascade that fails after the trigger judged its rows (here a DBA's
+-- AFTER trigger that fires before history's), rolled back to a savepoint,
+-- leaves nothing behind: the next change of those rows, by an operator's
+-- SECURITY DEFINER function, is recorded under the operator.
+CREATE FUNCTION shop.refuse_72() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.customer = 72 THEN
+		RAISE EXCEPTION 'customer 72 is closed';
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER a_refuse_72 AFTER UPDATE ON shop.orders
+	FOR EACH ROW EXECUTE FUNCTION shop.refuse_72();
+CREATE FUNCTION shop.advance_orders(c int) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
+AS 'UPDATE shop.orders SET status = CASE status WHEN ''CREATED''
+	THEN ''READY''::payout.status ELSE ''INVOKING'' END WHERE customer = c';
+ALTER FUNCTION shop.advance_orders(int) OWNER TO regress_ident_operator;
+GRANT USAGE ON SCHEMA shop TO regress_ident_operator;
+GRANT SELECT, UPDATE ON shop.orders TO regress_ident_operator;
+GRANT EXECUTE ON FUNCTION shop.advance_orders(int) TO regress_ident_app;
+SET ROLE regress_ident_app;
+BEGIN;
+SAVEPOINT before_renumber;
+\set VERBOSITY terse
+UPDATE shop.customers SET id = 72 WHERE id = 71;
+\set VERBOSITY default
+ROLLBACK TO SAVEPOINT before_renumber;
+SELECT shop.advance_orders(71);
+COMMIT;
+RESET ROLE;
+SELECT key, old_status, new_status, user_name FROM payout.history
+WHERE tbl = 'shop.orders'::regclass AND key LIKE '(71,%' AND old_key IS NULL
+ORDER BY key;
 
 -- A key that changes only in form (numeric 1.0 to 1.00) is the same key.
 CREATE TABLE shop.numbered (n numeric PRIMARY KEY, status payout.status NOT NULL);

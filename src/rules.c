@@ -120,10 +120,19 @@ typedef struct CascadeNote
 {
 	CascadeKey	key;			/* hash key: must be first */
 	Oid			user_id;
-	SubTransactionId subxid;
 } CascadeNote;
 
+/* What was noted, in the order it was: subtransaction ids only grow. */
+typedef struct CascadeEntry
+{
+	CascadeKey	key;
+	SubTransactionId subxid;
+} CascadeEntry;
+
 static HTAB *cascade_notes = NULL;
+static CascadeEntry *cascade_order = NULL;
+static int	cascade_count = 0;
+static int	cascade_max = 0;
 
 static void
 CascadeXactCallback(XactEvent event, void *arg)
@@ -137,6 +146,8 @@ CascadeXactCallback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			cascade_notes = NULL;
+			cascade_order = NULL;
+			cascade_count = cascade_max = 0;
 			break;
 		default:
 			break;
@@ -147,21 +158,21 @@ static void
 CascadeSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 					   SubTransactionId parentSubid, void *arg)
 {
-	HASH_SEQ_STATUS status;
-	CascadeNote *note;
-
 	if (event != SUBXACT_EVENT_ABORT_SUB || cascade_notes == NULL)
 		return;
 
 	/*
 	 * Subtransactions started after the aborted one, while it was the
-	 * innermost, were nested in it: their notes go too.
+	 * innermost, were nested in it: their notes go too.  They are the last
+	 * ones noted, so an abort costs what it takes back, never a walk over
+	 * every note (a note history has taken already is simply not found).
 	 */
-	hash_seq_init(&status, cascade_notes);
-	while ((note = hash_seq_search(&status)) != NULL)
+	while (cascade_count > 0 &&
+		   cascade_order[cascade_count - 1].subxid >= mySubid)
 	{
-		if (note->subxid >= mySubid)
-			hash_search(cascade_notes, &note->key, HASH_REMOVE, NULL);
+		cascade_count--;
+		hash_search(cascade_notes, &cascade_order[cascade_count].key,
+					HASH_REMOVE, NULL);
 	}
 }
 
@@ -200,13 +211,24 @@ PayoutNoteCascade(Relation rel, HeapTuple oldtuple)
 		ctl.hcxt = TopTransactionContext;
 		cascade_notes = hash_create("payout foreign key actions", 64, &ctl,
 									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		cascade_max = 64;
+		cascade_order = MemoryContextAlloc(TopTransactionContext,
+										   sizeof(CascadeEntry) * cascade_max);
+	}
+	else if (cascade_count == cascade_max)
+	{
+		cascade_max *= 2;
+		cascade_order = repalloc(cascade_order,
+								 sizeof(CascadeEntry) * cascade_max);
 	}
 	memset(&key, 0, sizeof(key));
 	key.relid = RelationGetRelid(rel);
 	key.tid = oldtuple->t_self;
 	note = hash_search(cascade_notes, &key, HASH_ENTER, &found);
 	note->user_id = PayoutActingUser();
-	note->subxid = GetCurrentSubTransactionId();
+	cascade_order[cascade_count].key = key;
+	cascade_order[cascade_count].subxid = GetCurrentSubTransactionId();
+	cascade_count++;
 }
 
 /*
